@@ -1,0 +1,20 @@
+"""One exception family for every problem a user can fix (exit code 2)."""
+
+from __future__ import annotations
+
+
+class SpectralProbeError(Exception):
+    """Base of the domain errors; the CLI turns it into one line on stderr and exit code 2."""
+
+
+class InputError(SpectralProbeError):
+    """A file could not be used: missing, truncated, corrupt, non-finite, wrong shape, unknown operator."""
+
+    def __init__(self, path: object, problem: str) -> None:
+        self.path = str(path) if path is not None else None
+        self.problem = problem
+        super().__init__(f"{self.path}: {problem}" if self.path else problem)
+
+
+class UsageError(SpectralProbeError):
+    """Bad command-line or config usage (an unknown option value, a gate on an uncomputed quantity)."""
