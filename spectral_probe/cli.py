@@ -1,0 +1,262 @@
+"""The command line: parse -> probe -> report -> exit code. The only module that prints.
+
+torch is imported lazily inside the commands so that ``spectral-probe --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import traceback
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+
+from spectral_probe import __version__
+from spectral_probe.errors import SpectralProbeError
+from spectral_probe.exitcodes import ExitCode
+
+app = typer.Typer(
+    name="spectral-probe",
+    help="Stability of the fixed points of dynamical neural models: omega, alpha and rho, matrix-free.",
+    add_completion=False,
+    no_args_is_help=True,
+    rich_markup_mode=None,
+    pretty_exceptions_enable=False,
+)
+
+_P = "numerics"
+_G = "gates"
+_O = "output"
+
+FixedPointOpt = Annotated[Path | None, typer.Option("--fixed-point", help="File holding z_star [n] or [B, n].")]
+OperatorOpt = Annotated[
+    str | None, typer.Option("--operator", help="Registered NAME, package.module:factory or file.py:factory.")
+]
+ConfigOpt = Annotated[Path | None, typer.Option("--config", help="YAML file with any of these options.")]
+COpt = Annotated[float | None, typer.Option("--c", help="Extra damping c (default 0).", rich_help_panel=_P)]
+EpsOpt = Annotated[float | None, typer.Option("--eps", help="Euler step eps of M = I + eps J_F (default 1).")]
+DtypeOpt = Annotated[str | None, typer.Option("--dtype", help="float64 (default) or float32.", rich_help_panel=_P)]
+DeviceOpt = Annotated[str | None, typer.Option("--device", help="cpu (default) or cuda.", rich_help_panel=_P)]
+SeedOpt = Annotated[int | None, typer.Option("--seed", help="Seed of the random start vectors (default 0).")]
+TolOpt = Annotated[float | None, typer.Option("--tol", help="Normwise residual tolerance (default eps^(2/3)).")]
+MatvecOpt = Annotated[str | None, typer.Option("--matvec", help="autograd (default) or fd.", rich_help_panel=_P)]
+MethodOpt = Annotated[str | None, typer.Option("--method", help="auto (default), dense or krylov.")]
+RefineOpt = Annotated[
+    bool | None, typer.Option("--refine/--no-refine", help="Polish z* by Newton-Krylov first.", show_default=False)
+]
+BandOpt = Annotated[float | None, typer.Option("--band", help="Marginal band b around rho = 1 (default 1e-6).")]
+MaxRhoOpt = Annotated[float | None, typer.Option("--max-rho", help="Gate: fail when rho > R.", rich_help_panel=_G)]
+MaxAlphaOpt = Annotated[float | None, typer.Option("--max-alpha", help="Gate: fail when alpha > A.", rich_help_panel=_G)]
+MaxOmegaOpt = Annotated[float | None, typer.Option("--max-omega", help="Gate: fail when omega > W.", rich_help_panel=_G)]
+JsonOpt = Annotated[str | None, typer.Option("--json", help="Write the JSON report to PATH, or - for stdout.")]
+MarkdownOpt = Annotated[Path | None, typer.Option("--markdown", help="Write a Markdown summary to PATH.")]
+JunitOpt = Annotated[Path | None, typer.Option("--junit", help="Write JUnit XML to PATH.", rich_help_panel=_O)]
+QuietOpt = Annotated[bool, typer.Option("--quiet", help="No table, no progress bar.", rich_help_panel=_O)]
+DebugOpt = Annotated[bool, typer.Option("--debug", help="Show tracebacks on errors.", rich_help_panel=_O)]
+
+def _stderr() -> Console:
+    return Console(stderr=True, highlight=False)
+
+
+def _fail(code: ExitCode, message: str, debug: bool) -> None:
+    _stderr().print(f"[bold red]error:[/] {message}", markup=True, soft_wrap=True)
+    if debug:
+        traceback.print_exc()
+    raise typer.Exit(int(code))
+
+
+def _options(params: dict[str, Any]):
+    """Merge command line > config file > defaults into a ProbeOptions."""
+    from spectral_probe.checkpoint import load_yaml_config
+    from spectral_probe.config import merge_options
+
+    config_path = params.get("config")
+    config = load_yaml_config(str(config_path)) if config_path is not None else {}
+    command_line = {}
+    for key, value in params.items():
+        if key in ("config", "ckpt", "directory"):
+            continue
+        if isinstance(value, Path):
+            value = str(value)
+        if isinstance(value, bool) and key in ("quiet", "debug") and not value:
+            value = None  # an unset flag must not override the config file
+        command_line[key] = value
+    return merge_options(command_line, config)
+
+
+def _progress_enabled(options) -> bool:
+    return not options.quiet and sys.stderr.isatty() and not os.environ.get("CI")
+
+
+def _guarded(debug: bool, body) -> None:
+    """Run a command body, mapping domain errors to exit 2 and bugs to exit 4 (one line each)."""
+    try:
+        body()
+    except typer.Exit:
+        raise
+    except SpectralProbeError as exc:
+        _fail(ExitCode.BAD_INPUT, str(exc), debug)
+    except KeyboardInterrupt:
+        _stderr().print("interrupted")
+        raise typer.Exit(130) from None
+    except Exception as exc:  # a bug: ask for a report
+        _fail(
+            ExitCode.INTERNAL_ERROR,
+            f"internal error ({type(exc).__name__}: {exc}); please report it with the output of --debug",
+            debug,
+        )
+
+
+def _emit(report, options) -> None:
+    """Write every requested output; none of them changes the exit code."""
+    from spectral_probe.report import FORMATTERS, OutputFormat
+    from spectral_probe.report.table import render
+
+    human = _stderr() if options.json == "-" else Console(highlight=False)
+    if not options.quiet:
+        render(report, human)
+    if options.json:
+        text = FORMATTERS[OutputFormat.JSON](report)
+        if options.json == "-":
+            sys.stdout.write(text)
+            sys.stdout.flush()
+        else:
+            Path(options.json).write_text(text)
+    if options.markdown:
+        Path(options.markdown).write_text(FORMATTERS[OutputFormat.MARKDOWN](report))
+    if options.junit:
+        Path(options.junit).write_text(FORMATTERS[OutputFormat.JUNIT](report))
+    summary = os.environ.get("GITHUB_STEP_SUMMARY")
+    if summary:
+        with open(summary, "a", encoding="utf-8") as handle:
+            handle.write(FORMATTERS[OutputFormat.MARKDOWN](report))
+
+
+@app.command()
+def scan(
+    ckpt: Annotated[Path, typer.Argument(help="Checkpoint: .safetensors, or .pt/.pth (weights_only).")],
+    fixed_point: FixedPointOpt = None,
+    operator: OperatorOpt = None,
+    config: ConfigOpt = None,
+    c: COpt = None,
+    eps: EpsOpt = None,
+    dtype: DtypeOpt = None,
+    device: DeviceOpt = None,
+    seed: SeedOpt = None,
+    tol: TolOpt = None,
+    matvec: MatvecOpt = None,
+    method: MethodOpt = None,
+    refine: RefineOpt = None,
+    band: BandOpt = None,
+    max_rho: MaxRhoOpt = None,
+    max_alpha: MaxAlphaOpt = None,
+    max_omega: MaxOmegaOpt = None,
+    json: JsonOpt = None,
+    markdown: MarkdownOpt = None,
+    junit: JunitOpt = None,
+    quiet: QuietOpt = False,
+    debug: DebugOpt = False,
+) -> None:
+    """Probe the fixed point(s) of one checkpoint and print a verdict per fixed point."""
+    params = dict(locals())
+
+    def body() -> None:
+        from spectral_probe.scan import run_scan
+
+        options = _options(params)
+        report = run_scan(str(ckpt), options, progress=_progress_enabled(options))
+        _emit(report, options)
+        raise typer.Exit(report.gate.exit_code)
+
+    _guarded(debug, body)
+
+
+@app.command()
+def audit(
+    directory: Annotated[Path, typer.Argument(help="Folder of checkpoints (a training run, a sweep).")],
+    glob: Annotated[
+        str | None, typer.Option("--glob", help="Pattern below DIR (default *.safetensors, *.pt, *.pth).")
+    ] = None,
+    jobs: Annotated[int | None, typer.Option("--jobs", help="Parallel worker processes (default 1).")] = None,
+    jsonl: Annotated[Path | None, typer.Option("--jsonl", help="Append one JSON line per checkpoint.")] = None,
+    resume: Annotated[
+        bool | None, typer.Option("--resume/--no-resume", help="Skip checkpoints already in --jsonl.")
+    ] = None,
+    fixed_point: FixedPointOpt = None,
+    operator: OperatorOpt = None,
+    config: ConfigOpt = None,
+    c: COpt = None,
+    eps: EpsOpt = None,
+    dtype: DtypeOpt = None,
+    device: DeviceOpt = None,
+    seed: SeedOpt = None,
+    tol: TolOpt = None,
+    matvec: MatvecOpt = None,
+    method: MethodOpt = None,
+    refine: RefineOpt = None,
+    band: BandOpt = None,
+    max_rho: MaxRhoOpt = None,
+    max_alpha: MaxAlphaOpt = None,
+    max_omega: MaxOmegaOpt = None,
+    json: JsonOpt = None,
+    markdown: MarkdownOpt = None,
+    junit: JunitOpt = None,
+    quiet: QuietOpt = False,
+    debug: DebugOpt = False,
+) -> None:
+    """Probe every checkpoint below DIR, in natural order; one bad file never stops the batch."""
+    params = dict(locals())
+
+    def body() -> None:
+        from spectral_probe.audit import run_audit
+
+        options = _options(params)
+        report = run_audit(str(directory), options, progress=_progress_enabled(options))
+        _emit(report, options)
+        raise typer.Exit(report.gate.exit_code)
+
+    _guarded(debug, body)
+
+
+@app.command()
+def operators(
+    debug: DebugOpt = False,
+    quiet: QuietOpt = False,
+) -> None:
+    """List the registered operator families (built-ins and installed plugins)."""
+
+    def body() -> None:
+        from rich.table import Table
+
+        from spectral_probe.operators import registered_operators
+
+        table = Table(title="operator families")
+        for column in ("name", "nc_force(z)", "parameters", "source"):
+            table.add_column(column)
+        for name, info in sorted(registered_operators().items()):
+            table.add_row(name, info.summary, ", ".join(info.params), info.source)
+        Console().print(table)
+
+    _guarded(debug, body)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"spectral-probe {__version__}")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
+    ] = False,
+) -> None:
+    """Stability of the fixed points of dynamical neural models: omega, alpha and rho, matrix-free."""
+
+
+def main() -> None:
+    app()

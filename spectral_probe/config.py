@@ -1,0 +1,126 @@
+"""One frozen options object, its defaults, and the precedence rule of SPEC section 3.
+
+Precedence: command line > config file (``--config``) > checkpoint metadata > built-in default.
+Checkpoint metadata can only supply ``operator``, ``c``, ``eps`` and the operator ``options``; those
+fields are ``None`` here when neither the command line nor the config file set them, and the probe
+fills them per checkpoint (see :func:`spectral_probe.probe.probe_checkpoint`).
+
+This module must not import torch (``spectral-probe --help`` imports it).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from spectral_probe.errors import UsageError
+
+DEFAULT_C = 0.0
+DEFAULT_EPS = 1.0
+
+DTYPES = ("float64", "float32")
+MATVECS = ("autograd", "fd")
+METHODS = ("auto", "dense", "krylov")
+
+
+@dataclass(frozen=True)
+class ProbeOptions:
+    """Every option of ``scan`` and ``audit``; the defaults here are the only copy of the defaults."""
+
+    # what to probe
+    fixed_point: str | None = None
+    operator: str | None = None
+    operator_options: dict[str, Any] = field(default_factory=dict)
+    c: float | None = None  # None: from metadata, else DEFAULT_C
+    eps: float | None = None  # None: from metadata, else DEFAULT_EPS
+    # numerics
+    dtype: str = "float64"
+    device: str = "cpu"
+    seed: int = 0
+    tol: float | None = None  # None: eps(dtype)^(2/3)
+    matvec: str = "autograd"
+    method: str = "auto"
+    refine: bool = False
+    band: float = 1e-6
+    krylov_dim: int = 30
+    block_size: int = 2
+    max_restarts: int = 300
+    fixed_point_tol: float = 1e-6
+    fd_directions: int = 3
+    dense_max_n: int = 384  # --method auto: dense at n <= this (measured, see BENCHMARKS.md)
+    fd_dense_max_n: int = 2048  # --matvec fd: omega from a dense FD Jacobian up to this n
+    # gates
+    max_rho: float | None = None
+    max_alpha: float | None = None
+    max_omega: float | None = None
+    # outputs
+    json: str | None = None
+    markdown: str | None = None
+    junit: str | None = None
+    quiet: bool = False
+    debug: bool = False
+    # audit
+    glob: str | None = None
+    jobs: int = 1
+    jsonl: str | None = None
+    resume: bool = False
+
+    def __post_init__(self) -> None:
+        _check_choice("dtype", self.dtype, DTYPES)
+        _check_choice("matvec", self.matvec, MATVECS)
+        _check_choice("method", self.method, METHODS)
+        if self.device not in ("cpu", "cuda") and not self.device.startswith("cuda:"):
+            raise UsageError(f"--device must be cpu or cuda[:index], not {self.device!r}")
+        if self.eps is not None and not self.eps > 0:
+            raise UsageError(f"--eps must be positive, not {self.eps}")
+        if self.band < 0:
+            raise UsageError(f"--band must be >= 0, not {self.band}")
+        if self.tol is not None and not 0 < self.tol < 1:
+            raise UsageError(f"--tol must be in (0, 1), not {self.tol}")
+        if self.block_size < 1 or self.krylov_dim < 2 or self.jobs < 1:
+            raise UsageError("--block-size, --krylov-dim and --jobs must be positive")
+
+    @property
+    def gates(self) -> dict[str, float]:
+        """The gates that are set, by quantity name."""
+        named = {"rho": self.max_rho, "alpha": self.max_alpha, "omega": self.max_omega}
+        return {name: value for name, value in named.items() if value is not None}
+
+
+def _check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise UsageError(f"--{name} must be one of {', '.join(choices)}, not {value!r}")
+
+
+OPTION_NAMES = frozenset(f.name for f in dataclasses.fields(ProbeOptions))
+
+
+def defaults() -> dict[str, Any]:
+    """The built-in defaults, by option name (used by the README test and ``--help``)."""
+    return {f.name: getattr(ProbeOptions(), f.name) for f in dataclasses.fields(ProbeOptions)}
+
+
+def merge_options(command_line: Mapping[str, Any], config_file: Mapping[str, Any]) -> ProbeOptions:
+    """Build :class:`ProbeOptions` with command line > config file > default.
+
+    ``command_line`` holds ``None`` for every option the user did not type.
+    Unknown keys in the config file are a usage error that names them.
+    """
+    normalized = {str(key).replace("-", "_"): value for key, value in config_file.items()}
+    if "options" in normalized:  # the config file may say `options:` as the metadata does
+        normalized["operator_options"] = normalized.pop("options")
+    unknown = sorted(set(normalized) - OPTION_NAMES)
+    if unknown:
+        raise UsageError(f"unknown option(s) in the config file: {', '.join(unknown)}")
+    merged: dict[str, Any] = dict(normalized)
+    for key, value in command_line.items():
+        if value is not None:
+            merged[key] = value
+    if "operator_options" in merged and not isinstance(merged["operator_options"], dict):
+        raise UsageError("operator options must be a mapping")
+    try:
+        return ProbeOptions(**merged)
+    except TypeError as exc:  # a wrongly typed YAML value
+        raise UsageError(f"bad option value: {exc}") from None

@@ -1,0 +1,74 @@
+"""The rich terminal table: one row per fixed point, the verdict in colour, a footer for the columns."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from rich.console import Console
+from rich.table import Table
+
+from spectral_probe.report.numbers import fmt, fmt_complex
+from spectral_probe.results import Report
+
+VERDICT_STYLES = {
+    "contractive": "bold green",
+    "stable": "green",
+    "marginal": "yellow",
+    "hopf": "bold red",
+    "neimark-sacker": "red",
+    "saddle": "bold red",
+    "flip": "red",
+    "inconclusive": "bold magenta",
+}
+
+FOOTER = (
+    "omega: lambda_max of Sym(J_F) (transient growth; not a stability verdict).  "
+    "alpha: rightmost eigenvalue of J_F (continuous stability iff < 0).  "
+    "rho: max |lambda(M)|, M = I + eps J_F (Arnoldi; rr = block Rayleigh-Ritz).  "
+    "gap: omega - alpha (non-normality).  fd: autograd J v vs central differences."
+)
+
+
+def render(report: Report, console: Console) -> None:
+    table = Table(title=f"spectral-probe {report.command}", caption=FOOTER, caption_justify="left")
+    table.add_column("checkpoint", overflow="fold")
+    table.add_column("#", justify="right")
+    table.add_column("n", justify="right")
+    table.add_column("omega", justify="right")
+    table.add_column("alpha", justify="right")
+    table.add_column("rho (rr)", justify="right")
+    table.add_column("gap", justify="right")
+    table.add_column("fd err", justify="right")
+    table.add_column("verdict")
+    for r in report.results:
+        rho = fmt(r.rho, 8) + (f" ({fmt(r.rho_rr, 8)})" if r.rho_rr is not None else "")
+        verdict = f"[{VERDICT_STYLES.get(r.verdict, '')}]{r.verdict}[/]"
+        if r.reason:
+            verdict += f"\n[dim]{r.reason}[/]"
+        table.add_row(
+            r.checkpoint,
+            str(r.index),
+            str(r.n),
+            fmt(r.omega),
+            fmt_complex(r.alpha, r.alpha_imag),
+            rho,
+            fmt(r.gap, 3),
+            fmt(r.fd_jvp_rel_err, 2),
+            verdict,
+        )
+    for e in report.errors:
+        table.add_row(e.checkpoint, "-", "-", "-", "-", "-", "-", "-", f"[bold red]error[/]\n{e.error}")
+    console.print(table)
+    counts = Counter(r.verdict for r in report.results)
+    summary = ", ".join(f"[{VERDICT_STYLES.get(k, '')}]{k}[/] {v}" for k, v in sorted(counts.items()))
+    if report.errors:
+        summary += f", [bold red]error[/] {len(report.errors)}"
+    console.print(f"verdicts: {summary}")
+    gate = report.gate
+    if gate.gates:
+        state = "[green]passed[/]" if gate.passed else "[bold red]failed[/]"
+        console.print(f"gate ({', '.join(f'max-{k} {v:g}' for k, v in gate.gates.items())}): {state}")
+    for line in gate.violations:
+        console.print(f"  [red]violation[/] {line}")
+    for line in gate.untrusted:
+        console.print(f"  [magenta]untrusted[/] {line}")

@@ -1,0 +1,137 @@
+"""Frozen result records shared by the probe, the audit and the formatters (no torch here)."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+REPORT_VERSION = 1
+
+
+@dataclass(frozen=True)
+class FixedPointResult:
+    """Everything measured at one fixed point z*; field names are the JSON keys of SPEC section 6.
+
+    ``None`` marks a quantity that was not computed (``omega`` under ``--matvec fd`` at large n, the
+    adjoint check without a vjp); it is written as JSON ``null`` and a gate on it is a usage error.
+    """
+
+    checkpoint: str
+    index: int
+    n: int
+    c: float
+    eps: float
+    omega: float | None
+    alpha: float | None
+    alpha_imag: float | None
+    rho: float | None
+    lead_real: float | None
+    lead_imag: float | None
+    mu_lead_real: float | None
+    mu_lead_imag: float | None
+    gap: float | None
+    omega_nc: float | None
+    alpha_nc: float | None
+    fd_jvp_rel_err: float | None
+    adjoint_rel_err: float | None
+    fixed_point_residual: float
+    converged: bool
+    method: str
+    matvecs: int
+    seconds: float
+    verdict: str
+    reason: str | None = None
+    lead_is_complex: bool | None = None
+    rho_rr: float | None = None
+    rr_block_size: int | None = None
+    rr2_misleading: bool = False
+    norm_M_estimate: float | None = None
+    residuals: dict[str, float | None] = field(default_factory=dict)
+    matvecs_by_kind: dict[str, int] = field(default_factory=dict)
+    fixed_point_residual_before_refine: float | None = None
+    notes: tuple[str, ...] = ()
+    sha256: str | None = None
+    step: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        out = dataclasses.asdict(self)
+        out["notes"] = list(self.notes)
+        return {key: _json_safe(value) for key, value in out.items()}
+
+
+@dataclass(frozen=True)
+class CheckpointError:
+    """A checkpoint that could not be probed (exit code 2 material)."""
+
+    checkpoint: str
+    error: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"checkpoint": self.checkpoint, "error": self.error}
+
+
+@dataclass(frozen=True)
+class GateOutcome:
+    """The gate and the exit code, both decided by :func:`spectral_probe.gate.evaluate`."""
+
+    passed: bool
+    violations: tuple[str, ...]
+    untrusted: tuple[str, ...]
+    gates: dict[str, float]
+    exit_code: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "passed": self.passed,
+            "violations": list(self.violations),
+            "untrusted": list(self.untrusted),
+            "gates": dict(self.gates),
+            "exit_code": self.exit_code,
+        }
+
+
+@dataclass(frozen=True)
+class Report:
+    """A whole run: what every formatter receives and none may change."""
+
+    results: tuple[FixedPointResult, ...]
+    errors: tuple[CheckpointError, ...]
+    gate: GateOutcome
+    reproducibility: dict[str, Any]
+    command: str = "scan"
+    trajectory: dict[str, Any] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "version": REPORT_VERSION,
+            "results": [r.to_dict() for r in self.results],
+            "errors": [e.to_dict() for e in self.errors],
+            "gate": self.gate.to_dict(),
+            "reproducibility": self.reproducibility,
+        }
+        if self.trajectory is not None:
+            out["trajectory"] = self.trajectory
+        return out
+
+
+def _json_safe(value: Any) -> Any:
+    """NaN and infinities are not JSON: write them as null (the verdict already says inconclusive)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_safe(v) for v in value]
+    return value
+
+
+def result_from_dict(data: dict[str, Any]) -> FixedPointResult:
+    """Inverse of :meth:`FixedPointResult.to_dict` (used by ``audit --resume``)."""
+    names = {f.name for f in dataclasses.fields(FixedPointResult)}
+    kwargs = {k: v for k, v in data.items() if k in names}
+    kwargs["notes"] = tuple(kwargs.get("notes", ()))
+    for key in ("omega", "alpha", "rho"):
+        kwargs.setdefault(key, None)
+    return FixedPointResult(**kwargs)
