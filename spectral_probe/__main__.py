@@ -1,0 +1,3 @@
+from spectral_probe.cli import main
+
+main()

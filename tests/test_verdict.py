@@ -1,0 +1,79 @@
+"""Verdicts of SPEC section 2 against the table, region by region, and property-based."""
+
+import math
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from spectral_probe.verdict import INCONCLUSIVE, VERDICTS, classify, lead_is_complex
+
+BAND = 1e-6
+CTOL = 1e-5
+
+
+def verdict_of(lead: complex, eps: float = 1.0, omega: float | None = 0.5, reasons=()) -> str:
+    mu = (lead - 1) / eps
+    return classify(
+        rho=abs(lead),
+        lead_real=lead.real,
+        lead_imag=abs(lead.imag),
+        mu_lead_real=mu.real,
+        omega=omega,
+        band=BAND,
+        complex_tol=CTOL,
+        reasons=reasons,
+    )[0]
+
+
+@pytest.mark.parametrize(
+    ("lead", "omega", "expected"),
+    [
+        (0.5 + 0j, -0.1, "contractive"),
+        (0.5 + 0j, 0.1, "stable"),
+        (0.5 + 0j, None, "stable"),  # omega unknown: never claim contractive
+        (0.3 + 0.6j, 12.8, "stable"),
+        (1.0 + 0j, 0.0, "marginal"),
+        (1.0 + 5e-7, 0.0, "marginal"),
+        (1.02 + 0.1j, 1.0, "hopf"),  # Re(mu) = 0.02 > 0
+        (-0.5 + 1.2j, 1.0, "neimark-sacker"),  # |lead| > 1 but Re(mu) < 0
+        (1.2 + 0j, 1.0, "saddle"),
+        (-1.3 + 0j, 1.0, "flip"),
+    ],
+)
+def test_table_regions(lead: complex, omega, expected: str) -> None:
+    assert verdict_of(lead, omega=omega) == expected
+
+
+def test_reasons_make_it_inconclusive() -> None:
+    assert verdict_of(0.5 + 0j, reasons=["residual too large"]) == INCONCLUSIVE
+
+
+def test_non_finite_is_inconclusive() -> None:
+    assert verdict_of(complex(float("nan"), 0.0)) == INCONCLUSIVE
+
+
+def test_complex_rule_is_relative_to_size() -> None:
+    assert not lead_is_complex(100.0, 1e-4, CTOL)  # round-off of a large real eigenvalue
+    assert lead_is_complex(1.0, 1e-4, CTOL)
+
+
+@given(
+    st.floats(-3, 3),
+    st.floats(0, 3),
+    st.floats(0.05, 2.0),
+    st.one_of(st.none(), st.floats(-5, 5)),
+)
+def test_every_input_gets_exactly_the_spec_verdict(re: float, im: float, eps: float, omega) -> None:
+    lead = complex(re, im)
+    got = verdict_of(lead, eps=eps, omega=omega)
+    assert got in VERDICTS
+    rho = abs(lead)
+    if rho < 1 - BAND:
+        assert got == ("contractive" if omega is not None and omega < 0 else "stable")
+    elif abs(rho - 1) <= BAND:
+        assert got == "marginal"
+    elif im > CTOL * max(1.0, rho):
+        assert got == ("hopf" if (re - 1) / eps > 0 else "neimark-sacker")
+    else:
+        assert got == ("saddle" if re > 1 else "flip")
