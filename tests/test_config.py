@@ -1,0 +1,65 @@
+"""Options: precedence, validation, and the README kept true to the one defaults object."""
+
+import re
+from pathlib import Path
+
+import pytest
+
+from spectral_probe.config import ProbeOptions, defaults, merge_options
+from spectral_probe.errors import UsageError
+from spectral_probe.exitcodes import ExitCode
+
+README = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+
+
+def _section(name: str) -> str:
+    return README.split(f"<!-- {name}:start -->")[1].split(f"<!-- {name}:end -->")[0]
+
+
+def test_command_line_beats_config_beats_default() -> None:
+    options = merge_options({"seed": 7, "band": None}, {"seed": 3, "band": 0.01, "krylov-dim": 40})
+    assert options.seed == 7 and options.band == 0.01 and options.krylov_dim == 40
+    assert merge_options({}, {}).seed == ProbeOptions().seed
+
+
+def test_unknown_config_key_is_named() -> None:
+    with pytest.raises(UsageError, match="max_roh"):
+        merge_options({}, {"max_roh": 1.0})
+
+
+@pytest.mark.parametrize("bad", [{"dtype": "float16"}, {"method": "magic"}, {"eps": -1.0}, {"device": "tpu"}])
+def test_bad_values_are_usage_errors(bad) -> None:
+    with pytest.raises(UsageError):
+        merge_options(bad, {})
+
+
+def test_readme_defaults_match_the_defaults_object() -> None:
+    table = _section("defaults")
+    values = defaults()
+    checked = 0
+    for row in table.splitlines():
+        cells = [c.strip() for c in row.strip("|").split("|")]
+        if len(cells) != 3 or not cells[0].startswith("`--"):
+            continue
+        name = cells[0].split("`")[1].lstrip("-").replace("-", "_")
+        if name not in values or values[name] is None:
+            continue
+        documented = cells[1].strip("`").split("`")[-1] if "else" in cells[1] else cells[1].strip("`")
+        if name in ("c", "eps"):
+            from spectral_probe import config
+
+            assert float(documented) == getattr(config, f"DEFAULT_{name.upper()}")
+        elif name == "method":
+            assert f"n <= {values['dense_max_n']}" in cells[2]
+            assert documented == values[name]
+        else:
+            assert documented == str(values[name]), name
+        checked += 1
+    assert checked >= 8
+    for name in ("krylov_dim", "block_size", "max_restarts", "fixed_point_tol", "dense_max_n"):
+        assert f"`{name}` ({values[name]})" in README, name
+
+
+def test_readme_exit_codes_match_the_enum() -> None:
+    rows = re.findall(r"^\| (\d) \| (.+) \|$", _section("exitcodes"), flags=re.M)
+    assert [int(code) for code, _ in rows] == [int(c) for c in ExitCode]
