@@ -17,6 +17,7 @@ import math
 import os
 import pickle
 import struct
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -51,6 +52,9 @@ _MAX_SAFETENSORS_HEADER = 100_000_000
 _HASH_CHUNK = 1 << 20
 # A .pt checkpoint may carry metadata like a safetensors header, as a dict of str under this key.
 _PT_METADATA_KEY = "__metadata__"
+# torch.save writes a zip archive (since torch 1.6), or, in the legacy format, a pickled magic number.
+_ZIP_MAGIC = b"PK\x03\x04"
+_LEGACY_TORCH_MAGIC = b"\x80\x02\x8a\nl\xfc\x9cF\xf9 j\xa8P\x19"
 
 
 @dataclass(frozen=True)
@@ -108,7 +112,9 @@ def load_fixed_point(path: str | os.PathLike[str]) -> Tensor:
     )
 
 
-def prepare_fixed_points(z_star: Tensor, n_expected: int | None, path: str | os.PathLike[str] | None) -> Tensor:
+def prepare_fixed_points(
+    z_star: Tensor, n_expected: int | None, path: str | os.PathLike[str] | None
+) -> Tensor:
     """Bring ``z*`` to the batch layout ``[B, n]`` used by the probe, and check it.
 
     Accepted shapes: ``[n]`` (one fixed point) and ``[B, n]`` (B fixed points, each probed). A state
@@ -121,7 +127,9 @@ def prepare_fixed_points(z_star: Tensor, n_expected: int | None, path: str | os.
     if not isinstance(z_star, Tensor):
         raise InputError(path, f"the fixed point must be a tensor, got {type(z_star).__name__}")
     if not z_star.is_floating_point():
-        raise InputError(path, f"the fixed point z_star must be a real floating tensor, got dtype {z_star.dtype}")
+        raise InputError(
+            path, f"the fixed point z_star must be a real floating tensor, got dtype {z_star.dtype}"
+        )
     shape = tuple(z_star.shape)
     expected = f"[{n_expected}] or [B, {n_expected}]" if n_expected is not None else "[n] or [B, n]"
     if z_star.ndim == 1:
@@ -184,7 +192,9 @@ def _to_probe_one(t: Tensor, dtype: torch.dtype, device: torch.device | str) -> 
 # Metadata and YAML
 
 
-def checkpoint_settings(metadata: Mapping[str, str], path: str | os.PathLike[str] | None = None) -> dict[str, Any]:
+def checkpoint_settings(
+    metadata: Mapping[str, str], path: str | os.PathLike[str] | None = None
+) -> dict[str, Any]:
     """Parse the ``spectral_probe.*`` keys of a checkpoint's metadata (SPEC.md 3).
 
     Returns a dict with only the keys present, among
@@ -201,7 +211,9 @@ def checkpoint_settings(metadata: Mapping[str, str], path: str | os.PathLike[str
         if raw is None:
             return None
         if not isinstance(raw, str):
-            raise InputError(path, f"metadata '{METADATA_PREFIX}{key}' must be a string, got {type(raw).__name__}")
+            raise InputError(
+                path, f"metadata '{METADATA_PREFIX}{key}' must be a string, got {type(raw).__name__}"
+            )
         return raw
 
     operator = value("operator")
@@ -229,10 +241,13 @@ def checkpoint_settings(metadata: Mapping[str, str], path: str | os.PathLike[str
         try:
             options = json.loads(raw)
         except json.JSONDecodeError as exc:
-            raise InputError(path, f"metadata '{METADATA_PREFIX}options' is not valid JSON: {exc.msg}") from None
+            raise InputError(
+                path, f"metadata '{METADATA_PREFIX}options' is not valid JSON: {exc.msg}"
+            ) from None
         if not isinstance(options, dict):
             raise InputError(
-                path, f"metadata '{METADATA_PREFIX}options' must be a JSON object, got {type(options).__name__}"
+                path,
+                f"metadata '{METADATA_PREFIX}options' must be a JSON object, got {type(options).__name__}",
             )
         settings["options"] = options
 
@@ -270,7 +285,9 @@ def load_yaml_config(path: str | os.PathLike[str]) -> dict[str, Any]:
     if data is None:
         return {}
     if not isinstance(data, dict):
-        raise InputError(path, f"a config file must be a mapping of option: value, got a {type(data).__name__}")
+        raise InputError(
+            path, f"a config file must be a mapping of option: value, got a {type(data).__name__}"
+        )
     config: dict[str, Any] = {}
     spelled: dict[str, str] = {}
     for key, item in data.items():
@@ -280,7 +297,9 @@ def load_yaml_config(path: str | os.PathLike[str]) -> dict[str, Any]:
         if not name:
             raise InputError(path, f"invalid config key {key!r}")
         if name in config:
-            raise InputError(path, f"config option '{name}' is given twice (as '{spelled[name]}' and '{key}')")
+            raise InputError(
+                path, f"config option '{name}' is given twice (as '{spelled[name]}' and '{key}')"
+            )
         config[name] = item
         spelled[name] = key
     return config
@@ -354,11 +373,15 @@ def _read_tensor_file(path: str | os.PathLike[str]) -> tuple[dict[str, Tensor], 
 
 def _check_tensor(name: str, tensor: Tensor, path: str | os.PathLike[str]) -> None:
     if tensor.layout != torch.strided:
-        raise InputError(path, f"tensor '{name}' has layout {tensor.layout}; only dense tensors are supported")
+        raise InputError(
+            path, f"tensor '{name}' has layout {tensor.layout}; only dense tensors are supported"
+        )
     if tensor.is_floating_point() or tensor.is_complex():
         bad = int((~torch.isfinite(tensor)).sum())
         if bad:
-            raise InputError(path, f"tensor '{name}' has {bad} non-finite value{'s' if bad > 1 else ''} (nan/inf)")
+            raise InputError(
+                path, f"tensor '{name}' has {bad} non-finite value{'s' if bad > 1 else ''} (nan/inf)"
+            )
 
 
 def _read_safetensors(p: Path, path: str | os.PathLike[str]) -> tuple[dict[str, Tensor], dict[str, str]]:
@@ -375,7 +398,8 @@ def _read_safetensors(p: Path, path: str | os.PathLike[str]) -> tuple[dict[str, 
                 raise InputError(path, "not a safetensors file (corrupt header length)")
             if header_len > size - 8:
                 raise InputError(
-                    path, f"truncated safetensors file: the header needs {header_len} bytes, {size - 8} are left"
+                    path,
+                    f"truncated safetensors file: the header needs {header_len} bytes, {size - 8} are left",
                 )
             header_bytes = handle.read(header_len)
     except OSError as exc:
@@ -397,7 +421,8 @@ def _read_safetensors(p: Path, path: str | os.PathLike[str]) -> tuple[dict[str, 
         data_end = max(data_end, offsets[1])
     if data_end > data_len:
         raise InputError(
-            path, f"truncated safetensors file: the tensor data needs {data_end} bytes, {data_len} are present"
+            path,
+            f"truncated safetensors file: the tensor data needs {data_end} bytes, {data_len} are present",
         )
 
     from safetensors import safe_open  # imported here: `spectral-probe --help` must not load it
@@ -422,14 +447,29 @@ def _read_torch(p: Path, path: str | os.PathLike[str]) -> tuple[dict[str, Tensor
         "(spectral-probe never unpickles arbitrary objects); save a dict of tensors, or a .safetensors file"
     )
     try:
-        # weights_only=True is the whole point: an arbitrary pickle can run code when loaded.
-        obj = torch.load(str(p), map_location="cpu", weights_only=True)
+        with p.open("rb") as handle:
+            magic = handle.read(len(_LEGACY_TORCH_MAGIC))
+    except OSError as exc:
+        raise InputError(path, f"cannot read file: {exc.strerror or exc}") from None
+    if not (magic.startswith(_ZIP_MAGIC) or magic == _LEGACY_TORCH_MAGIC):
+        # Without this, random bytes reach the unpickler and read as "refused", not as corrupt.
+        raise InputError(path, "not a torch checkpoint (corrupt, or not written by torch.save)")
+    try:
+        with warnings.catch_warnings():
+            # torch warns about pickle protocols it did not write; the error below says enough.
+            warnings.simplefilter("ignore")
+            # weights_only=True is the whole point: an arbitrary pickle can run code when loaded.
+            obj = torch.load(str(p), map_location="cpu", weights_only=True)
     except pickle.UnpicklingError:
         raise InputError(path, refused) from None
     except Exception as exc:  # a truncated zip archive, random bytes, an old format ...
-        raise InputError(path, f"cannot read torch checkpoint (truncated or corrupt): {_first_line(exc)}") from None
+        raise InputError(
+            path, f"cannot read torch checkpoint (truncated or corrupt): {_first_line(exc)}"
+        ) from None
     if not isinstance(obj, dict):
-        raise InputError(path, f"not a plain tensor checkpoint: expected a dict of name -> tensor, got {_kind(obj)}")
+        raise InputError(
+            path, f"not a plain tensor checkpoint: expected a dict of name -> tensor, got {_kind(obj)}"
+        )
     tensors: dict[str, Tensor] = {}
     metadata: dict[str, str] = {}
     for key, item in obj.items():
@@ -456,6 +496,10 @@ def _kind(obj: object) -> str:
 
 
 def _first_line(exc: BaseException) -> str:
+    """The first sentence of a library's message: torch appends paragraphs of advice to it."""
     text = str(exc).strip().splitlines()
     line = text[0] if text else type(exc).__name__
+    cut = line.find(". ", 40)
+    if cut > 0:
+        line = line[:cut]
     return line if len(line) <= 200 else line[:197] + "..."

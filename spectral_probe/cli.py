@@ -116,8 +116,14 @@ def _emit(report, options) -> None:
     from spectral_probe.report.table import render
 
     human = _stderr() if options.json == "-" else Console(highlight=False)
-    if not options.quiet:
+    if not options.quiet and report.results:
         render(report, human)
+    problems = _stderr()
+    for error in report.errors:
+        problems.print(f"[bold red]error:[/] {error.error}", soft_wrap=True)
+    if options.quiet or not report.results:
+        for line in (*report.gate.untrusted, *report.gate.violations):
+            problems.print(f"[bold red]gate:[/] {line}", soft_wrap=True)
     if options.json:
         text = FORMATTERS[OutputFormat.JSON](report)
         if options.json == "-":
@@ -184,6 +190,13 @@ def audit(
     jsonl: Annotated[Path | None, typer.Option("--jsonl", help="Append one JSON line per checkpoint.")] = None,
     resume: Annotated[
         bool | None, typer.Option("--resume/--no-resume", help="Skip checkpoints already in --jsonl.")
+    ] = None,
+    warm_start: Annotated[
+        bool | None,
+        typer.Option(
+            "--warm-start/--no-warm-start",
+            help="Seed each probe with the previous checkpoint's Krylov vectors (default on; --jobs 1 only).",
+        ),
     ] = None,
     fixed_point: FixedPointOpt = None,
     operator: OperatorOpt = None,

@@ -66,6 +66,7 @@ class ProbeOptions:
     jobs: int = 1
     jsonl: str | None = None
     resume: bool = False
+    warm_start: bool = True  # audit --jobs 1: seed each probe with the previous checkpoint's vectors
 
     def __post_init__(self) -> None:
         _check_choice("dtype", self.dtype, DTYPES)

@@ -103,7 +103,9 @@ def _random_orthonormal(
         r, _ = _cgs2(r, basis)
         nr = _norm(r)
         good = pending & (nr > 1e-3 * norm0)
-        out = torch.where(good.unsqueeze(-1), r / nr.clamp_min(torch.finfo(like.dtype).tiny).unsqueeze(-1), out)
+        out = torch.where(
+            good.unsqueeze(-1), r / nr.clamp_min(torch.finfo(like.dtype).tiny).unsqueeze(-1), out
+        )
         pending = pending & ~good
         if not bool(pending.any()):
             break
@@ -175,9 +177,13 @@ def lanczos(
         best Ritz pairs found.
     """
     if which not in _WHICH:
-        raise ValueError(f"which must be one of {', '.join(map(repr, _WHICH))} for a symmetric operator, got {which!r}")
+        raise ValueError(
+            f"which must be one of {', '.join(map(repr, _WHICH))} for a symmetric operator, got {which!r}"
+        )
     if x0.ndim < 1 or not x0.dtype.is_floating_point:
-        raise ValueError(f"x0 must be a real floating tensor [*batch, n], got {x0.dtype} of shape {tuple(x0.shape)}")
+        raise ValueError(
+            f"x0 must be a real floating tensor [*batch, n], got {x0.dtype} of shape {tuple(x0.shape)}"
+        )
     n = x0.shape[-1]
     batch = x0.shape[:-1]
     if n < 1:

@@ -118,8 +118,10 @@ def resolve_operator(
         return BUILTINS[spec], spec
     plugins = _plugin_entry_points()
     if spec in plugins:
-        factory = _load_entry_point(plugins[spec])
-        return factory, spec
+        try:
+            return _load_entry_point(plugins[spec]), spec
+        except InputError as exc:
+            raise InputError(path, exc.problem) from None
     known = ", ".join([*BUILTINS, *sorted(plugins)])
     if from_metadata:
         if ":" in spec or "/" in spec or "\\" in spec or spec.endswith(".py"):
@@ -129,7 +131,9 @@ def resolve_operator(
                 "a checkpoint never makes spectral-probe import a module; pass it with --operator "
                 f"if you trust it (registered operators: {known})",
             )
-        raise InputError(path, f"unknown operator '{spec}' in the checkpoint metadata (registered operators: {known})")
+        raise InputError(
+            path, f"unknown operator '{spec}' in the checkpoint metadata (registered operators: {known})"
+        )
     if ":" not in spec:
         raise InputError(
             path,
@@ -198,7 +202,9 @@ def check_nc_force(
         with torch.no_grad():
             out = nc_force(z)
     except Exception as exc:  # user code
-        raise InputError(path, f"{label} failed on z_star of shape {list(z.shape)}: {_message(exc)}") from None
+        raise InputError(
+            path, f"{label} failed on z_star of shape {list(z.shape)}: {_message(exc)}"
+        ) from None
     if not isinstance(out, Tensor):
         raise InputError(path, f"{label} returned {type(out).__name__}, expected a tensor")
     if tuple(out.shape) != tuple(z.shape):
@@ -258,12 +264,14 @@ def _load_entry_point(entry_point: importlib.metadata.EntryPoint) -> OperatorFac
         factory = entry_point.load()
     except Exception as exc:  # a plugin that raises on import only breaks itself
         raise InputError(
-            None, f"operator plugin '{entry_point.name}' ({entry_point.value}) failed to load: {_message(exc)}"
+            None,
+            f"operator plugin '{entry_point.name}' ({entry_point.value}) failed to load: {_message(exc)}",
         ) from None
     if not callable(factory):
         raise InputError(
-            None, f"operator plugin '{entry_point.name}' ({entry_point.value}) is a {type(factory).__name__}, "
-            "not a factory function",
+            None,
+            f"operator plugin '{entry_point.name}' ({entry_point.value}) is not a factory function "
+            f"({type(factory).__name__})",
         )
     return factory
 
@@ -275,7 +283,9 @@ def _import_module(target: str, spec: str) -> Any:
         missing = exc.name or target
         if not (target == missing or target.startswith(missing + ".")):
             # The plugin itself imports something that is not installed.
-            raise InputError(None, f"operator '{spec}': importing '{target}' failed: {_message(exc)}") from None
+            raise InputError(
+                None, f"operator '{spec}': importing '{target}' failed: {_message(exc)}"
+            ) from None
     except Exception as exc:  # user code runs on import
         raise InputError(None, f"operator '{spec}': importing '{target}' failed: {_message(exc)}") from None
     # As `python -m` would, look in the working directory too (a console script does not).
@@ -329,16 +339,15 @@ def _get_attr(module: Any, attr: str, spec: str) -> OperatorFactory:
         except AttributeError:
             raise InputError(None, f"operator '{spec}': '{attr}' not found in {module.__name__}") from None
     if not callable(obj):
-        raise InputError(None, f"operator '{spec}': '{attr}' is a {type(obj).__name__}, not a factory function")
+        raise InputError(
+            None, f"operator '{spec}': '{attr}' is not a factory function ({type(obj).__name__})"
+        )
     return obj
 
 
 def _message(exc: BaseException) -> str:
     """One line: a KeyError's str() is the quoted key, so use its argument."""
-    if isinstance(exc, KeyError) and exc.args:
-        text = str(exc.args[0])
-    else:
-        text = str(exc)
+    text = str(exc.args[0]) if isinstance(exc, KeyError) and exc.args else str(exc)
     lines = text.strip().splitlines()
     line = lines[0] if lines else ""
     prefix = "" if isinstance(exc, ValueError | KeyError) else f"{type(exc).__name__}: "

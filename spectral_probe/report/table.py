@@ -8,6 +8,7 @@ from rich.console import Console
 from rich.table import Table
 
 from spectral_probe.report.numbers import fmt, fmt_complex
+from spectral_probe.report.trajectory import render_trajectory
 from spectral_probe.results import Report
 
 VERDICT_STYLES = {
@@ -59,6 +60,8 @@ def render(report: Report, console: Console) -> None:
     for e in report.errors:
         table.add_row(e.checkpoint, "-", "-", "-", "-", "-", "-", "-", f"[bold red]error[/]\n{e.error}")
     console.print(table)
+    if report.trajectory:
+        render_trajectory(report, console)
     counts = Counter(r.verdict for r in report.results)
     summary = ", ".join(f"[{VERDICT_STYLES.get(k, '')}]{k}[/] {v}" for k, v in sorted(counts.items()))
     if report.errors:

@@ -1,0 +1,270 @@
+"""Matrix-free Jacobian operators at the fixed points ``z*`` (SPEC.md 1).
+
+For ``F(z) = nc_force(z) - (1 + c) z`` linearized at each of B fixed points ``z*_b``:
+
+* ``J_nc = d nc_force / dz (z*)``: only products ``J_nc v`` (jvp) and ``J_nc^T u`` (vjp), never formed
+  for large n;
+* ``J_F = J_nc - (1 + c) I``, its symmetric part ``(J_F + J_F^T) / 2`` (numerical abscissa ``omega``);
+* ``M = I + eps J_F``, the forward map of the Euler relaxation ``z <- z + eps F(z)`` (``rho``).
+
+Every matvec follows :mod:`spectral_probe.linalg.result`: it acts on the LAST dimension of a
+``[B, *block, n]`` tensor, where ``B`` indexes the fixed points (problem b uses ``J`` at ``z*_b``) and
+``*block`` is any number of extra dimensions (several vectors of one block).
+
+Two modes (``--matvec``):
+
+* ``autograd``: ``J v`` by ``torch.func.linearize`` (the primal ``nc_force(z*)`` is computed once;
+  ``torch.func.jvp`` if linearize cannot trace the operator), ``J^T u`` by ``torch.func.vjp``, set up
+  once at ``z*``.
+* ``fd``: central differences of ``nc_force`` (:mod:`spectral_probe.linalg.fdcheck`), for black-box or
+  non-differentiable operators. ``J^T u`` is not available (``has_vjp`` is False).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import warnings
+from collections.abc import Callable
+
+import torch
+from torch import Tensor
+
+from spectral_probe.errors import InputError, UsageError
+from spectral_probe.linalg.fdcheck import central_difference_jvp
+
+__all__ = ["MATVEC_MODES", "JacobianOperators"]
+
+MATVEC_MODES = ("autograd", "fd")
+
+NcForce = Callable[[Tensor], Tensor]
+RowFn = Callable[[Tensor], Tensor]  # [B, n] -> [B, n], row b at fixed point b
+
+# Elements of the identity block pushed through one dense_jacobian chunk (32 MiB in float64): the
+# operator's own activations scale with it, so it is kept well below device memory.
+_DENSE_CHUNK_ELEMENTS = 1 << 22
+
+
+class JacobianOperators:
+    """The linearization of ``F(z) = nc_force(z) - (1 + c) z`` at B fixed points ``z*`` ``[B, n]``.
+
+    ``nc_force`` maps one state ``[n]`` to ``[n]``; it is batched with ``torch.func.vmap`` (or, if it is
+    not vmap-compatible, by a Python loop: ``vectorized`` is then False). ``path`` names the checkpoint
+    in errors. Raises :class:`InputError` if ``nc_force`` fails at ``z*`` or, in autograd mode, cannot be
+    differentiated with ``torch.func`` (use ``mode="fd"``), and :class:`UsageError` for a bad mode.
+
+    Attributes: ``z_star`` ``[B, n]``, ``batch`` (B), ``n``, ``c``, ``eps``, ``mode``, ``dtype``,
+    ``device``, ``has_vjp``, ``vectorized``, ``force_at_star`` (``nc_force(z*)``, ``[B, n]``),
+    ``notes`` (human-readable remarks, e.g. a linearize fallback).
+    """
+
+    def __init__(
+        self,
+        nc_force: NcForce,
+        z_star: Tensor,
+        c: float = 0.0,
+        eps: float = 1.0,
+        mode: str = "autograd",
+        *,
+        chunk_size: int | None = None,
+        path: str | os.PathLike[str] | None = None,
+    ) -> None:
+        if mode not in MATVEC_MODES:
+            raise UsageError(f"unknown matvec mode {mode!r} (valid: {', '.join(MATVEC_MODES)})")
+        if not (math.isfinite(c) and math.isfinite(eps)):
+            raise UsageError(f"c and eps must be finite, got c={c}, eps={eps}")
+        if z_star.ndim != 2 or not z_star.is_floating_point() or 0 in z_star.shape:
+            raise ValueError(
+                f"z_star must be a non-empty real [B, n] tensor, got {z_star.dtype} {list(z_star.shape)}"
+            )
+        if chunk_size is not None and chunk_size < 1:
+            raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
+        self.nc_force = nc_force
+        self.z_star = z_star.detach()
+        self.batch, self.n = (int(s) for s in z_star.shape)
+        self.c = float(c)
+        self.eps = float(eps)
+        self.mode = mode
+        self.dtype = z_star.dtype
+        self.device = z_star.device
+        self.has_vjp = mode == "autograd"
+        self.chunk_size = chunk_size
+        self.path = None if path is None else str(path)
+        self.notes: list[str] = []
+        self.vectorized = True
+        self.force_at_star = self._setup_force()
+        self._jvp_rows: RowFn | None = None
+        self._vjp_rows: RowFn | None = None
+        if mode == "autograd":
+            self._setup_autograd()
+
+    # ---------------------------------------------------------------------------------------------
+    # Public matvecs
+
+    def force(self, z: Tensor) -> Tensor:
+        """``nc_force(z)`` for every state in ``z`` ``[..., n]`` (the force is the same for all b)."""
+        # A copy: an operator that updates its input in place must not corrupt the caller's tensor.
+        flat = z.reshape(-1, self.n).clone()
+        return self._force_rows(flat).reshape(z.shape)
+
+    def field(self, z: Tensor) -> Tensor:
+        """``F(z) = nc_force(z) - (1 + c) z`` for every state in ``z`` ``[..., n]``."""
+        return self.force(z) - (1.0 + self.c) * z
+
+    @property
+    def field_at_star(self) -> Tensor:
+        """``F(z*)`` ``[B, n]``: zero at an exact fixed point (its norm is the fixed-point residual)."""
+        return self.force_at_star - (1.0 + self.c) * self.z_star
+
+    def jvp(self, v: Tensor) -> Tensor:
+        """``J_nc v`` for ``v`` ``[B, *block, n]``."""
+        self._check(v, "jvp")
+        if self.mode == "fd":
+            v3 = v.reshape(self.batch, -1, self.n)
+            out = central_difference_jvp(self.force, self.z_star.unsqueeze(1), v3)
+            return out.reshape(v.shape)
+        assert self._jvp_rows is not None
+        return self._blocked(self._jvp_rows, v)
+
+    def vjp(self, u: Tensor) -> Tensor:
+        """``J_nc^T u`` for ``u`` ``[B, *block, n]``; autograd mode only (``has_vjp``)."""
+        self._check(u, "vjp")
+        if self._vjp_rows is None:
+            raise UsageError(
+                "J^T u (vjp) is not available with --matvec fd: finite differences give J v only, so "
+                "quantities that need the transpose (omega, the adjoint check) need --matvec autograd "
+                "or a dense finite-difference Jacobian"
+            )
+        return self._blocked(self._vjp_rows, u)
+
+    def jf(self, v: Tensor) -> Tensor:
+        """``J_F v = J_nc v - (1 + c) v``."""
+        return self.jvp(v) - (1.0 + self.c) * v
+
+    def jf_t(self, u: Tensor) -> Tensor:
+        """``J_F^T u = J_nc^T u - (1 + c) u``."""
+        return self.vjp(u) - (1.0 + self.c) * u
+
+    def sym(self, v: Tensor) -> Tensor:
+        """``(J_F + J_F^T) v / 2``, the symmetric part whose largest eigenvalue is ``omega``."""
+        return 0.5 * (self.jf(v) + self.jf_t(v))
+
+    def m(self, v: Tensor) -> Tensor:
+        """``M v = v + eps J_F v``, the linearized Euler step."""
+        return v + self.eps * self.jf(v)
+
+    def m_t(self, u: Tensor) -> Tensor:
+        """``M^T u = u + eps J_F^T u``."""
+        return u + self.eps * self.jf_t(u)
+
+    def dense_jacobian(self, chunk_size: int | None = None) -> Tensor:
+        """``J_nc`` at every fixed point, ``[B, n, n]``, from jvps on the identity columns.
+
+        Column ``j`` is ``J_nc e_j``; the columns are pushed through :meth:`jvp` ``chunk_size`` at a time
+        (default: about 4M tangent elements per chunk) to bound memory. In fd mode this is the
+        finite-difference Jacobian. Costs ``n`` matvecs per fixed point.
+        """
+        chunk = chunk_size or self.chunk_size or max(1, _DENSE_CHUNK_ELEMENTS // (self.batch * self.n))
+        chunk = min(chunk, self.n)
+        columns = []
+        for start in range(0, self.n, chunk):
+            stop = min(self.n, start + chunk)
+            basis = torch.zeros(stop - start, self.n, dtype=self.dtype, device=self.device)
+            index = torch.arange(stop - start, device=self.device)
+            basis[index, index + start] = 1.0
+            columns.append(self.jvp(basis.unsqueeze(0).expand(self.batch, -1, -1)))
+        # Row j of the stacked result is J e_j, i.e. column j of J.
+        return torch.cat(columns, dim=1).transpose(1, 2).contiguous()
+
+    # ---------------------------------------------------------------------------------------------
+    # Setup and plumbing
+
+    def _setup_force(self) -> Tensor:
+        try:
+            out = torch.func.vmap(self.nc_force)(self.z_star.clone())
+        except Exception as vmap_error:
+            vmap_message = _one_line(vmap_error)
+            try:
+                out = torch.stack([self.nc_force(z) for z in self.z_star.clone()])
+            except Exception as exc:  # user code: the operator does not run at z*
+                raise InputError(self.path, f"the operator failed at z_star: {_one_line(exc)}") from None
+            # A black-box operator (numpy inside, .item(), data-dependent branches) still works, slowly.
+            self.vectorized = False
+            self.notes.append(f"nc_force is not vmap-compatible ({vmap_message}); matvecs loop over vectors")
+        if not isinstance(out, Tensor) or out.shape != self.z_star.shape or out.dtype != self.dtype:
+            got = f"{out.dtype} {list(out.shape)}" if isinstance(out, Tensor) else type(out).__name__
+            raise InputError(
+                self.path,
+                f"the operator must map each state to {self.dtype} [{self.n}]; on z_star "
+                f"{list(self.z_star.shape)} it returned {got}",
+            )
+        return out
+
+    def _force_rows(self, rows: Tensor) -> Tensor:
+        if self.vectorized:
+            return torch.func.vmap(self.nc_force)(rows)
+        return torch.stack([self.nc_force(z) for z in rows])
+
+    def _setup_autograd(self) -> None:
+        # The transforms see a copy, so no operator can write into self.z_star.
+        z = self.z_star.clone()
+        probe = torch.zeros_like(z)
+        try:
+            _, vjp_fn = torch.func.vjp(self._force_rows, z)
+            vjp_fn(probe)
+        except Exception as exc:
+            raise InputError(
+                self.path,
+                f"the operator cannot be differentiated with torch.func ({_one_line(exc)}); "
+                "use --matvec fd for a black-box operator",
+            ) from None
+        self._vjp_rows = lambda u: vjp_fn(u)[0]
+        try:
+            with warnings.catch_warnings():
+                # linearize traces the operator with make_fx and warns about constant folding.
+                warnings.simplefilter("ignore")
+                _, jvp_fn = torch.func.linearize(self._force_rows, z)
+                jvp_fn(probe)
+            self._jvp_rows = jvp_fn
+            return
+        except Exception as exc:
+            linearize_message = _one_line(exc)
+
+        def jvp_rows(v: Tensor) -> Tensor:
+            return torch.func.jvp(self._force_rows, (z,), (v,))[1]
+
+        try:
+            jvp_rows(probe)
+        except Exception as exc:
+            raise InputError(
+                self.path,
+                f"the operator has no forward-mode derivative in torch.func ({_one_line(exc)}); "
+                "use --matvec fd",
+            ) from None
+        self._jvp_rows = jvp_rows
+        self.notes.append(f"torch.func.linearize failed ({linearize_message}); using torch.func.jvp")
+
+    def _blocked(self, fn: RowFn, v: Tensor) -> Tensor:
+        """Apply a ``[B, n] -> [B, n]`` map to every block vector of ``v`` ``[B, *block, n]``."""
+        v3 = v.reshape(self.batch, -1, self.n)
+        count = v3.shape[1]
+        if count == 0:
+            return torch.empty_like(v)
+        if count == 1:
+            out = fn(v3[:, 0]).unsqueeze(1)
+        elif self.vectorized:
+            out = torch.func.vmap(fn, in_dims=1, out_dims=1)(v3)
+        else:
+            out = torch.stack([fn(v3[:, p]) for p in range(count)], dim=1)
+        return out.reshape(v.shape)
+
+    def _check(self, v: Tensor, what: str) -> None:
+        if v.ndim < 2 or v.shape[0] != self.batch or v.shape[-1] != self.n:
+            raise ValueError(f"{what} takes [B={self.batch}, *block, n={self.n}], got {list(v.shape)}")
+
+
+def _one_line(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    line = lines[0] if lines else ""
+    text = f"{type(exc).__name__}: {line}" if line else type(exc).__name__
+    return text if len(text) <= 200 else text[:197] + "..."

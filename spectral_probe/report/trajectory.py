@@ -1,0 +1,70 @@
+"""The training-trajectory view of ``audit`` in the terminal: sparklines and the first bifurcation.
+
+It renders ``Report.trajectory`` as :func:`spectral_probe.audit.build_trajectory` made it; it decides
+nothing. The rho sparkline is coloured per checkpoint by verdict where it fits the terminal.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from spectral_probe.report.numbers import fmt
+from spectral_probe.results import Report
+
+# Room left of and right of a sparkline (quantity name, min -> max).
+_MARGIN = 40
+
+
+def _spark(values: list[float | None], width: int) -> str:
+    """Same scaling as :func:`spectral_probe.audit.sparkline`, bucketed to ``width`` (worst per bucket)."""
+    # Imported here: spectral_probe.audit imports the probe machinery lazily, but keep report light.
+    from spectral_probe.audit import sparkline
+
+    return sparkline(values, width=width)
+
+
+def render_trajectory(report: Report, console: Console) -> None:
+    """Print the trajectory block under the audit table (nothing when there is no trajectory)."""
+    trajectory = report.trajectory
+    if not trajectory:
+        return
+    from spectral_probe.report.table import VERDICT_STYLES  # here: table imports this module
+
+    series: list[dict[str, Any]] = trajectory["series"]
+    axis = trajectory.get("x", "index")
+    first, last = series[0], series[-1]
+    span = (
+        f"{axis} {first.get(axis)} -> {last.get(axis)}"
+        if axis == "step"
+        else f"{first['label']} -> {last['label']}"
+    )
+    console.print(Text(f"trajectory over {len(series)} checkpoints ({span})", style="bold"))
+    width = max(8, min(len(series), console.width - _MARGIN))
+    grid = Table.grid(padding=(0, 2))
+    grid.add_column()
+    grid.add_column()
+    grid.add_column(justify="right")
+    for quantity in ("rho", "alpha", "omega"):
+        values = [point.get(quantity) for point in series]
+        line = Text(_spark(values, width))
+        if quantity == "rho" and len(series) <= width:
+            for i, point in enumerate(series):
+                line.stylize(VERDICT_STYLES.get(point["verdict"], ""), i, i + 1)
+        bounds = (trajectory.get("ranges") or {}).get(quantity)
+        label = f"{fmt(bounds[0], 4)} .. {fmt(bounds[1], 4)}" if bounds else "not computed"
+        grid.add_row(quantity, line, label)
+    console.print(grid)
+    bifurcation = trajectory.get("bifurcation")
+    if bifurcation:
+        estimate = bifurcation.get("estimated_step", bifurcation.get("estimated_index"))
+        where = f"; rho = 1 near {axis} {fmt(estimate, 6)}" if estimate is not None else ""
+        style = VERDICT_STYLES.get(bifurcation["type"], "bold")
+        console.print(Text("bifurcation: ", style="bold") + Text(bifurcation["summary"] + where, style=style))
+        for note in bifurcation.get("notes", []):
+            console.print(Text(f"  {note}", style="dim"))
+    else:
+        console.print(Text("no loss of stability along the run", style="dim"))
