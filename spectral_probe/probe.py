@@ -94,7 +94,7 @@ def probe_checkpoint(
     spec = options.operator if options.operator is not None else settings.get("operator")
     if spec is None:
         raise InputError(path, "names no operator (metadata 'spectral_probe.operator'); pass --operator")
-    factory, _ = resolve_operator(spec, from_metadata=from_metadata)
+    factory, _ = resolve_operator(spec, from_metadata=from_metadata, path=path)
     c = options.c if options.c is not None else settings.get("c", DEFAULT_C)
     eps = options.eps if options.eps is not None else settings.get("eps", DEFAULT_EPS)
     operator_options = {**settings.get("options", {}), **options.operator_options}

@@ -58,6 +58,8 @@ def run_scan(path: str, options: ProbeOptions, *, progress: bool = False) -> Rep
             probed = probe_checkpoint(path, options)
         results = probed.results
     except SpectralProbeError as exc:
+        if options.debug:  # the CLI shows the traceback
+            raise
         errors = (CheckpointError(checkpoint=path, error=str(exc)),)
     gate = evaluate(results, errors, options.gates)
     return Report(results=results, errors=errors, gate=gate, reproducibility=reproducibility(options))
