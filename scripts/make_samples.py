@@ -25,7 +25,7 @@ bias is solved for so that ``z*`` is a fixed point by construction:
 3. ``hopfield`` (``W act(z) + b``): ``J_nc = W diag(act'(z*))``, so ``W = J_nc diag(act'(z*))^-1`` and
    ``b = (1 + c) z* - W act(z*)``. ``rnn`` (``act(W z + b)``): ``J_nc = diag(act'(u*)) W`` with
    ``act(u*) = (1 + c) z*``, so ``W = diag(act'(u*))^-1 J_nc`` and ``b = u* - W z*``. ``linear``:
-   ``A = J_nc`` and ``b = (1 + c) z* - A z*``. Activations values are chosen on a dyadic grid
+   ``A = J_nc`` and ``b = (1 + c) z* - A z*``. Activation values are chosen on a dyadic grid
    (``tanh(z*) = t``) so that ``act'(z*) = 1 - t^2`` is exact.
 4. Matrix-vector products that feed a stored bias are summed with ``math.fsum`` (one rounding, no
    dependence on the BLAS) and scalar transcendental functions come from ``math`` (libm), not from
@@ -308,7 +308,10 @@ def hopfield_from_jacobian(
 
 
 def rnn_from_jacobian(rng: np.random.Generator, j_nc: np.ndarray, c: float) -> dict[str, np.ndarray]:
-    """``tanh(W z + b)`` with ``diag(1 - y^2) W = J_nc``, ``y = tanh(u*) = (1 + c) z*`` and ``b = u* - W z*``."""
+    """``tanh(W z + b)`` with ``diag(1 - y^2) W = J_nc`` and ``b = u* - W z*``.
+
+    ``y = tanh(u*) = (1 + c) z*`` is drawn on a dyadic grid, so ``1 - y^2`` is exact.
+    """
     n = j_nc.shape[0]
     y = dyadic(uniform(rng, -0.8, 0.8, n), VALUE_BITS)
     z = y / (1.0 + c)  # exact for the dyadic c used here
@@ -385,41 +388,47 @@ def verdict(rho: float, lead: complex, mu_lead: complex, omega: float, band: flo
     return "saddle" if lead.real > 1.0 else "flip"
 
 
-def dense_truth(j_f: np.ndarray, eps: float) -> dict[str, Any]:
-    """omega, alpha, rho, lead ... of ``J_F`` by dense float64 ``numpy.linalg``.
+def spectral_numbers(lam: np.ndarray, eps: float) -> dict[str, Any]:
+    """alpha, rho, lead, mu_lead and separations from the eigenvalues ``lam`` of ``J_F``.
 
     Conjugate pairs are reported by the member with ``im >= 0``. ``*_separation`` is how far the reported
     eigenvalue stands from the next one that is not its conjugate (in ``|.|`` for ``M``, in real part for
     ``J_F``): a Krylov solver can only be expected to agree on ``lead``/``alpha`` when it is not tiny.
     """
-    lam = np.linalg.eigvals(j_f)
-    omega = float(np.linalg.eigvalsh(0.5 * (j_f + j_f.T))[-1])
-    # rightmost eigenvalue of J_F, the im >= 0 member of a pair
-    ia = int(np.lexsort((-lam.imag, -lam.real))[0])
-    alpha, alpha_imag = float(lam[ia].real), float(abs(lam[ia].imag))
+    lam = np.asarray(lam, dtype=np.complex128)
+    ia = int(np.lexsort((-lam.imag, -lam.real))[0])  # rightmost, im >= 0 member of a pair
     rest = lam[_partner_excluded(lam, ia)].real
-    alpha_sep = float(alpha - rest.max()) if rest.size else math.inf
     m = 1.0 + eps * lam
     mod = np.abs(m)
     im_ = int(np.lexsort((-m.imag, -mod))[0])
+    rest_mod = mod[_partner_excluded(m, im_)]
     rho = float(mod[im_])
     lead = complex(m[im_].real, abs(m[im_].imag))
-    rest_mod = mod[_partner_excluded(m, im_)]
-    lead_sep = float(rho - rest_mod.max()) if rest_mod.size else math.inf
     mu = (lead - 1.0) / eps
     return {
-        "omega": omega,
-        "alpha": alpha,
-        "alpha_imag": alpha_imag,
+        "alpha": float(lam[ia].real),
+        "alpha_imag": float(abs(lam[ia].imag)),
         "rho": rho,
         "lead_real": lead.real,
         "lead_imag": lead.imag,
         "mu_lead_real": mu.real,
         "mu_lead_imag": mu.imag,
-        "gap": omega - alpha,
-        "lead_separation": lead_sep,
-        "alpha_separation": alpha_sep,
-        "verdict": verdict(rho, lead, mu, omega),
+        "lead_separation": float(rho - rest_mod.max()) if rest_mod.size else math.inf,
+        "alpha_separation": float(lam[ia].real - rest.max()) if rest.size else math.inf,
+    }
+
+
+def dense_truth(j_f: np.ndarray, eps: float) -> dict[str, Any]:
+    """omega, alpha, rho, lead ... and the verdict of ``J_F`` by dense float64 ``numpy.linalg``."""
+    omega = float(np.linalg.eigvalsh(0.5 * (j_f + j_f.T))[-1])
+    nums = spectral_numbers(np.linalg.eigvals(j_f), eps)
+    lead = complex(nums["lead_real"], nums["lead_imag"])
+    mu = complex(nums["mu_lead_real"], nums["mu_lead_imag"])
+    return {
+        "omega": omega,
+        **nums,
+        "gap": omega - nums["alpha"],
+        "verdict": verdict(nums["rho"], lead, mu, omega),
     }
 
 
@@ -432,7 +441,11 @@ def read_sample(path: Path) -> tuple[dict[str, np.ndarray], dict[str, str]]:
 
 
 def truth_of_file(path: Path, operator: str) -> list[dict[str, Any]]:
-    """Per fixed point (row of ``z_star``): dense truth and fixed-point residuals from the stored tensors."""
+    """Per fixed point (row of ``z_star``): dense truth and fixed-point residuals from the stored tensors.
+
+    The residuals are evaluated in float64 from the stored (possibly float32) tensors, so for the float32
+    samples they measure the rounding of the stored bias, the only error left by the construction.
+    """
     tensors, md = read_sample(path)
     c = float(md.get("spectral_probe.c", "0"))
     eps = float(md.get("spectral_probe.eps", "1"))
@@ -444,9 +457,12 @@ def truth_of_file(path: Path, operator: str) -> list[dict[str, Any]]:
         force, j_nc = force_and_jacobian(operator, params, options, z)
         resid = float(np.linalg.norm(force - (1.0 + c) * z))
         znorm = float(np.linalg.norm(z))
+        scale = float(np.linalg.norm(force)) + (1.0 + c) * znorm
         row = {"index": index, **dense_truth(j_nc - (1.0 + c) * np.eye(z.size), eps)}
-        row["fixed_point_residual"] = resid
-        row["fixed_point_residual_rel"] = resid / znorm if znorm > 0.0 else None
+        row["residual_norm"] = resid  # ||F(z*)||_2
+        row["residual_rel"] = resid / znorm if znorm > 0.0 else None  # ||F(z*)|| / ||z*||
+        # normwise backward error ||F|| / (||nc_force(z*)|| + (1 + c) ||z*||)
+        row["backward_error"] = resid / scale if scale > 0.0 else 0.0
         out.append(row)
     return out
 
@@ -471,6 +487,9 @@ class Sample:
     description: str
     extra_checks: Callable[[list[dict[str, Any]]], None] | None = None
     manifest_extra: dict[str, Any] = field(default_factory=dict)
+    #: The eigenvalues of ``J_F`` built into the Schur form; the dense truth from the stored (rounded)
+    #: tensors must reproduce them, which also shows that they are well conditioned.
+    design_eigs: np.ndarray | None = None
 
 
 def _hopfield_sample(
@@ -494,8 +513,19 @@ def _hopfield_sample(
     t = t + dyadic(coupling(rng, (n, n), coupling_scale / math.sqrt(n)), GRID_BITS) * mask
     j_nc = exact_conjugation(mixing_basis(rng, n), t, int(math.log2(n))) + (1.0 + c) * np.eye(n)
     tensors = hopfield_from_jacobian(rng, j_nc, c, activation, dtype)
-    return Sample(name, "hopfield", "hopfield", c, eps, {"activation": activation}, tensors, verdicts,
-                  description, extra_checks)
+    return Sample(
+        name,
+        "hopfield",
+        "hopfield",
+        c,
+        eps,
+        {"activation": activation},
+        tensors,
+        verdicts,
+        description,
+        extra_checks,
+        design_eigs=spec.eigenvalues(),
+    )
 
 
 def contractive() -> Sample:
@@ -504,8 +534,13 @@ def contractive() -> Sample:
         "contractive.safetensors",
         seed=1001,
         spectrum_args={
-            "n": 512, "fixed_reals": (), "fixed_pairs": ((-0.35, 0.5),), "real_range": (-1.8, -0.6),
-            "pair_re_range": (-1.8, -0.6), "pair_im_range": (0.02, 0.4), "n_pairs": 80,
+            "n": 512,
+            "fixed_reals": (),
+            "fixed_pairs": ((-0.35, 0.5),),
+            "real_range": (-1.8, -0.6),
+            "pair_re_range": (-1.8, -0.6),
+            "pair_im_range": (0.02, 0.4),
+            "n_pairs": 80,
         },
         coupling_scale=0.15,
         c=0.5,
@@ -552,13 +587,20 @@ def stable_nonnormal() -> Sample:
         assert 11.0 <= r["omega"] <= 13.0, r["omega"]
 
     return Sample(
-        "stable_nonnormal.safetensors", "hopfield", "hopfield", c, eps, {"activation": "tanh"}, tensors,
+        "stable_nonnormal.safetensors",
+        "hopfield",
+        "hopfield",
+        c,
+        eps,
+        {"activation": "tanh"},
+        tensors,
         ["stable"],
         "hopfield/tanh n=512 float32, like a trained operator: alpha = -0.02 (real, well separated) but "
         "omega ~ +12 from a large dense coupling block N12 in the Schur form (huge non-normality). "
         "eps = 3 so that rho = 1 + eps*alpha = 0.94 sits 0.06 below 1; omega must not be read as the "
         "stability verdict.",
         checks,
+        design_eigs=np.concatenate([s1.eigenvalues(), s2.eigenvalues()]),
     )
 
 
@@ -568,8 +610,13 @@ def hopf() -> Sample:
         "hopf.safetensors",
         seed=1003,
         spectrum_args={
-            "n": 512, "fixed_reals": (), "fixed_pairs": ((0.15, 0.6),), "real_range": (-1.6, -0.3),
-            "pair_re_range": (-1.4, -0.3), "pair_im_range": (0.02, 0.5), "n_pairs": 100,
+            "n": 512,
+            "fixed_reals": (),
+            "fixed_pairs": ((0.15, 0.6),),
+            "real_range": (-1.6, -0.3),
+            "pair_re_range": (-1.4, -0.3),
+            "pair_im_range": (0.02, 0.5),
+            "n_pairs": 100,
         },
         coupling_scale=0.3,
         c=0.0,
@@ -591,11 +638,18 @@ def saddle() -> Sample:
     t = t + dyadic(coupling(rng, (n, n), 0.3 / math.sqrt(n)), GRID_BITS) * mask
     j_nc = exact_conjugation(mixing_basis(rng, n), t, int(math.log2(n))) + (1.0 + c) * np.eye(n)
     return Sample(
-        "saddle.safetensors", "rnn", "rnn", c, eps, {"activation": "tanh"}, rnn_from_jacobian(rng, j_nc, c),
+        "saddle.safetensors",
+        "rnn",
+        "rnn",
+        c,
+        eps,
+        {"activation": "tanh"},
+        rnn_from_jacobian(rng, j_nc, c),
         ["saddle"],
         "rnn/tanh n=128 float64, c = 1, eps = 0.8. The real eigenvalue +0.3 of J_F gives lead = 1.24 "
         "(real); a second, oscillatory unstable pair -0.2 +- 0.9i gives |1 + 0.8 mu| = 1.106 and must "
         "not be mistaken for the lead.",
+        design_eigs=spec.eigenvalues(),
     )
 
 
@@ -608,9 +662,17 @@ def flip() -> Sample:
     t = t + dyadic(coupling(rng, (n, n), 0.3 / math.sqrt(n)), GRID_BITS) * mask
     j_nc = exact_conjugation(mixing_basis(rng, n), t, int(math.log2(n))) + (1.0 + c) * np.eye(n)
     return Sample(
-        "flip.safetensors", "linear", "linear", c, eps, {}, linear_from_jacobian(rng, j_nc, c), ["flip"],
+        "flip.safetensors",
+        "linear",
+        "linear",
+        c,
+        eps,
+        {},
+        linear_from_jacobian(rng, j_nc, c),
+        ["flip"],
         "linear n=64 float64, c = 0.25, eps = 1. J_F is continuous-time stable (alpha = -0.15) but has "
         "the eigenvalue -3: lead = 1 + eps*(-3) = -2, period doubling because eps is too large.",
+        design_eigs=spec.eigenvalues(),
     )
 
 
@@ -620,8 +682,13 @@ def neimark_sacker() -> Sample:
         "neimark_sacker.safetensors",
         seed=1006,
         spectrum_args={
-            "n": 256, "fixed_reals": (-0.1,), "fixed_pairs": ((-0.4, 1.2),), "real_range": (-1.6, -0.5),
-            "pair_re_range": (-1.4, -0.5), "pair_im_range": (0.02, 0.5), "n_pairs": 40,
+            "n": 256,
+            "fixed_reals": (-0.1,),
+            "fixed_pairs": ((-0.4, 1.2),),
+            "real_range": (-1.6, -0.5),
+            "pair_re_range": (-1.4, -0.5),
+            "pair_im_range": (0.02, 0.5),
+            "n_pairs": 40,
         },
         coupling_scale=0.3,
         c=0.5,
@@ -684,12 +751,14 @@ def batched() -> Sample:
     for d in rows_d:
         mu = d * w_eigs - (1.0 + c)
         m = np.abs(1.0 + eps * mu)
-        closed.append({
-            "d": d,
-            "omega": d * float(w_eigs.real.max()) - (1.0 + c),
-            "alpha": float(mu.real.max()),
-            "rho": float(m.max()),
-        })
+        closed.append(
+            {
+                "d": d,
+                "omega": d * float(w_eigs.real.max()) - (1.0 + c),
+                "alpha": float(mu.real.max()),
+                "rho": float(m.max()),
+            }
+        )
 
     def checks(rows: list[dict[str, Any]]) -> None:
         for row, cf in zip(rows, closed, strict=True):
@@ -697,7 +766,12 @@ def batched() -> Sample:
                 assert abs(row[key] - cf[key]) <= 1e-9, (row["index"], key, row[key], cf[key])
 
     sample = Sample(
-        "batched.safetensors", "hopfield", "hopfield", c, eps, {"activation": "tanh"},
+        "batched.safetensors",
+        "hopfield",
+        "hopfield",
+        c,
+        eps,
+        {"activation": "tanh"},
         {"W": w, "z_star": z},
         ["saddle", "saddle", "contractive", "hopf"],
         "hopfield/tanh n=64 float64 with NO bias tensor (b = 0) and z_star of shape [4, 64]: rows "
@@ -713,7 +787,12 @@ def batched() -> Sample:
             "0); eigenvalues d lambda(W) - (1 + c); omega = d max Re lambda(W) - (1 + c); "
             "rho = max |1 + eps (d lambda(W) - (1 + c))|"
         ),
-        "g1": g1, "g2": g2, "p": p, "q": q, "r1": r1, "r2": r2,
+        "g1": g1,
+        "g2": g2,
+        "p": p,
+        "q": q,
+        "r1": r1,
+        "r2": r2,
         "rows": closed,
     }
     return sample
@@ -735,7 +814,12 @@ def plugin_example() -> Sample:
     u = w1 @ z + b1  # exact: few-bit dyadic operands
     b2 = (1.0 + c) * z - exact_rows_dot(w2, vmap_math(math.tanh, u))
     return Sample(
-        "plugin_example.safetensors", None, "plugin", c, eps, {"activation": "tanh"},
+        "plugin_example.safetensors",
+        None,
+        "plugin",
+        c,
+        eps,
+        {"activation": "tanh"},
         {"W1": w1, "b1": b1, "W2": w2, "b2": b2, "z_star": z},
         ["stable"],
         "A 2-layer tanh net nc_force(z) = W2 tanh(W1 z + b1) + b2 (n = 32, hidden = 64, float64) for the "
@@ -789,8 +873,14 @@ def closed_form_2d() -> Sample:
             assert abs(r[key] - closed[key]) <= 1e-12, (key, r[key], closed[key])
 
     sample = Sample(
-        "closed_form_2d.safetensors", "hopfield", "hopfield", c, eps, {"activation": "tanh"},
-        {"W": w, "b": b, "z_star": z}, ["stable"],
+        "closed_form_2d.safetensors",
+        "hopfield",
+        "hopfield",
+        c,
+        eps,
+        {"activation": "tanh"},
+        {"W": w, "b": b, "z_star": z},
+        ["stable"],
         "hopfield/tanh n=2 float64 with a closed-form spectrum (see closed_form): a stable spiral whose "
         "omega = +3.02 > 0 (non-normal W), rho = 0.704.",
         checks,
@@ -914,18 +1004,31 @@ def main(out_dir: Path = DEFAULT_OUT) -> dict[str, Any]:
         for build in SAMPLES:
             sample = build()
             path = out_dir / sample.name
-            write_safetensors(path, sample.tensors, probe_metadata(sample.operator, sample.c, sample.eps,
-                                                                     sample.options))
+            write_safetensors(
+                path, sample.tensors, probe_metadata(sample.operator, sample.c, sample.eps, sample.options)
+            )
             size = path.stat().st_size
             assert size <= MAX_BYTES, (sample.name, size)
             rows = truth_of_file(path, sample.truth_operator)
             assert len(rows) == len(sample.verdicts), sample.name
             for row, expected in zip(rows, sample.verdicts, strict=True):
                 assert_region(row, expected, sample.name)
-                rel = row["fixed_point_residual_rel"]
-                assert (rel if rel is not None else row["fixed_point_residual"]) <= 1e-6, (sample.name, row)
+                rel = row["residual_rel"]
+                assert (rel if rel is not None else row["residual_norm"]) <= 1e-6, (sample.name, row)
             if sample.extra_checks is not None:
                 sample.extra_checks(rows)
+            design = None
+            if sample.design_eigs is not None:
+                design = spectral_numbers(sample.design_eigs, sample.eps)
+                # rounding W to float32 moves these well-conditioned eigenvalues by < 1e-6 (seen: 3e-7)
+                tol = 1e-5 if sample.tensors["z_star"].dtype == np.float32 else 1e-9
+                for key in ("alpha", "alpha_imag", "rho", "lead_real", "lead_imag"):
+                    assert abs(rows[0][key] - design[key]) <= tol, (
+                        sample.name,
+                        key,
+                        rows[0][key],
+                        design[key],
+                    )
             z = sample.tensors["z_star"]
             entry = {
                 "description": sample.description,
@@ -941,6 +1044,11 @@ def main(out_dir: Path = DEFAULT_OUT) -> dict[str, Any]:
                 "expected_verdicts": sample.verdicts,
                 "results": rows,
             }
+            if design is not None:
+                entry["design"] = {
+                    "note": "numbers of the eigenvalues built into the Schur form, before storage rounding",
+                    **{k: design[k] for k in ("alpha", "alpha_imag", "rho", "lead_real", "lead_imag")},
+                }
             entry.update({k: v for k, v in sample.manifest_extra.items() if k != "operator_arg"})
             manifest["samples"][sample.name] = _clean(entry)
     (out_dir / "expected.json").write_text(json.dumps(manifest, indent=2) + "\n")
@@ -954,5 +1062,5 @@ if __name__ == "__main__":
             print(
                 f"{fname:30s} [{r['index']}] omega={r['omega']:+.4f} alpha={r['alpha']:+.4f} "
                 f"rho={r['rho']:.4f} lead={r['lead_real']:+.4f}{r['lead_imag']:+.4f}i "
-                f"resid={r['fixed_point_residual']:.1e} -> {r['verdict']}"
+                f"resid={r['residual_norm']:.1e} -> {r['verdict']}"
             )

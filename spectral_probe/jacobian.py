@@ -13,8 +13,8 @@ Every matvec follows :mod:`spectral_probe.linalg.result`: it acts on the LAST di
 
 Two modes (``--matvec``):
 
-* ``autograd``: ``J v`` by ``torch.func.linearize`` (the primal ``nc_force(z*)`` is computed once;
-  ``torch.func.jvp`` if linearize cannot trace the operator), ``J^T u`` by ``torch.func.vjp``, set up
+* ``autograd``: ``J v`` by ``torch.func.jvp`` (or, with ``linearize=True``, ``torch.func.linearize``,
+  which computes the primal ``nc_force(z*)`` once but costs the import of torch._dynamo), ``J^T u`` by ``torch.func.vjp``, set up
   once at ``z*``.
 * ``fd``: central differences of ``nc_force`` (:mod:`spectral_probe.linalg.fdcheck`), for black-box or
   non-differentiable operators. ``J^T u`` is not available (``has_vjp`` is False).
@@ -68,6 +68,7 @@ class JacobianOperators:
         *,
         chunk_size: int | None = None,
         path: str | os.PathLike[str] | None = None,
+        linearize: bool = False,
     ) -> None:
         if mode not in MATVEC_MODES:
             raise UsageError(f"unknown matvec mode {mode!r} (valid: {', '.join(MATVEC_MODES)})")
@@ -89,12 +90,14 @@ class JacobianOperators:
         self.device = z_star.device
         self.has_vjp = mode == "autograd"
         self.chunk_size = chunk_size
+        self.linearize = linearize
         self.path = None if path is None else str(path)
         self.notes: list[str] = []
         self.vectorized = True
         self.force_at_star = self._setup_force()
         self._jvp_rows: RowFn | None = None
         self._vjp_rows: RowFn | None = None
+        self._jvp_forward_rows: RowFn | None = None
         if mode == "autograd":
             self._setup_autograd()
 
@@ -125,6 +128,18 @@ class JacobianOperators:
             return out.reshape(v.shape)
         assert self._jvp_rows is not None
         return self._blocked(self._jvp_rows, v)
+
+    def jvp_forward(self, v: Tensor) -> Tensor:
+        """``J_nc v`` by forward-mode autograd: the operator's own jvp rule, for the checks.
+
+        :meth:`jvp` (the Krylov matvec) is the transpose of the vjp; comparing this one with central
+        differences and with the vjp catches a wrong forward or backward rule.
+        """
+        if self.mode == "fd":
+            return self.jvp(v)
+        self._check(v, "jvp")
+        assert self._jvp_forward_rows is not None
+        return self._blocked(self._jvp_forward_rows, v)
 
     def vjp(self, u: Tensor) -> Tensor:
         """``J_nc^T u`` for ``u`` ``[B, *block, n]``; autograd mode only (``has_vjp``)."""
@@ -219,16 +234,28 @@ class JacobianOperators:
                 "use --matvec fd for a black-box operator",
             ) from None
         self._vjp_rows = lambda u: vjp_fn(u)[0]
+        self._jvp_forward_rows = self._setup_forward_mode(z, probe)
+        # The Krylov matvec J v is the transpose of the saved vjp (u -> J^T u is linear, and its own
+        # vjp is v -> J v): it reuses the residuals saved at z*, so no primal pass per product, and
+        # it costs about a vjp where forward mode costs several forward passes. The forward-mode
+        # jvp stays as the independent rule that the fd and adjoint checks compare against.
         try:
-            with warnings.catch_warnings():
-                # linearize traces the operator with make_fx and warns about constant folding.
-                warnings.simplefilter("ignore")
-                _, jvp_fn = torch.func.linearize(self._force_rows, z)
-                jvp_fn(probe)
-            self._jvp_rows = jvp_fn
-            return
-        except Exception as exc:
-            linearize_message = _one_line(exc)
+            _, transpose_fn = torch.func.vjp(self._vjp_rows, torch.zeros_like(z))
+            transpose_fn(probe)
+            self._jvp_rows = lambda v: transpose_fn(v)[0]
+        except Exception as exc:  # a backward that is not itself differentiable
+            self._jvp_rows = self._jvp_forward_rows
+            self.notes.append(f"J v by forward mode (the vjp is not differentiable: {_one_line(exc)})")
+
+    def _setup_forward_mode(self, z: Tensor, probe: Tensor) -> RowFn:
+        """The forward-mode ``J v`` (linearize when requested, else ``torch.func.jvp``)."""
+        # linearize saves the primal pass of every jvp, but it imports torch._dynamo (seconds of
+        # start-up): worth it only for heavy operators, so it is opt-in.
+        linearize_message = None
+        if self.linearize:
+            linearized, linearize_message = self._try_linearize(z, probe)
+            if linearized is not None:
+                return linearized
 
         def jvp_rows(v: Tensor) -> Tensor:
             return torch.func.jvp(self._force_rows, (z,), (v,))[1]
@@ -241,9 +268,21 @@ class JacobianOperators:
                 f"the operator has no forward-mode derivative in torch.func ({_one_line(exc)}); "
                 "use --matvec fd",
             ) from None
-        self._jvp_rows = jvp_rows
-        self.notes.append(f"torch.func.linearize failed ({linearize_message}); using torch.func.jvp")
+        if linearize_message is not None:
+            self.notes.append(f"torch.func.linearize failed ({linearize_message}); using torch.func.jvp")
+        return jvp_rows
 
+    def _try_linearize(self, z: Tensor, probe: Tensor) -> tuple[RowFn | None, str | None]:
+        """``J v`` by ``torch.func.linearize``: ``(fn, None)``, or ``(None, why it failed)``."""
+        try:
+            with warnings.catch_warnings():
+                # linearize traces the operator with make_fx and warns about constant folding.
+                warnings.simplefilter("ignore")
+                _, jvp_fn = torch.func.linearize(self._force_rows, z)
+                jvp_fn(probe)
+            return jvp_fn, None
+        except Exception as exc:
+            return None, _one_line(exc)
     def _blocked(self, fn: RowFn, v: Tensor) -> Tensor:
         """Apply a ``[B, n] -> [B, n]`` map to every block vector of ``v`` ``[B, *block, n]``."""
         v3 = v.reshape(self.batch, -1, self.n)

@@ -170,8 +170,12 @@ def probe_fixed_points(
     nondeterminism = determinism_error(ops.jf, probe_vectors)
     directions = random(batch, options.fd_directions, n)
     if options.matvec == "autograd":
-        fd_err = fd_jvp_rel_err(ops.force, ops.jvp, fixed_points, directions)
-        adj_err = adjoint_rel_err(ops.jvp, ops.vjp, random(batch, n), random(batch, n))
+        # The operator's forward rule against central differences, and against its backward rule;
+        # the Krylov matvec (the transpose of the vjp) must equal the forward rule too.
+        fd_err = fd_jvp_rel_err(ops.force, ops.jvp_forward, fixed_points, directions)
+        adj_err = adjoint_rel_err(ops.jvp_forward, ops.vjp, random(batch, n), random(batch, n))
+        transposed = _relative_difference(ops.jvp(probe_vectors), ops.jvp_forward(probe_vectors))
+        adj_err = torch.maximum(adj_err, transposed)
     else:
         fd_err = adj_err = None
         notes.append("--matvec fd: the matvec is the finite-difference referee itself; no fd/adjoint check")
@@ -238,6 +242,11 @@ class _Spectra:
     matvecs_by_kind: dict[str, int]
     notes: list[str]
     warm: WarmStart
+
+
+def _relative_difference(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    scale = torch.linalg.vector_norm(a, dim=-1) + torch.linalg.vector_norm(b, dim=-1)
+    return torch.linalg.vector_norm(a - b, dim=-1) / scale.clamp_min(torch.finfo(a.dtype).tiny)
 
 
 def _choose_method(options: ProbeOptions, n: int) -> str:

@@ -256,7 +256,10 @@ def _referee_scores(nc_force, n: int, seed: int = 0) -> tuple[torch.Tensor, torc
     directions = random_directions((B, 3, n), gen)
     u = random_directions((B, 2, n), gen)
     v = random_directions((B, 2, n), gen)
-    return fd_jvp_rel_err(ops.force, ops.jvp, z, directions), adjoint_rel_err(ops.jvp, ops.vjp, u, v)
+    # the checks compare the operator's forward rule (jvp_forward) with central differences and with
+    # its backward rule; ops.jvp (the Krylov matvec) is the transpose of the vjp
+    fd_err = fd_jvp_rel_err(ops.force, ops.jvp_forward, z, directions)
+    return fd_err, adjoint_rel_err(ops.jvp_forward, ops.vjp, u, v)
 
 
 @pytest.mark.parametrize("family", FAMILIES)
@@ -275,6 +278,10 @@ def test_referees_catch_wrong_rules() -> None:
     fd_err, adj_err = _referee_scores(_custom_matmul(weight, wrong_backward=True), 6)
     assert float(fd_err.max()) < TOL_FD  # forward mode is right ...
     assert float(adj_err.min()) > 1e-2  # ... and the adjoint test catches the backward rule
+    z = _randn(B, 6, seed=50)
+    ops = JacobianOperators(_custom_matmul(weight, wrong_backward=True), z)
+    directions = random_directions((B, 3, 6), _gen(1))
+    assert float(fd_jvp_rel_err(ops.force, ops.jvp, z, directions).min()) > 1e-2  # the transposed vjp
     fd_err, adj_err = _referee_scores(_custom_matmul(weight, wrong_jvp=True), 6)
     assert float(fd_err.min()) > 1e-2
     assert float(adj_err.min()) > 1e-2

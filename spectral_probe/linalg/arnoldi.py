@@ -65,6 +65,9 @@ _DGKS_ETA = 1.0 / math.sqrt(2.0)
 # After a thick restart claimed convergence but the TRUE residual disagrees (accumulated rounding),
 # restart explicitly at most this many times before reporting an honest non-convergence.
 _MAX_TRUE_RESIDUAL_RETRIES = 2
+# A Ritz vector of H_m with ||H_m y - theta y|| above this fraction of tol * ||A|| is recomputed (see
+# _analyze): small enough not to matter for convergence, far above a good vector's rounding.
+_VECTOR_FRACTION = 1e-3
 
 
 # --------------------------------------------------------------------------------------------------
@@ -174,11 +177,11 @@ def _cgs2(
     batched matrix-vector products (fast, one reduction per pass); the second pass restores
     orthogonality to working precision ("twice is enough").
     """
-    c1 = torch.einsum("bkn,bn->bk", basis, w) * mask
-    w = w - torch.einsum("bk,bkn->bn", c1, basis)
+    c1 = torch.bmm(basis, w.unsqueeze(-1)).squeeze(-1) * mask
+    w = w - torch.bmm(c1.unsqueeze(1), basis).squeeze(1)
     beta1 = torch.linalg.vector_norm(w, dim=-1)
-    c2 = torch.einsum("bkn,bn->bk", basis, w) * mask
-    w = w - torch.einsum("bk,bkn->bn", c2, basis)
+    c2 = torch.bmm(basis, w.unsqueeze(-1)).squeeze(-1) * mask
+    w = w - torch.bmm(c2.unsqueeze(1), basis).squeeze(1)
     beta2 = torch.linalg.vector_norm(w, dim=-1)
     return w, c1 + c2, beta1, beta2
 
@@ -206,17 +209,16 @@ def _partners(theta: torch.Tensor) -> list[int]:
     return out.tolist()
 
 
-def _realify(Y: torch.Tensor, idx: list[int], theta: torch.Tensor) -> torch.Tensor:
-    """Real basis ``[m, p]`` of the span of the Ritz vectors ``Y[:, idx]`` (pairs given once)."""
-    cols = []
-    for i in idx:
-        y = Y[:, i]
-        if float(theta[i].imag) == 0.0:
-            cols.append(y.real)
-        else:
-            cols.append(y.real)
-            cols.append(y.imag)
-    return torch.stack(cols, dim=1)
+def _real_basis(Y: torch.Tensor, kept: list[int]) -> torch.Tensor:
+    """Orthonormal real basis ``[m, p]`` (``p = len(kept)``) of the span of the Ritz vectors
+    ``Y[:, kept]`` made real: a conjugate pair ``y, conj(y)`` spans the same space as ``Re y, Im y``.
+
+    The SVD (rather than QR of hand-picked columns) keeps the ``p`` dominant directions of all real and
+    imaginary parts, which also covers a cluster whose vectors were recomputed as a real basis.
+    """
+    Z = torch.cat([Y[:, kept].real, Y[:, kept].imag], dim=1)
+    U = torch.linalg.svd(Z, full_matrices=False)[0]
+    return U[:, : len(kept)]
 
 
 @dataclass
@@ -233,17 +235,45 @@ class _Ritz:
     hnorm: float  # ||H_bar||_2 <= ||A||_2
 
 
-def _analyze(Hbar: torch.Tensor, targets: Sequence[Target]) -> _Ritz | None:
-    """Ritz pairs of ``H_m`` and their residual estimates ``|h^T y|``; None if ``H`` is not finite."""
+def _analyze(
+    Hbar: torch.Tensor, targets: Sequence[Target], vec_rtol: float, norm_floor: float
+) -> _Ritz | None:
+    """Ritz pairs of ``H_m`` with the Krylov residual ``||Hbar y - theta [y; 0]||`` of each; None if
+    ``H`` is not finite.
+
+    That residual is ``sqrt(|h^T y|^2 + ||H_m y - theta y||^2)``, the exact residual of ``(theta, V y)``
+    up to the rounding of the Arnoldi relation: unlike the textbook ``|h^T y|`` it stays honest when
+    LAPACK's eigenvectors are poor, which happens for (nearly) multiple Ritz values (``trevc`` gives no
+    backward-stable vector inside a cluster). Vectors with ``||H_m y - theta y||`` above
+    ``vec_rtol * max(||Hbar||_2, norm_floor)`` are
+    recomputed per cluster of Ritz values as the smallest right singular vectors of
+    ``H_m - c I`` (``c`` the cluster's centre): an orthonormal basis of the cluster's near null space.
+    """
     if not bool(torch.isfinite(Hbar).all()):
         return None
     m = Hbar.shape[1]
     hm, h = Hbar[:m, :], Hbar[m, :]
     theta, Y = torch.linalg.eig(hm)
     Y = Y / torch.linalg.vector_norm(Y, dim=0, keepdim=True)
-    estimates = (h.to(Y.dtype) @ Y).abs()
-    orders = [_order(t.score(theta).to(torch.float64), theta) for t in targets]
+    hmc = hm.to(Y.dtype)
+    eig_res = torch.linalg.vector_norm(hmc @ Y - Y * theta, dim=0)
     hnorm = float(torch.linalg.matrix_norm(Hbar, ord=2))
+    bad = (eig_res > vec_rtol * max(hnorm, norm_floor)).nonzero().flatten().tolist()
+    if bad:
+        radius = math.sqrt(float(torch.finfo(hm.dtype).eps)) * max(hnorm, float(theta.abs().max()))
+        done: set[int] = set()
+        eye = torch.eye(m, dtype=Y.dtype)
+        for i in bad:
+            if i in done:
+                continue
+            members = ((theta - theta[i]).abs() <= radius).nonzero().flatten().tolist()
+            centre = theta[members].mean()
+            basis = torch.linalg.svd(hmc - centre * eye)[2].conj().T[:, m - len(members) :]
+            Y[:, members] = basis
+            done.update(members)
+        eig_res = torch.linalg.vector_norm(hmc @ Y - Y * theta, dim=0)
+    estimates = torch.sqrt((h.to(Y.dtype) @ Y).abs() ** 2 + eig_res**2)
+    orders = [_order(t.score(theta).to(torch.float64), theta) for t in targets]
     return _Ritz(theta, Y, estimates, orders, _partners(theta), hm, h, hnorm)
 
 
@@ -280,12 +310,7 @@ def _with_buffer(ritz: _Ritz, must: list[int], goal: int, cap: int) -> list[int]
 def _thick_restart(ritz: _Ritz, kept: list[int], inv_tol: float) -> tuple[torch.Tensor, torch.Tensor] | None:
     """``Q`` (orthonormal basis of the kept Ritz space) and ``S = Q^T H Q``, or None if ``span(Q)`` is
     not invariant under ``H_m`` to ``inv_tol`` (the restarted decomposition would be corrupted)."""
-    reps = [i for i in kept if ritz.partners[i] == i or float(ritz.theta[i].imag) > 0.0]
-    Z = _realify(ritz.Y, reps, ritz.theta)
-    Q, R = torch.linalg.qr(Z)
-    diag = R.diagonal().abs()
-    if not bool(torch.isfinite(R).all()) or float(diag.min()) <= 0.0:
-        return None
+    Q = _real_basis(ritz.Y, kept)
     S = Q.T @ ritz.hm @ Q
     invariance = float(torch.linalg.matrix_norm(ritz.hm @ Q - Q @ S))
     if not math.isfinite(invariance) or invariance > inv_tol:
@@ -450,7 +475,7 @@ def krylov_schur(
     def analyze_all(problems: list[int]) -> None:
         Hc = H.detach().to(device="cpu", dtype=small)
         for b in problems:
-            r = _analyze(Hc[b], target_list)
+            r = _analyze(Hc[b], target_list, _VECTOR_FRACTION * tol, norm_est[b])
             ritz[b] = r
             if r is None:
                 failed[b] = True
@@ -488,9 +513,7 @@ def krylov_schur(
                         break
                     fallbacks[b] += 1
             if plan is None:
-                reps = [i for i in must if r.partners[i] == i or float(r.theta[i].imag) > 0.0]
-                Z = _realify(r.Y, reps, r.theta)
-                explicit(b, Z.sum(dim=1), T_rows, H_new)
+                explicit(b, _real_basis(r.Y, must).sum(dim=1), T_rows, H_new)
                 continue
             Q, S = plan
             p = Q.shape[1]

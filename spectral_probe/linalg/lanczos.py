@@ -28,11 +28,16 @@ Implementation choices, and why
   spurious copies. Each projection coefficient ``h = V^T A v_j`` is stored in ``T``, so ``T`` is the
   Rayleigh quotient ``V^T A V`` to working precision; this covers the arrowhead after a restart and
   the zero coupling after a breakdown without special cases.
-* Breakdown (``beta_j ~ 0``): ``span(V_j)`` is invariant. If it already has ``n`` dimensions every Ritz
-  pair is exact. Otherwise the iteration continues with a random unit vector orthogonal to ``V_j``;
-  its coupling to the basis is the (computed, ~0) Rayleigh quotient, so ``T`` stays block-diagonal
-  and correct. Breakdowns are per problem: in a batch, the others continue with their own
-  ``v_(j+1) = w / beta_j``.
+* Breakdown (``beta_j <= tol * norm_estimate``): ``span(V_j)`` is invariant to the requested accuracy.
+  If it already has ``n`` dimensions every Ritz pair is exact. Otherwise the iteration continues with
+  a random unit vector orthogonal to ``V_j``; its coupling to the basis is the (computed, ~0) Rayleigh
+  quotient, so ``T`` stays block-diagonal and correct. Breakdowns are per problem: in a batch, the
+  others continue with their own ``v_(j+1) = w / beta_j``. The zero residual estimates at a
+  breakdown say "exact", not "wanted": the invariant complement may hold further copies of a
+  multiple eigenvalue. They are trusted only when the block that broke down is a lone injected
+  random vector (an eigenvector, so its whole complement is one eigenspace, with probability one);
+  otherwise the next estimates decide, with the random vector's Rayleigh quotient in the running.
+  A low-rank operator costs ``rank + 2`` steps.
 * Convergence is NORMWISE: ``|beta_j e_j^T y| <= tol * norm_estimate`` with ``norm_estimate`` the
   largest ``|theta|`` seen (a lower bound of ``||A||_2``), never relative to ``|theta|``, which is 0 at
   a bifurcation. The estimate is checked after every step (an eigh of at most ``m x m``: negligible
@@ -55,7 +60,7 @@ from spectral_probe.linalg.result import CountingMatvec, EigResult, Matvec, defa
 
 _WHICH = ("LA", "SA")
 
-# A beta below this many ulps of ||A|| is rounding noise: the basis spans an invariant subspace.
+# A beta below this many ulps of ||A v|| is rounding noise: the basis spans an invariant subspace.
 _BREAKDOWN_ULPS = 10.0
 
 # A true residual that disagrees with the Krylov estimate this many times stops the problem.
@@ -216,6 +221,10 @@ def lanczos(
     out_res = x0.new_full((*batch, nev), float("nan"))
     out_est = x0.new_full((*batch, nev), float("nan"))
     bad = torch.zeros(batch, dtype=torch.bool, device=device)  # non-finite matvec output
+    # The current Krylov block (since the start, or since the last breakdown): its length, and whether
+    # it began with an injected random vector. See the breakdown rule in the loop.
+    block_len = torch.zeros(batch, dtype=torch.long, device=device)
+    block_random = torch.zeros(batch, dtype=torch.bool, device=device)
 
     # Start vector: x0 normalised; a zero x0 is a breakdown before the first step.
     x0_norm = _norm(x0)
@@ -223,6 +232,7 @@ def lanczos(
     v = x0 / torch.where(zero_start, torch.ones_like(x0_norm), x0_norm).unsqueeze(-1)
     if bool(zero_start.any()):
         v = torch.where(zero_start.unsqueeze(-1), _random_orthonormal(V[..., :0, :], generator, x0), v)
+        block_random |= zero_start
 
     def true_check(y: torch.Tensor, s: int, est: torch.Tensor) -> torch.Tensor:
         """TRUE residuals of the ``nev`` best Ritz pairs (one batched matvec); returns 'passed'."""
@@ -258,16 +268,31 @@ def lanczos(
         w, h = _cgs2(w, V[..., : s + 1, :])
         T[..., : s + 1, s] = h
         s += 1
+        block_len += 1
         beta = _norm(w)
         if s < n:
-            broke = beta <= _BREAKDOWN_ULPS * eps * torch.maximum(norm_est, aw)
+            # Invariant to the requested accuracy: beta <= tol ||A|| means every Ritz estimate already
+            # passes (a multiple eigenvalue rounded into a tight cluster ends its Krylov space there,
+            # not at round-off); the ulps floor covers the first step, before any Ritz value.
+            broke = beta <= torch.maximum(thresh * norm_est, _BREAKDOWN_ULPS * eps * aw)
+            # A breakdown makes every Ritz pair exact, but maybe not the WANTED ones: the complement of
+            # the basis is invariant and may hold more copies of a multiple eigenvalue (with a random
+            # x0, a breakdown before n steps happens only then). Its zero estimates are trusted only
+            # when a random vector injected into that complement is itself an eigenvector (a block of
+            # length 1 broke down): then, with probability one, the complement is one eigenspace and
+            # the whole spectrum is known. Otherwise the iteration goes on with a random vector.
+            trusted = broke & block_random & (block_len == 1)
+            untrusted = broke & ~trusted
             v = w / torch.where(broke, torch.ones_like(beta), beta).unsqueeze(-1)
             if bool(broke.any()):
                 breakdowns += broke.long()
                 v = torch.where(broke.unsqueeze(-1), _random_orthonormal(V[..., :s, :], generator, w), v)
+                block_len = torch.where(broke, 0, block_len)
+                block_random |= broke
         else:
             # The basis spans R^n: A V = V T exactly, nothing is left to couple to.
             broke = torch.ones_like(bad)
+            untrusted = torch.zeros_like(bad)
             v = torch.zeros_like(w)
         beta = torch.where(broke, torch.zeros_like(beta), beta)
 
@@ -277,7 +302,7 @@ def lanczos(
         theta, y = _ritz(torch.where(bad[..., None, None], 0.0, T[..., :s, :s]), which)
         norm_est = torch.maximum(norm_est, theta.abs().amax(-1))
         est = beta.unsqueeze(-1) * y[..., s - 1, :].abs()  # [*, s]
-        est_ok = (est[..., :nev] <= thresh.unsqueeze(-1) * norm_est.unsqueeze(-1)).all(-1) | bad
+        est_ok = (est[..., :nev] <= thresh.unsqueeze(-1) * norm_est.unsqueeze(-1)).all(-1) & ~untrusted | bad
         exhausted = s == m and (m == n or restarts >= max_restarts)
         if bool((est_ok | done).all()) or exhausted:
             true_checks += 1
@@ -303,6 +328,9 @@ def lanczos(
             # to the kept Ritz vectors; its couplings beta_m * y_(m,i) are recomputed by the next step.
             s = k
             restarts += 1
+            # The kept Ritz vectors join the current block: a breakdown at the next step is no
+            # longer that of a lone random vector.
+            block_len = torch.where(block_len > 0, block_len + k, block_len)
 
     converged = (out_res <= tol * norm_est.unsqueeze(-1)) & ~bad.unsqueeze(-1)
     nan = torch.tensor(float("nan"), dtype=dtype, device=device)

@@ -31,7 +31,7 @@ def symmetric(eigenvalues: Sequence[float] | np.ndarray, seed: int) -> np.ndarra
 
 
 def low_rank_symmetric(eigenvalues: Sequence[float], n: int, seed: int) -> np.ndarray:
-    """``U diag(eigenvalues) U^T`` with ``U`` ``n x r`` orthonormal: rank ``r``, the rest of the spectrum 0."""
+    """``U diag(eigenvalues) U^T``, ``U`` ``n x r`` orthonormal: rank ``r``, the rest of the spectrum 0."""
     lam = np.asarray(eigenvalues, dtype=np.float64)
     u = random_orthogonal(n, seed)[:, : len(lam)]
     a = (u * lam) @ u.T
@@ -81,7 +81,7 @@ def dense_matvec(a: np.ndarray | torch.Tensor, dtype: torch.dtype = torch.float6
 
     ``X`` is ``[*batch, n]`` (one vector per problem) or ``[*batch, k, n]`` (a block per problem).
     """
-    mat = torch.as_tensor(a).to(dtype)
+    mat = a.to(dtype) if isinstance(a, torch.Tensor) else torch.from_numpy(np.array(a)).to(dtype)
 
     def matvec(x: torch.Tensor) -> torch.Tensor:
         m = mat.to(x.device)
@@ -108,7 +108,7 @@ class CountingOperator:
 def arpack_eigsh(
     a: np.ndarray, k: int, which: str, seed: int, tol: float = 0.0, ncv: int | None = None
 ) -> tuple[np.ndarray, np.ndarray, int]:
-    """SciPy ARPACK ``eigsh`` from a RANDOM start ``v0``: ``(values best first, vectors as rows, matvecs)``."""
+    """ARPACK ``eigsh`` from a RANDOM start ``v0``: ``(values best first, vectors as rows, matvecs)``."""
     n = a.shape[0]
     count = [0]
 

@@ -1,0 +1,102 @@
+"""An audit killed mid-way (SIGINT, then SIGKILL) loses no finished line, and ``--resume`` completes it.
+
+Real subprocesses of ``python -m spectral_probe audit``: the checkpoints are probed through a plugin
+operator whose factory sleeps, so the audit is slow enough to be interrupted after its first line.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+from safetensors.torch import save_file
+
+ROOT = Path(__file__).resolve().parent.parent
+CHECKPOINTS = 6
+
+SLOW_OPERATOR = '''
+import time
+
+import torch
+
+
+def factory(params, options):
+    time.sleep(0.25)  # a slow checkpoint: gives the test time to interrupt the audit
+    w = params["W"]
+    return lambda z: w @ torch.tanh(z)
+'''
+
+
+def make_run(root: Path) -> list[str]:
+    root.mkdir()
+    names = []
+    for k in range(CHECKPOINTS):
+        w = (0.1 * k) * torch.eye(4, dtype=torch.float64)
+        name = f"step_{100 * k}.safetensors"
+        save_file({"W": w, "z_star": torch.zeros(4, dtype=torch.float64)}, str(root / name))
+        names.append(name)
+    return names
+
+
+def journal_lines(path: Path) -> list[dict]:
+    """Every line must be whole JSON: a kill may stop the audit, never cut a line."""
+    if not path.exists():
+        return []
+    text = path.read_text()
+    assert text == "" or text.endswith("\n"), "a partial line was left behind"
+    return [json.loads(line) for line in text.splitlines()]
+
+
+def start(run: Path, journal: Path, operator: Path, *extra: str) -> subprocess.Popen:
+    command = [sys.executable, "-m", "spectral_probe", "audit", str(run), "--jsonl", str(journal)]
+    command += ["--operator", f"{operator}:factory", "--quiet", *extra]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    return subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+
+def kill_after_new_line(process: subprocess.Popen, journal: Path, seen: int, sig: int) -> int:
+    """Send ``sig`` as soon as the journal holds more lines than ``seen``; return the exit code."""
+    deadline = time.monotonic() + 60
+    while len(journal_lines(journal)) <= seen:
+        assert process.poll() is None, f"the audit ended before it could be interrupted: {process.communicate()}"
+        assert time.monotonic() < deadline, "no journal line appeared"
+        time.sleep(0.01)
+    process.send_signal(sig)
+    _, stderr = process.communicate(timeout=60)
+    assert b"Traceback" not in stderr, stderr.decode()
+    return process.returncode
+
+
+def test_sigint_then_sigkill_then_resume_loses_and_repeats_nothing(tmp_path: Path) -> None:
+    names = make_run(tmp_path / "run")
+    operator = tmp_path / "slow_operator.py"
+    operator.write_text(SLOW_OPERATOR)
+    journal = tmp_path / "audit.jsonl"
+
+    code = kill_after_new_line(start(tmp_path / "run", journal, operator), journal, 0, signal.SIGINT)
+    assert code == 130  # Ctrl-C: stopped cleanly, the CLI says so
+    after_sigint = journal_lines(journal)
+    assert 1 <= len(after_sigint) < CHECKPOINTS
+
+    process = start(tmp_path / "run", journal, operator, "--resume")
+    assert kill_after_new_line(process, journal, len(after_sigint), signal.SIGKILL) == -signal.SIGKILL
+    after_sigkill = journal_lines(journal)
+    assert len(after_sigint) < len(after_sigkill) < CHECKPOINTS
+    assert after_sigkill[: len(after_sigint)] == after_sigint  # appended, never rewritten
+
+    report_path = tmp_path / "report.json"
+    finish = start(tmp_path / "run", journal, operator, "--resume", "--json", str(report_path))
+    _, stderr = finish.communicate(timeout=120)
+    assert finish.returncode == 0, stderr.decode()
+
+    recorded = [Path(line["checkpoint"]).name for line in journal_lines(journal)]
+    assert sorted(recorded) == sorted(names), "every checkpoint exactly once: none lost, none repeated"
+    report = json.loads(report_path.read_text())
+    assert [Path(r["checkpoint"]).name for r in report["results"]] == names  # natural order, whole folder
+    assert report["reproducibility"]["audit"]["resumed"] == len(after_sigkill)
