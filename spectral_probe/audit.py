@@ -177,7 +177,6 @@ class _Recorded:
     """The newest record of one checkpoint in the journal."""
 
     sha256: str | None
-    fingerprint: str | None
     results: dict[int, FixedPointResult] = dataclasses.field(default_factory=dict)
     fixed_points: int | None = None
     error: str | None = None
@@ -220,7 +219,7 @@ class _Journal:
             sha = entry.get("sha256")
             current = records.get(key)
             if current is None or current.sha256 != sha:
-                current = records[key] = _Recorded(sha256=sha, fingerprint=fingerprint)
+                current = records[key] = _Recorded(sha256=sha)
             if "verdict" in entry:
                 try:
                     result = result_from_dict(entry)
@@ -237,8 +236,11 @@ class _Journal:
 
     def open(self) -> None:
         """Open for appending, after cutting a trailing partial line so the next line starts clean."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o644)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o644)
+        except OSError as exc:
+            raise UsageError(f"{self.path}: cannot open the --jsonl file: {exc.strerror or exc}") from None
         size = os.fstat(self._fd).st_size
         if size:
             tail = os.pread(self._fd, min(size, 1 << 16), max(0, size - (1 << 16)))
@@ -366,14 +368,35 @@ def _run_sequential(
     probe_fn: ProbeFn | None,
     on_outcome: Callable[[_Outcome], None],
     on_start: Callable[[str], None],
-) -> None:
+) -> list[dict[str, Any]]:
+    """Probe in order, each checkpoint warm-started from the previous one; return the cold retries.
+
+    A warm start may only save work, never change an answer: where the leading mode switches between
+    checkpoints, a start vector from the previous one can lie (nearly) in an invariant subspace that
+    misses the new leading eigenvector, the cross-check against the random start then fails and the
+    result is inconclusive. Such a checkpoint is probed again from random starts and that answer is
+    kept (the wasted matvecs are reported in ``reproducibility.audit.warm_start_retries``).
+    """
     warm: Any = None
+    retries: list[dict[str, Any]] = []
     for path in paths:
         on_start(path)
         outcome = _probe_task(path, options, probe_fn, warm, options.warm_start)
+        warmed = options.warm_start and warm is not None
+        if warmed and any(r.verdict == INCONCLUSIVE for r in outcome.results):
+            cold = _probe_task(path, options, probe_fn, None, options.warm_start)
+            wasted = sum(r.matvecs for r in outcome.results[:1])  # one matvec count per batched probe
+            retries.append({"checkpoint": path, "matvecs": wasted, "reason": outcome.results[0].reason})
+            note = (
+                f"probed again from random starts: the warm-started probe was inconclusive ({wasted} matvecs)"
+            )
+            outcome = dataclasses.replace(
+                cold, results=tuple(dataclasses.replace(r, notes=(*r.notes, note)) for r in cold.results)
+            )
         if outcome.warm is not None:  # an error keeps the previous warm start for the next one
             warm = outcome.warm
         on_outcome(outcome)
+    return retries
 
 
 def _run_parallel(
@@ -495,10 +518,11 @@ def run_audit(
             outcomes[outcome.path] = dataclasses.replace(outcome, warm=None)
             advance()
 
+        retries: list[dict[str, Any]] = []
         if options.jobs > 1 and len(todo) > 1:
             _run_parallel(todo, options, probe_fn, finished)
         else:
-            _run_sequential(todo, options, probe_fn, finished, describe)
+            retries = _run_sequential(todo, options, probe_fn, finished, describe)
 
     ordered = _ordered([outcomes[p] for p in paths])
     results = tuple(r for o in ordered for r in o.results)
@@ -513,6 +537,7 @@ def run_audit(
         "jobs": options.jobs,
         "warm_start": options.warm_start and options.jobs == 1,
         "options_sha256": fingerprint,
+        "warm_start_retries": retries,
     }
     return Report(
         results=results,

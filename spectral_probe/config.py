@@ -44,7 +44,7 @@ class ProbeOptions:
     method: str = "auto"
     refine: bool = False
     band: float = 1e-6
-    krylov_dim: int = 30
+    krylov_dim: int = 40
     block_size: int = 2
     max_restarts: int = 300
     fixed_point_tol: float = 1e-6

@@ -44,7 +44,7 @@ NcForce = Callable[[torch.Tensor], torch.Tensor]
 #: Wider blocks tried, in order, when the 2-D Rayleigh-Ritz rho disagrees with Arnoldi.
 WIDER_BLOCKS = (4, 8)
 #: Sweeps allowed to one block Rayleigh-Ritz run.
-RR_MAX_SWEEPS = 1000
+RR_MAX_SWEEPS = 300
 #: Newton steps allowed to ``--refine``.
 NEWTON_STEPS = 20
 
@@ -415,33 +415,39 @@ def _krylov(
             if abs(abs(1 + eps * l1) - abs(1 + eps * l2)) > eps * scale:
                 reasons[b].append("rho differs between random starts")
 
-    # rho confirmed by block Rayleigh-Ritz on M, 2-D first, wider where the 2-D block cannot.
+    # rho confirmed by block Rayleigh-Ritz on M: the 2-D block from a random start first (what a
+    # training-time controller runs); where it cannot, wider blocks that hold the Arnoldi leading
+    # vectors plus random columns (the random part still drifts to any larger eigenvalue of M).
     rho_arnoldi = [abs(1 + eps * m) for m in mu_lead]
+    lead_vectors = arnoldi_runs[0][targets[1].name].vectors[..., 0, :]
     rho_rr: list[float | None] = [None] * batch
     rr_block: list[int | None] = [None] * batch
     rr2_misleading = [False] * batch
     pending = list(range(batch))
     block_start = warm.block if warm_ok and warm.block is not None else None
     next_block = None
+    rr_tol = math.sqrt(tol)
     for width in (options.block_size, *[w for w in WIDER_BLOCKS if w > options.block_size]):
         if not pending:
             break
-        if width == options.block_size and block_start is not None and block_start.shape[-2] == width:
-            start = block_start
+        if width == options.block_size:
+            fits = block_start is not None and block_start.shape[-2] == width
+            start = block_start if fits else random(batch, width, n)
         else:
-            start = random(batch, width, n)
-        rr = block_rayleigh_ritz(ops.m, start, tol=tol, max_iters=RR_MAX_SWEEPS)
+            start = torch.cat(
+                [torch.stack([lead_vectors.real, lead_vectors.imag], dim=-2), random(batch, width - 2, n)], dim=-2
+            )
+        rr = block_rayleigh_ritz(ops.m, start, tol=rr_tol, max_iters=RR_MAX_SWEEPS)
         counts["jvp"] += rr.matvecs
         if width == options.block_size:
-            next_block = rr.vectors.real.detach() if rr.vectors.is_complex() else rr.vectors.detach()
+            next_block = (rr.vectors.real if rr.vectors.is_complex() else rr.vectors).detach()
         rr_rho = rr.values[..., 0].abs().tolist()
         rr_scale = rr.norm_estimate.tolist()
         still = []
         for b in pending:
             if rho_rr[b] is None:
                 rho_rr[b], rr_block[b] = rr_rho[b], width
-            agree = abs(rr_rho[b] - rho_arnoldi[b]) <= math.sqrt(tol) * max(1.0, rr_scale[b])
-            if agree:
+            if abs(rr_rho[b] - rho_arnoldi[b]) <= 10 * rr_tol * max(1.0, rr_scale[b]):
                 if width != options.block_size:
                     rr2_misleading[b] = True
                     rho_rr[b], rr_block[b] = rr_rho[b], width

@@ -24,8 +24,14 @@ from rich.console import Console
 from safetensors.torch import save_file
 from typer.testing import CliRunner
 
-from spectral_probe import audit
-from spectral_probe.audit import _Outcome, build_trajectory, find_checkpoints, natural_key, run_audit, sparkline
+from spectral_probe.audit import (
+    _Outcome,
+    build_trajectory,
+    find_checkpoints,
+    natural_key,
+    run_audit,
+    sparkline,
+)
 from spectral_probe.checkpoint import load_yaml_config
 from spectral_probe.cli import app
 from spectral_probe.config import OPTION_NAMES, ProbeOptions, merge_options
@@ -102,6 +108,8 @@ def fake_probe(path: str, options: ProbeOptions, *, warm: Any = None, use_warm: 
     sha = hashlib.sha256(data).hexdigest()
     seen = (f"warm={warm if use_warm else None}",)
     results = tuple(fake_result(path, i, fp, spec.get("step"), sha, seen) for i, fp in enumerate(spec["fps"]))
+    if spec.get("inconclusive_when_warm") and use_warm and warm is not None:
+        results = tuple(dataclass_replace_verdict(r, "inconclusive") for r in results)
     return types.SimpleNamespace(path=path, sha256=sha, results=results, warm=Path(path).name)
 
 
@@ -233,6 +241,27 @@ def test_rows_error_row_journal_and_warm_chain(fake_run: Path, tmp_path: Path) -
     assert warm["step_1000.safetensors"] == "warm=step_900.safetensors"
 
 
+def test_a_warm_start_never_makes_a_result_inconclusive(tmp_path: Path) -> None:
+    write_fake(tmp_path / "step_1.safetensors", [STABLE])
+    (tmp_path / "step_2.safetensors").write_text(
+        json.dumps({"fps": [STABLE], "inconclusive_when_warm": True})
+    )
+    write_fake(tmp_path / "step_3.safetensors", [STABLE])
+    probe = Recorder()
+    report = run_audit(str(tmp_path), ProbeOptions(), probe_fn=probe)
+    assert probe.calls == [
+        "step_1.safetensors",
+        "step_2.safetensors",
+        "step_2.safetensors",
+        "step_3.safetensors",
+    ]
+    assert [r.verdict for r in report.results] == ["contractive"] * 3
+    assert report.results[1].notes[0] == "warm=None" and "probed again" in report.results[1].notes[-1]
+    assert report.results[2].notes[0] == "warm=step_2.safetensors"  # the cold probe's vectors go on
+    retries = report.reproducibility["audit"]["warm_start_retries"]
+    assert [Path(r["checkpoint"]).name for r in retries] == ["step_2.safetensors"]
+
+
 def test_no_warm_start_option_turns_warm_starts_off(fake_run: Path) -> None:
     report = run_audit(str(fake_run), ProbeOptions(warm_start=False), probe_fn=fake_probe)
     assert {r.notes[0] for r in report.results} == {"warm=None"}
@@ -248,7 +277,9 @@ def test_metadata_step_wins_over_names(tmp_path: Path) -> None:
     assert report.trajectory is not None and report.trajectory["x"] == "step"
 
 
-def test_resume_skips_recorded_checkpoints_and_reprobes_a_changed_file(fake_run: Path, tmp_path: Path) -> None:
+def test_resume_skips_recorded_checkpoints_and_reprobes_a_changed_file(
+    fake_run: Path, tmp_path: Path
+) -> None:
     journal = tmp_path / "audit.jsonl"
     first = run_audit(str(fake_run), ProbeOptions(jsonl=str(journal)), probe_fn=fake_probe)
     # A writer killed mid-line (should not happen, but a resume must survive it).
@@ -276,7 +307,11 @@ def test_resume_skips_recorded_checkpoints_and_reprobes_a_changed_file(fake_run:
 def test_resume_reprobes_a_checkpoint_cut_between_its_fixed_points(fake_run: Path, tmp_path: Path) -> None:
     journal = tmp_path / "audit.jsonl"
     run_audit(str(fake_run), ProbeOptions(jsonl=str(journal)), probe_fn=fake_probe)
-    kept = [line for line in journal.read_text().splitlines() if not ('step_1000' in line and '"index": 1' in line)]
+    kept = [
+        line
+        for line in journal.read_text().splitlines()
+        if not ("step_1000" in line and '"index": 1' in line)
+    ]
     journal.write_text("\n".join(kept) + "\n")
     probe = Recorder()
     report = run_audit(str(fake_run), ProbeOptions(jsonl=str(journal), resume=True), probe_fn=probe)
@@ -386,7 +421,9 @@ def test_sparkline_scales_and_buckets_to_the_worst() -> None:
 
 def fixed_report() -> Report:
     made = outcomes([(100, STABLE), (200, [0.95, 0.1, 0.3]), (300, HOPF_FP)])
-    inconclusive = dataclass_replace_verdict(fake_result("runs/step_400.safetensors", 0, STABLE, 400, None), "x")
+    inconclusive = dataclass_replace_verdict(
+        fake_result("runs/step_400.safetensors", 0, STABLE, 400, None), "x"
+    )
     inconclusive = dataclass_replace_verdict(inconclusive, "inconclusive")
     results = tuple(r for o in made for r in o.results) + (inconclusive,)
     errors = (CheckpointError("runs/step_500.safetensors", "runs/step_500.safetensors: file is empty"),)
@@ -404,7 +441,10 @@ def test_junit_counts_one_case_per_fixed_point_and_error() -> None:
     suite = ET.fromstring(junit.format(fixed_report()))
     assert (suite.get("tests"), suite.get("failures"), suite.get("errors")) == ("5", "1", "2")
     cases = suite.findall("testcase")
-    assert [c.get("name") for c in cases][:2] == ["runs/step_100.safetensors[0]", "runs/step_200.safetensors[0]"]
+    assert [c.get("name") for c in cases][:2] == [
+        "runs/step_100.safetensors[0]",
+        "runs/step_200.safetensors[0]",
+    ]
     assert [bool(c.findall("failure")) for c in cases] == [False, False, True, False, False]
     assert [bool(c.findall("error")) for c in cases] == [False, False, False, True, True]
 
@@ -479,7 +519,9 @@ def mixed_folder(root: Path) -> Path:
     torch.save(
         {
             "W": w * eye,
-            "z_star": torch.stack([torch.zeros(n, dtype=torch.float64), torch.full((n,), z0, dtype=torch.float64)]),
+            "z_star": torch.stack(
+                [torch.zeros(n, dtype=torch.float64), torch.full((n,), z0, dtype=torch.float64)]
+            ),
             "__metadata__": {"spectral_probe.operator": "hopfield"},
         },
         root / "f_two_fixed_points.pt",
@@ -516,9 +558,9 @@ def test_cli_audit_of_a_mixed_folder(tmp_path: Path) -> None:
     assert "g_corrupt.safetensors" in report["errors"][0]["error"]
 
     journal = lines(out / "a.jsonl")
-    assert sorted((Path(d["checkpoint"]).name, d.get("index"), d.get("verdict", "error")) for d in journal) == sorted(
-        EXPECTED + [("g_corrupt.safetensors", None, "error")]
-    )
+    assert sorted(
+        (Path(d["checkpoint"]).name, d.get("index"), d.get("verdict", "error")) for d in journal
+    ) == sorted(EXPECTED + [("g_corrupt.safetensors", None, "error")])
 
     suite = ET.parse(out / "r.xml").getroot()
     # violations: c_saddle, d_flip, e_hopf and the saddle of f; errors: the corrupt file.

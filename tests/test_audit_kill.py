@@ -20,7 +20,7 @@ from safetensors.torch import save_file
 ROOT = Path(__file__).resolve().parent.parent
 CHECKPOINTS = 6
 
-SLOW_OPERATOR = '''
+SLOW_OPERATOR = """
 import time
 
 import torch
@@ -30,7 +30,7 @@ def factory(params, options):
     time.sleep(0.25)  # a slow checkpoint: gives the test time to interrupt the audit
     w = params["W"]
     return lambda z: w @ torch.tanh(z)
-'''
+"""
 
 
 def make_run(root: Path) -> list[str]:
@@ -64,7 +64,9 @@ def kill_after_new_line(process: subprocess.Popen, journal: Path, seen: int, sig
     """Send ``sig`` as soon as the journal holds more lines than ``seen``; return the exit code."""
     deadline = time.monotonic() + 60
     while len(journal_lines(journal)) <= seen:
-        assert process.poll() is None, f"the audit ended before it could be interrupted: {process.communicate()}"
+        assert process.poll() is None, (
+            f"the audit ended before it could be interrupted: {process.communicate()}"
+        )
         assert time.monotonic() < deadline, "no journal line appeared"
         time.sleep(0.01)
     process.send_signal(sig)

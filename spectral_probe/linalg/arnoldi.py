@@ -338,10 +338,13 @@ def krylov_schur(
 
     ``A`` is given only through ``matvec(X) = A X`` on the last dimension (``A = J_F`` via jvp, say).
     Each cycle expands a Krylov decomposition ``A V_m = V_m H_m + v_{m+1} h^T`` to ``m = krylov_dim``
-    (clipped to ``n``) vectors by Arnoldi with classical Gram-Schmidt twice; the thick restart keeps
-    the union over ``targets`` of each one's top ``nev`` Ritz values plus a buffer of the next best
-    (about half the space), see the module docstring. The run stops when the top ``nev`` Ritz values of
-    EVERY target have residual estimates ``|h^T y| <= tol * norm_estimate``, or after ``max_restarts``.
+    vectors by Arnoldi with classical Gram-Schmidt twice (``m`` is raised to
+    ``2 len(targets) (nev + 1) + 2`` if smaller, so that a cycle adds at least as many directions as it
+    keeps, and clipped to ``n``). The thick restart keeps the union over ``targets`` of each one's top
+    ``nev`` Ritz values plus a buffer of the next best (about half the space), see the module
+    docstring. The run stops when the top ``nev`` Ritz pairs of EVERY target have Krylov residuals
+    ``||Hbar_m y - theta [y; 0]|| <= tol * norm_estimate`` (``= |h^T y|`` for an exact eigenvector
+    ``y`` of ``H_m``), or after ``max_restarts``.
 
     ``targets``: :class:`Target` objects or the shorthands ``"LR"``, ``"LM"``, ``"SR"``; e.g.
     ``(rightmost(), largest_modulus(1.0, eps))`` gives alpha and the leading eigenvalue of
@@ -391,9 +394,10 @@ def krylov_schur(
     eps = float(torch.finfo(dtype).eps)
     tol = default_tol(dtype) if tol is None else float(tol)
     n_targets = len(target_list)
-    # Room for every target's nev values, each possibly completed by a conjugate, plus two new
-    # directions per cycle; past n the whole space is spanned and the first cycle is exact.
-    m_needed = n_targets * (nev + 1) + 2
+    # Each cycle must add at least as many new directions as it keeps wanted ones (every target's nev
+    # values, each possibly completed by a conjugate), else it stagnates; past n the whole space is
+    # spanned and the first cycle is exact.
+    m_needed = 2 * n_targets * (nev + 1) + 2
     m = min(n, max(int(krylov_dim), m_needed))
     keep_goal = max(1, int(_KEEP_FRACTION * m))
     keep_cap = m - 2
@@ -482,9 +486,7 @@ def krylov_schur(
                 done[b] = True
                 continue
             norm_est[b] = max(norm_est[b], r.hnorm)
-            thresh = tol * norm_est[b]
-            ok = all(bool((r.estimates[o[:nev]] <= thresh).all()) for o in r.orders)
-            if ok:
+            if _estimates_converged(r, nev, tol, norm_est[b]):
                 done[b] = True
 
     def explicit(b: int, coeff: torch.Tensor, T_rows: list, H_new: list) -> None:

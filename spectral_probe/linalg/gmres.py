@@ -191,20 +191,27 @@ def gmres(
                 continue
             Rk = R[bi, :k, :k]
             diag = Rk.diagonal().abs()
-            if float(diag.min()) == 0.0:
-                # A zero pivot (A singular on the space): least squares keeps the best iterate.
-                y = torch.linalg.lstsq(Rk, g[bi, :k, None]).solution[:, 0]
-            else:
+            # Well-conditioned pivots (ratio above sqrt(eps)): plain back substitution.
+            if float(diag.min()) > math.sqrt(eps) * float(diag.max()):
                 y = torch.linalg.solve_triangular(Rk, g[bi, :k, None], upper=True)[:, 0]
+            else:
+                # A (near) zero pivot: A is (numerically) singular on the Krylov space. The truncated
+                # pseudo-inverse gives the minimum-norm least-squares step instead of a blow-up.
+                y = torch.linalg.pinv(Rk, rtol=k * eps) @ g[bi, :k]
             update[bi] = y @ V[bi, :k]
-        x = x + update
+        x_new = x + update
         restarts += 1
         had_steps = steps > 0
         if bool(had_steps.any()):
             # TRUE residual (one matvec): the Givens estimate can drift from it by rounding.
-            r_new = bb - apply(x)
-            r = torch.where(had_steps[:, None], r_new, r)
-            rnorm = torch.linalg.vector_norm(r, dim=-1)
+            r_new = bb - apply(x_new)
+            rnorm_new = torch.linalg.vector_norm(r_new, dim=-1)
+            # GMRES never increases the residual in exact arithmetic: an update that does (rounding
+            # on a singular system) is rejected and the previous iterate kept.
+            accept = had_steps & (rnorm_new <= rnorm)
+            x = torch.where(accept[:, None], x_new, x)
+            r = torch.where(accept[:, None], r_new, r)
+            rnorm = torch.where(accept, rnorm_new, rnorm)
         done = done | (rnorm <= target)
 
     residual = rnorm
