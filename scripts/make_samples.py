@@ -69,7 +69,7 @@ GRID_BITS = 16
 #: Grid of fixed-point coordinates and activation values.
 VALUE_BITS = 12
 #: ``--operator`` argument for the plugin sample, relative to the repository root.
-PLUGIN_ARG = "sample_checkpoints/plugin_operator.py:make_force"
+PLUGIN_ARG = "sample_checkpoints/plugin/plugin_operator.py:make_force"
 #: Gain of the plugin net's second layer: the window where its verdict is ``stable`` with margins
 #: (omega >= 0.05 needs a gain >= 0.98, rho <= 0.95 needs a gain <= 1.15).
 PLUGIN_GAIN = 1.05
@@ -360,7 +360,7 @@ def force_and_jacobian(
         w = p["W"]
         s, ds = _act_and_deriv(act, w @ z + p.get("b", 0.0))
         return s, ds[:, None] * w
-    if operator == "plugin":  # sample_checkpoints/plugin_operator.py: W2 act(W1 z + b1) + b2
+    if operator == "plugin":  # sample_checkpoints/plugin/plugin_operator.py: W2 act(W1 z + b1) + b2
         s, ds = _act_and_deriv(act, p["W1"] @ z + p["b1"])
         return p["W2"] @ s + p["b2"], p["W2"] @ (ds[:, None] * p["W1"])
     raise ValueError(operator)
@@ -814,7 +814,7 @@ def plugin_example() -> Sample:
     u = w1 @ z + b1  # exact: few-bit dyadic operands
     b2 = (1.0 + c) * z - exact_rows_dot(w2, vmap_math(math.tanh, u))
     return Sample(
-        "plugin_example.safetensors",
+        "plugin/plugin_example.safetensors",
         None,
         "plugin",
         c,
@@ -823,7 +823,7 @@ def plugin_example() -> Sample:
         {"W1": w1, "b1": b1, "W2": w2, "b2": b2, "z_star": z},
         ["stable"],
         "A 2-layer tanh net nc_force(z) = W2 tanh(W1 z + b1) + b2 (n = 32, hidden = 64, float64) for the "
-        f"user plugin sample_checkpoints/plugin_operator.py. Its metadata names no operator: pass "
+        f"user plugin sample_checkpoints/plugin/plugin_operator.py. Its metadata names no operator: pass "
         f"--operator {PLUGIN_ARG}.",
         manifest_extra={"operator_arg": PLUGIN_ARG},
     )
@@ -1004,6 +1004,7 @@ def main(out_dir: Path = DEFAULT_OUT) -> dict[str, Any]:
         for build in SAMPLES:
             sample = build()
             path = out_dir / sample.name
+            path.parent.mkdir(parents=True, exist_ok=True)
             write_safetensors(
                 path, sample.tensors, probe_metadata(sample.operator, sample.c, sample.eps, sample.options)
             )

@@ -547,7 +547,8 @@ def test_cli_audit_of_a_mixed_folder(tmp_path: Path) -> None:
     args = ["audit", str(folder), "--jsonl", str(out / "a.jsonl"), "--json", str(out / "r.json")]
     args += ["--junit", str(out / "r.xml"), "--markdown", str(out / "r.md"), "--max-rho", "1.0"]
     out.mkdir()
-    result = CliRunner().invoke(app, args)
+    summary = out / "step_summary.md"
+    result = CliRunner().invoke(app, args, env={"GITHUB_STEP_SUMMARY": str(summary), "CI": "true"})
     assert result.exit_code == 2, result.output  # a corrupt file wins over the violations: 4, 2, 3, 1
     assert "Traceback" not in result.output
 
@@ -566,6 +567,7 @@ def test_cli_audit_of_a_mixed_folder(tmp_path: Path) -> None:
     # violations: c_saddle, d_flip, e_hopf and the saddle of f; errors: the corrupt file.
     assert (suite.get("tests"), suite.get("failures"), suite.get("errors")) == ("8", "4", "1")
     assert "g_corrupt.safetensors" in (out / "r.md").read_text()
+    assert summary.read_text() == (out / "r.md").read_text()  # the step summary is the Markdown report
 
 
 def test_jobs_2_gives_the_results_of_jobs_1(tmp_path: Path) -> None:

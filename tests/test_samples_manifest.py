@@ -73,8 +73,8 @@ def _metadata(path: Path) -> dict[str, str]:
 
 
 def test_regenerated_files_are_byte_identical(regenerated: Path) -> None:
-    committed = sorted(p.name for p in SAMPLES.glob("*.safetensors"))
-    fresh = sorted(p.name for p in regenerated.glob("*.safetensors"))
+    committed = sorted(p.relative_to(SAMPLES).as_posix() for p in SAMPLES.rglob("*.safetensors"))
+    fresh = sorted(p.relative_to(regenerated).as_posix() for p in regenerated.rglob("*.safetensors"))
     assert committed == fresh, "the generator and sample_checkpoints/ list different files"
     for name in committed:
         assert (regenerated / name).read_bytes() == (SAMPLES / name).read_bytes(), (
@@ -107,7 +107,7 @@ def test_regenerated_manifest_matches(regenerated: Path, expected: dict[str, Any
 
 
 def test_every_file_is_listed_small_and_well_formed(expected: dict[str, Any]) -> None:
-    files = {p.name for p in SAMPLES.glob("*.safetensors")}
+    files = {p.relative_to(SAMPLES).as_posix() for p in SAMPLES.rglob("*.safetensors")}
     assert files == set(expected["samples"])
     for name, info in expected["samples"].items():
         path = SAMPLES / name
@@ -279,9 +279,9 @@ def test_batched_rows_are_exact_fixed_points_with_closed_forms(expected: dict[st
 def test_plugin_operator_matches_the_numpy_truth() -> None:
     """The torch plugin computes the same force and Jacobian as the numpy reference."""
     torch = pytest.importorskip("torch")
-    plugin = _load_module("sample_plugin_operator_under_test", SAMPLES / "plugin_operator.py")
-    tensors = load_file(str(SAMPLES / "plugin_example.safetensors"))
-    md = _metadata(SAMPLES / "plugin_example.safetensors")
+    plugin = _load_module("sample_plugin_operator_under_test", SAMPLES / "plugin" / "plugin_operator.py")
+    tensors = load_file(str(SAMPLES / "plugin" / "plugin_example.safetensors"))
+    md = _metadata(SAMPLES / "plugin" / "plugin_example.safetensors")
     params = {k: torch.from_numpy(v) for k, v in tensors.items() if k != "z_star"}
     force = plugin.make_force(params, json.loads(md["spectral_probe.options"]))
     z = torch.from_numpy(tensors["z_star"])

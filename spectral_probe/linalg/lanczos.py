@@ -54,6 +54,8 @@ Implementation choices, and why
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 from spectral_probe.linalg.result import CountingMatvec, EigResult, Matvec, default_tol
@@ -128,6 +130,25 @@ def _ritz(t: torch.Tensor, which: str) -> tuple[torch.Tensor, torch.Tensor]:
     if which == "LA":
         theta, y = theta.flip(-1), y.flip(-1)
     return theta, y
+
+
+def _keep_dynamic(t, nev, m, open_, mode):
+    if m - nev < 3:
+        return nev
+    ks = torch.arange(nev, m - 1, device=t.device)
+    top = t[..., nev - 1 : nev]
+    low = t[..., m - 1 : m]
+    disc = t[..., nev : m - 1]
+    gap = (top - disc).clamp_min(0) / (disc - low).clamp_min(torch.finfo(t.dtype).tiny)
+    f = (m - ks).to(t.dtype) * gap.sqrt()
+    if mode.startswith("cap"):
+        frac = float(mode[3:])
+        kmax = m - max(2, int(math.ceil(frac * (m - nev))))
+        f = torch.where(ks <= kmax, f, -1.0)
+    f = f / f.amax(-1, keepdim=True).clamp_min(torch.finfo(t.dtype).tiny)
+    f = f.clamp_min(-1.0)
+    f = torch.where(open_.unsqueeze(-1), f, 0.0).reshape(-1, m - 1 - nev).sum(0)
+    return int(ks[int(f.argmax())])
 
 
 def _keep_count(m: int, nev: int, nconv: int) -> int:
@@ -320,7 +341,11 @@ def lanczos(
             wanted_conv = est[..., : m - 1] <= tol * norm_est.unsqueeze(-1)
             # Converged pairs counted from the best end, over the problems still running.
             nconv = int(wanted_conv.long().cumprod(-1).sum(-1)[~done].min()) if bool((~done).any()) else 0
-            k = _keep_count(m, nev, nconv)
+            import os
+            if os.environ.get("KEEP", "half") == "half":
+                k = _keep_count(m, nev, nconv)
+            else:
+                k = _keep_dynamic(theta if which == "LA" else -theta, nev, m, ~done, os.environ["KEEP"])
             V[..., :k, :] = y[..., :, :k].mT @ V
             T.zero_()
             T[..., :k, :k] = torch.diag_embed(theta[..., :k])

@@ -12,19 +12,12 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from spectral_probe.audit import sparkline
 from spectral_probe.report.numbers import fmt
 from spectral_probe.results import Report
 
 # Room left of and right of a sparkline (quantity name, min -> max).
 _MARGIN = 40
-
-
-def _spark(values: list[float | None], width: int) -> str:
-    """Same scaling as :func:`spectral_probe.audit.sparkline`, bucketed to ``width`` (worst per bucket)."""
-    # Imported here: spectral_probe.audit imports the probe machinery lazily, but keep report light.
-    from spectral_probe.audit import sparkline
-
-    return sparkline(values, width=width)
 
 
 def render_trajectory(report: Report, console: Console) -> None:
@@ -50,7 +43,7 @@ def render_trajectory(report: Report, console: Console) -> None:
     grid.add_column(justify="right")
     for quantity in ("rho", "alpha", "omega"):
         values = [point.get(quantity) for point in series]
-        line = Text(_spark(values, width))
+        line = Text(sparkline(values, width=width))
         if quantity == "rho" and len(series) <= width:
             for i, point in enumerate(series):
                 line.stylize(VERDICT_STYLES.get(point["verdict"], ""), i, i + 1)
@@ -61,7 +54,11 @@ def render_trajectory(report: Report, console: Console) -> None:
     bifurcation = trajectory.get("bifurcation")
     if bifurcation:
         estimate = bifurcation.get("estimated_step", bifurcation.get("estimated_index"))
-        where = f"; rho = 1 near {axis} {fmt(estimate, 6)}" if estimate is not None else ""
+        where = ""
+        if estimate is not None:
+            # Steps are integers: an interpolated crossing is only worth a rounded step.
+            near = f"~{round(estimate)}" if axis == "step" else fmt(estimate, 3)
+            where = f"; rho = 1 near {axis} {near}"
         style = VERDICT_STYLES.get(bifurcation["type"], "bold")
         console.print(Text("bifurcation: ", style="bold") + Text(bifurcation["summary"] + where, style=style))
         for note in bifurcation.get("notes", []):

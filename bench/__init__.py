@@ -1,0 +1,14 @@
+"""The performance benchmark of ``spectral-probe`` against ARPACK, hessian-eigenthings and the dense path.
+
+``make bench`` runs ``python -m bench.run --output BENCHMARKS.md``. Modules, one per concern:
+
+* :mod:`bench.operators`: the benchmark problems (a non-normal ``hopfield`` with a fixed point by
+  construction, a large ``conv`` operator) and their reference spectra;
+* :mod:`bench.competitors`: every solver behind one record type (ours, SciPy ARPACK on the SAME torch
+  matvec, hessian-eigenthings, the dense path), each counting jvp and vjp apart;
+* :mod:`bench.measure`: medians of repeated runs, matvec timing, peak memory, true residual checks;
+* :mod:`bench.worker`: everything measured on ONE problem, in its own subprocess;
+* :mod:`bench.scenarios`: the batched probe, the start-up times and the ``--method auto`` crossover;
+* :mod:`bench.report`: the generated ``BENCHMARKS.md`` (never edited by hand);
+* :mod:`bench.run`: the command line.
+"""
