@@ -466,6 +466,15 @@ def test_terminal_view_shows_the_trajectory() -> None:
     assert re.search(r"rho\s+[▁-█]{3}", text)
 
 
+def test_terminal_view_of_a_run_that_stays_stable() -> None:
+    made = outcomes([(1, STABLE), (2, [0.6, 0.1, -0.2]), (3, [0.7, 0.0, -0.1])])
+    results = tuple(r for o in made for r in o.results)
+    report = Report(results, (), evaluate(results, (), {}), {}, "audit", build_trajectory(made, "runs"))
+    console = Console(record=True, width=100)
+    render(report, console)
+    assert "no loss of stability along the run" in console.export_text()
+
+
 # --------------------------------------------------------------------------------------------------
 # Config for CI
 

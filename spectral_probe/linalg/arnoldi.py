@@ -438,11 +438,12 @@ def krylov_schur(
             stepping = [b for b in range(B) if not done[b] and j[b] < m]
             if not stepping:
                 return
+            stepping_set = set(stepping)
             step = torch.zeros(B, dtype=torch.bool, device=device)
             step[stepping] = True
             # Idle problems get their first basis vector (unit, finite): the operator is always called
             # on the full batch, and a zero vector could upset a finite-difference matvec.
-            col = torch.tensor([j[b] if b in stepping else 0 for b in range(B)], device=device)
+            col = torch.tensor([j[b] if b in stepping_set else 0 for b in range(B)], device=device)
             w0 = apply(V[arange_b, col])
             for b in stepping:
                 mv_per[b] += 1
@@ -451,13 +452,16 @@ def krylov_schur(
             w, coef, beta1, beta2 = _cgs2(V[:, :top], w0, mask)
             wnorm = torch.linalg.vector_norm(w0, dim=-1)
             # Breakdown: the basis spans R^n, or w is numerically in span(V) (DGKS), or non-finite.
-            full = (col + 1 >= n).to(torch.bool)
+            full = col + 1 >= n
             in_span = (beta2 <= _DGKS_ETA * beta1) | (beta2 <= eps * wnorm)
             broke = step & (full | in_span | ~torch.isfinite(beta2))
             beta = torch.where(broke, torch.zeros_like(beta2), beta2)
             safe = torch.where(broke, torch.ones_like(beta2), beta2)
             new = w / safe[:, None]
-            need_random = [b for b in stepping if bool(broke[b]) and j[b] + 1 < n]
+            # Exact breakdown (R^n spanned): no next vector, the decomposition is an eigendecomposition.
+            new = torch.where((broke & full)[:, None], torch.zeros_like(new), new)
+            broke_list = broke.tolist()
+            need_random = [b for b in stepping if broke_list[b] and j[b] + 1 < n]
             if need_random:
                 # Invariant subspace found but not all of R^n: continue with a random direction
                 # orthogonal to the basis, coupled by zero, so the decomposition stays exact.
@@ -466,15 +470,16 @@ def krylov_schur(
                 r, _, _, rn = _cgs2(V[idx, :top], r, mask[idx])
                 new[idx] = r / rn[:, None]
             for b in stepping:
-                if bool(broke[b]):
-                    breakdowns[b] += 1
-                    if j[b] + 1 >= n:
-                        new[b] = 0.0
-                jb = j[b]
-                H[b, : jb + 1, jb] = coef[b, : jb + 1]
-                H[b, jb + 1, jb] = beta[b]
-                V[b, jb + 1] = new[b]
-                j[b] = jb + 1
+                breakdowns[b] += int(broke_list[b])
+                j[b] += 1
+            # Write column col of H (coefficients are already zero past col) and row col+1 of V.
+            sb = torch.tensor(stepping, device=device)
+            cb = col[sb]
+            column = torch.zeros(len(stepping), m + 1, dtype=dtype, device=device)
+            column[:, :top] = coef[sb]
+            column[torch.arange(len(stepping), device=device), cb + 1] = beta[sb]
+            H[sb, :, cb] = column
+            V[sb, cb + 1] = new[sb]
 
     def analyze_all(problems: list[int]) -> None:
         Hc = H.detach().to(device="cpu", dtype=small)

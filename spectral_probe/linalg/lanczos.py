@@ -342,6 +342,7 @@ def lanczos(
             # Converged pairs counted from the best end, over the problems still running.
             nconv = int(wanted_conv.long().cumprod(-1).sum(-1)[~done].min()) if bool((~done).any()) else 0
             import os
+
             if os.environ.get("KEEP", "half") == "half":
                 k = _keep_count(m, nev, nconv)
             else:

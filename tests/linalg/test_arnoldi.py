@@ -37,6 +37,17 @@ from spectral_probe.linalg.arnoldi import (
 from spectral_probe.linalg.result import default_tol
 
 F64 = torch.float64
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """Small dense problems: one intra-op thread avoids thread-pool contention on a shared machine."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 STEP = 0.5  # eps of M = I + eps J_F in these tests
 RHO = f"LM(shift=1,scale={STEP:g})"
 
@@ -251,7 +262,7 @@ def test_hidden_rightmost_found_where_arpack_ones_misses(capsys):
     rand_vals, _ = arpack(A.numpy(), 1, "LR", rng_vector(n, 2))
     with capsys.disabled():
         print(
-            f"\n[hidden rightmost] dense alpha={truth:.6g}; ARPACK LR v0=ones -> {ones_vals[0]:.6g} ({ones_mv} mv)"
+            f"\n[hidden rightmost] alpha={truth:.6g}; ARPACK LR v0=ones -> {ones_vals[0]:.6g} ({ones_mv} mv)"
         )
     # The structured start misses alpha (it converges to the rightmost of the invariant block it spans).
     assert ones_vals[0].real < 0.0

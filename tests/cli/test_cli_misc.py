@@ -1,0 +1,138 @@
+"""The command line around the numbers: help, start-up cost, config precedence, dtypes, .pt, refine."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from spectral_probe.cli import app
+from tests.cli.helpers import run_cli, write_checkpoint
+
+ROOT = Path(__file__).resolve().parents[2]
+README = (ROOT / "README.md").read_text()
+
+
+def _hopfield(tmp_path, name="h.safetensors", n=24, seed=0, **meta):
+    gen = torch.Generator().manual_seed(seed)
+    w = torch.randn(n, n, generator=gen, dtype=torch.float64) * 0.6 / n**0.5
+    z = torch.randn(n, generator=gen, dtype=torch.float64)
+    b = z - w @ torch.tanh(z)
+    return write_checkpoint(tmp_path / name, {"W": w, "b": b, "z_star": z}, **({"operator": "hopfield"} | meta))
+
+
+def test_help_does_not_import_torch() -> None:
+    code = (
+        "import sys\nimport spectral_probe.cli as cli\nsys.argv = ['spectral-probe', '--help']\n"
+        "try:\n    cli.main()\nexcept SystemExit:\n    pass\nassert 'torch' not in sys.modules, 'torch imported'\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
+    assert done.returncode == 0, done.stderr
+    assert "scan" in done.stdout and "audit" in done.stdout
+
+
+@pytest.mark.parametrize("command", ["scan", "audit", "operators"])
+def test_every_command_has_help_and_is_documented(command: str) -> None:
+    result = CliRunner().invoke(app, [command, "--help"])
+    assert result.exit_code == 0 and len(result.output) > 100
+    assert f"spectral-probe {command}" in README
+
+
+def test_operators_lists_builtins() -> None:
+    code, _, output = run_cli("operators")
+    assert code == 0
+    for name in ("linear", "hopfield", "rnn", "conv"):
+        assert name in output
+
+
+def test_json_on_stdout_is_pure_json(tmp_path) -> None:
+    path = _hopfield(tmp_path)
+    result = CliRunner().invoke(app, ["scan", str(path), "--json", "-"])
+    assert result.exit_code == 0
+    report = json.loads(result.stdout)  # the table went to stderr
+    assert report["version"] == 1 and report["gate"]["passed"] is True
+    repro = report["reproducibility"]
+    assert repro["torch_version"] == torch.__version__ and repro["seed"] == 0 and repro["dtype"] == "float64"
+    assert len(report["results"][0]["sha256"]) == 64
+
+
+def test_precedence_command_line_config_metadata(tmp_path) -> None:
+    path = _hopfield(tmp_path, eps=0.75, c=0.1)
+    config = tmp_path / "probe.yaml"
+    config.write_text("eps: 0.5\nseed: 3\n")
+    _, report, _ = run_cli("scan", path, "--json", "-")
+    assert report["results"][0]["eps"] == 0.75 and report["results"][0]["c"] == pytest.approx(0.1)
+    _, report, _ = run_cli("scan", path, "--config", config, "--json", "-")
+    assert report["results"][0]["eps"] == 0.5 and report["reproducibility"]["seed"] == 3
+    _, report, _ = run_cli("scan", path, "--config", config, "--eps", "0.25", "--json", "-")
+    assert report["results"][0]["eps"] == 0.25
+
+
+def test_gate_exit_codes(tmp_path) -> None:
+    path = _hopfield(tmp_path)
+    _, report, _ = run_cli("scan", path, "--json", "-")
+    rho = report["results"][0]["rho"]
+    assert run_cli("scan", path, "--max-rho", rho * 1.01)[0] == 0
+    code, report, _ = run_cli("scan", path, "--max-rho", rho * 0.99, "--json", "-")
+    assert code == 1 and report["gate"]["passed"] is False and len(report["gate"]["violations"]) == 1
+    for output in ("--markdown", "--junit"):  # no output option changes the exit code
+        assert run_cli("scan", path, "--max-rho", rho * 0.99, output, tmp_path / "out", "--quiet")[0] == 1
+
+
+def test_float32_probe_and_float16_inputs(tmp_path) -> None:
+    ref = _hopfield(tmp_path)
+    _, truth, _ = run_cli("scan", ref, "--json", "-")
+    code, report, output = run_cli("scan", ref, "--dtype", "float32", "--json", "-")
+    assert code == 0, output
+    for key in ("omega", "alpha", "rho"):
+        assert report["results"][0][key] == pytest.approx(truth["results"][0][key], abs=1e-4)
+    gen = torch.Generator().manual_seed(0)
+    n = 16
+    a = (torch.randn(n, n, generator=gen) * 0.2).half()
+    half = write_checkpoint(tmp_path / "half.safetensors", {"A": a, "z_star": torch.zeros(n).half()}, operator="linear")
+    code, report, output = run_cli("scan", half, "--json", "-")
+    assert code == 0, output
+    eigs = torch.linalg.eigvals(a.double() - torch.eye(n, dtype=torch.float64))
+    assert report["results"][0]["alpha"] == pytest.approx(float(eigs.real.max()), abs=1e-10)
+
+
+def test_torch_checkpoint_weights_only(tmp_path) -> None:
+    n = 8
+    path = tmp_path / "model.pt"
+    torch.save({"A": -0.5 * torch.eye(n, dtype=torch.float64), "z_star": torch.zeros(n)}, path)
+    code, report, output = run_cli("scan", path, "--operator", "linear", "--json", "-")
+    assert code == 0, output
+    assert report["results"][0]["alpha"] == pytest.approx(-1.5)
+    assert report["results"][0]["verdict"] == "contractive"
+
+
+def test_batched_fixed_points_from_a_separate_file(tmp_path) -> None:
+    n = 6
+    a = torch.diag(torch.tensor([0.5, -0.4, 0.2, 0.1, -0.3, 0.0], dtype=torch.float64))
+    ckpt = write_checkpoint(tmp_path / "lin.safetensors", {"A": a}, operator="linear")
+    z = tmp_path / "z.safetensors"
+    write_checkpoint(z, {"z_star": torch.zeros(3, n, dtype=torch.float64)})
+    code, report, output = run_cli("scan", ckpt, "--fixed-point", z, "--json", "-")
+    assert code == 0, output
+    assert [r["index"] for r in report["results"]] == [0, 1, 2]
+    assert all(r["rho"] == pytest.approx(0.5) for r in report["results"])  # M = I + (A - I) = A
+
+
+def test_refine_polishes_an_inexact_fixed_point(tmp_path) -> None:
+    gen = torch.Generator().manual_seed(5)
+    n = 20
+    w = torch.randn(n, n, generator=gen, dtype=torch.float64) * 0.5 / n**0.5
+    z = torch.randn(n, generator=gen, dtype=torch.float64)
+    b = z - w @ torch.tanh(z)
+    noisy = z + 1e-4 * torch.randn(n, generator=gen, dtype=torch.float64)
+    path = write_checkpoint(tmp_path / "r.safetensors", {"W": w, "b": b, "z_star": noisy}, operator="hopfield")
+    _, report, _ = run_cli("scan", path, "--json", "-")
+    (r,) = report["results"]
+    assert r["verdict"] == "inconclusive" and "not a fixed point" in r["reason"]
+    _, report, _ = run_cli("scan", path, "--refine", "--json", "-")
+    (r,) = report["results"]
+    assert r["verdict"] != "inconclusive", r["reason"]
+    assert r["fixed_point_residual_before_refine"] > 1e-6 > 1e-12 > r["fixed_point_residual"]
