@@ -49,13 +49,18 @@ RefineOpt = Annotated[
 ]
 BandOpt = Annotated[float | None, typer.Option("--band", help="Marginal band b around rho = 1 (default 1e-6).")]
 MaxRhoOpt = Annotated[float | None, typer.Option("--max-rho", help="Gate: fail when rho > R.", rich_help_panel=_G)]
-MaxAlphaOpt = Annotated[float | None, typer.Option("--max-alpha", help="Gate: fail when alpha > A.", rich_help_panel=_G)]
-MaxOmegaOpt = Annotated[float | None, typer.Option("--max-omega", help="Gate: fail when omega > W.", rich_help_panel=_G)]
+MaxAlphaOpt = Annotated[
+    float | None, typer.Option("--max-alpha", help="Gate: fail when alpha > A.", rich_help_panel=_G)
+]
+MaxOmegaOpt = Annotated[
+    float | None, typer.Option("--max-omega", help="Gate: fail when omega > W.", rich_help_panel=_G)
+]
 JsonOpt = Annotated[str | None, typer.Option("--json", help="Write the JSON report to PATH, or - for stdout.")]
 MarkdownOpt = Annotated[Path | None, typer.Option("--markdown", help="Write a Markdown summary to PATH.")]
 JunitOpt = Annotated[Path | None, typer.Option("--junit", help="Write JUnit XML to PATH.", rich_help_panel=_O)]
 QuietOpt = Annotated[bool, typer.Option("--quiet", help="No table, no progress bar.", rich_help_panel=_O)]
 DebugOpt = Annotated[bool, typer.Option("--debug", help="Show tracebacks on errors.", rich_help_panel=_O)]
+
 
 def _stderr() -> Console:
     return Console(stderr=True, highlight=False)

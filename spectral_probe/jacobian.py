@@ -13,9 +13,9 @@ Every matvec follows :mod:`spectral_probe.linalg.result`: it acts on the LAST di
 
 Two modes (``--matvec``):
 
-* ``autograd``: ``J v`` by ``torch.func.jvp`` (or, with ``linearize=True``, ``torch.func.linearize``,
-  which computes the primal ``nc_force(z*)`` once but costs the import of torch._dynamo), ``J^T u`` by ``torch.func.vjp``, set up
-  once at ``z*``.
+* ``autograd``: ``J^T u`` by ``torch.func.vjp``, set up once at ``z*``; the Krylov ``J v`` is the
+  transpose of that vjp (it reuses the saved residuals); the operator's own forward-mode rule
+  (``torch.func.jvp``, or ``torch.func.linearize`` on request) is kept as ``jvp_forward`` for the checks.
 * ``fd``: central differences of ``nc_force`` (:mod:`spectral_probe.linalg.fdcheck`), for black-box or
   non-differentiable operators. ``J^T u`` is not available (``has_vjp`` is False).
 """
@@ -75,9 +75,7 @@ class JacobianOperators:
         if not (math.isfinite(c) and math.isfinite(eps)):
             raise UsageError(f"c and eps must be finite, got c={c}, eps={eps}")
         if z_star.ndim != 2 or not z_star.is_floating_point() or 0 in z_star.shape:
-            raise ValueError(
-                f"z_star must be a non-empty real [B, n] tensor, got {z_star.dtype} {list(z_star.shape)}"
-            )
+            raise ValueError(f"z_star must be a non-empty real [B, n] tensor, got {z_star.dtype} {list(z_star.shape)}")
         if chunk_size is not None and chunk_size < 1:
             raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
         self.nc_force = nc_force
@@ -265,8 +263,7 @@ class JacobianOperators:
         except Exception as exc:
             raise InputError(
                 self.path,
-                f"the operator has no forward-mode derivative in torch.func ({_one_line(exc)}); "
-                "use --matvec fd",
+                f"the operator has no forward-mode derivative in torch.func ({_one_line(exc)}); use --matvec fd",
             ) from None
         if linearize_message is not None:
             self.notes.append(f"torch.func.linearize failed ({linearize_message}); using torch.func.jvp")
@@ -283,6 +280,7 @@ class JacobianOperators:
             return jvp_fn, None
         except Exception as exc:
             return None, _one_line(exc)
+
     def _blocked(self, fn: RowFn, v: Tensor) -> Tensor:
         """Apply a ``[B, n] -> [B, n]`` map to every block vector of ``v`` ``[B, *block, n]``."""
         v3 = v.reshape(self.batch, -1, self.n)

@@ -183,10 +183,7 @@ def probe_fixed_points(
     fd_tol = 100 * math.sqrt(float(torch.finfo(dtype).eps))
 
     method = _choose_method(options, n)
-    if method == "dense":
-        spectra = _dense(ops, eps, tol)
-    else:
-        spectra = _krylov(ops, eps, tol, options, random, warm, notes)
+    spectra = _dense(ops, eps, tol) if method == "dense" else _krylov(ops, eps, tol, options, random, warm, notes)
 
     elapsed = time.perf_counter() - started
     results: list[FixedPointResult] = []
@@ -464,9 +461,13 @@ def _krylov(
     # ||M||_2 by Lanczos on M^T M (a lower bound that converges from below), for rho <= ||M||_2.
     norm_M: list[float | None] = [None] * batch
     if ops.has_vjp:
-        gram = lanczos(lambda v: ops.m_t(ops.m(v)), random(batch, n), which="LA", tol=math.sqrt(tol), **{
-            k: v for k, v in krylov.items() if k != "tol"
-        })
+        gram = lanczos(
+            lambda v: ops.m_t(ops.m(v)),
+            random(batch, n),
+            which="LA",
+            tol=math.sqrt(tol),
+            **{k: v for k, v in krylov.items() if k != "tol"},
+        )
         counts["jvp"] += gram.matvecs
         counts["vjp"] += gram.matvecs
         for b in range(batch):

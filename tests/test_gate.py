@@ -11,10 +11,30 @@ from spectral_probe.results import CheckpointError, FixedPointResult
 
 def result(verdict: str = "stable", rho: float = 0.9, omega: float | None = 0.1, index: int = 0):
     return FixedPointResult(
-        checkpoint="a.safetensors", index=index, n=4, c=0.0, eps=1.0, omega=omega, alpha=-0.1,
-        alpha_imag=0.0, rho=rho, lead_real=rho, lead_imag=0.0, mu_lead_real=rho - 1, mu_lead_imag=0.0,
-        gap=None, omega_nc=None, alpha_nc=None, fd_jvp_rel_err=1e-10, adjoint_rel_err=1e-12,
-        fixed_point_residual=0.0, converged=True, method="dense", matvecs=4, seconds=0.0, verdict=verdict,
+        checkpoint="a.safetensors",
+        index=index,
+        n=4,
+        c=0.0,
+        eps=1.0,
+        omega=omega,
+        alpha=-0.1,
+        alpha_imag=0.0,
+        rho=rho,
+        lead_real=rho,
+        lead_imag=0.0,
+        mu_lead_real=rho - 1,
+        mu_lead_imag=0.0,
+        gap=None,
+        omega_nc=None,
+        alpha_nc=None,
+        fd_jvp_rel_err=1e-10,
+        adjoint_rel_err=1e-12,
+        fixed_point_residual=0.0,
+        converged=True,
+        method="dense",
+        matvecs=4,
+        seconds=0.0,
+        verdict=verdict,
     )
 
 

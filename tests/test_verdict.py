@@ -1,7 +1,5 @@
 """Verdicts of SPEC section 2 against the table, region by region, and property-based."""
 
-import math
-
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st

@@ -22,9 +22,9 @@ def format(report: Report) -> str:  # noqa: A001
         elif violations:
             failures += 1
             ET.SubElement(case, "failure", message="; ".join(violations))
-        ET.SubElement(case, "system-out").text = (
-            f"verdict={r.verdict} rho={fmt(r.rho)} alpha={fmt(r.alpha)} omega={fmt(r.omega)}"
-        )
+        ET.SubElement(
+            case, "system-out"
+        ).text = f"verdict={r.verdict} rho={fmt(r.rho)} alpha={fmt(r.alpha)} omega={fmt(r.omega)}"
     for e in report.errors:
         errors += 1
         case = ET.SubElement(suite, "testcase", classname="spectral_probe", name=e.checkpoint)

@@ -30,11 +30,7 @@ def render_trajectory(report: Report, console: Console) -> None:
     series: list[dict[str, Any]] = trajectory["series"]
     axis = trajectory.get("x", "index")
     first, last = series[0], series[-1]
-    span = (
-        f"{axis} {first.get(axis)} -> {last.get(axis)}"
-        if axis == "step"
-        else f"{first['label']} -> {last['label']}"
-    )
+    span = f"{axis} {first.get(axis)} -> {last.get(axis)}" if axis == "step" else f"{first['label']} -> {last['label']}"
     console.print(Text(f"trajectory over {len(series)} checkpoints ({span})", style="bold"))
     width = max(8, min(len(series), console.width - _MARGIN))
     grid = Table.grid(padding=(0, 2))

@@ -66,8 +66,18 @@ def _cases(tmp_path):
 @pytest.mark.parametrize(
     "case",
     [
-        "missing", "truncated", "random bytes", "empty", "non-finite", "shape mismatch", "unknown operator",
-        "module path in metadata", "no fixed point", "pickled .pt", "bad --fixed-point", "unknown --operator",
+        "missing",
+        "truncated",
+        "random bytes",
+        "empty",
+        "non-finite",
+        "shape mismatch",
+        "unknown operator",
+        "module path in metadata",
+        "no fixed point",
+        "pickled .pt",
+        "bad --fixed-point",
+        "unknown --operator",
     ],
 )
 def test_bad_input_exit_2(tmp_path, case: str) -> None:

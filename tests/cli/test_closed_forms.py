@@ -78,7 +78,8 @@ def test_fd_matvec_mode_agrees(tmp_path) -> None:
     n = 12
     jf = rotated_block_diagonal(n)
     path = write_checkpoint(
-        tmp_path / "fd.safetensors", {"A": jf + torch.eye(n, dtype=torch.float64), "z_star": torch.zeros(n)},
+        tmp_path / "fd.safetensors",
+        {"A": jf + torch.eye(n, dtype=torch.float64), "z_star": torch.zeros(n)},
         operator="linear",
     )
     code, report, output = run_cli("scan", path, "--matvec", "fd", "--method", "krylov", "--json", "-")
