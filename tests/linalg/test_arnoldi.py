@@ -85,9 +85,7 @@ def orthogonal(n: int, g: torch.Generator, dtype=F64) -> torch.Tensor:
 def nonnormal(n: int, seed: int, offdiag: float = 1.0, dtype=F64) -> torch.Tensor:
     """Q (D + N) Q^T with the rightmost eigenvalue a complex pair 0.1 +- 2i and a large N."""
     g = torch.Generator().manual_seed(seed)
-    pairs = [(0.1, 2.0)] + [
-        (-0.2 - 0.06 * k * float(torch.rand(1, generator=g)), 0.5 + 0.4 * k) for k in range(1, 12)
-    ]
+    pairs = [(0.1, 2.0)] + [(-0.2 - 0.06 * k * float(torch.rand(1, generator=g)), 0.5 + 0.4 * k) for k in range(1, 12)]
     reals = (-0.3 - 3 * torch.rand(n - 2 * len(pairs), generator=g, dtype=F64)).tolist()
     T = schur_form(reals, pairs, offdiag / math.sqrt(n), g)
     Q = orthogonal(n, g)
@@ -106,14 +104,10 @@ def hidden_rightmost(n: int = 200, seed: int = 3) -> torch.Tensor:
     pairs = [(-0.1, 5.0)] + [(-1.0 - 0.05 * k, 2.0 + 0.3 * k) for k in range(n1 // 4 - 1)]
     reals = (-1.0 - 2 * torch.rand(n1 - 2 * len(pairs), generator=g, dtype=F64)).tolist()
     B1 = schur_form(reals, pairs, 0.5 / math.sqrt(n1), g)
-    B2 = schur_form(
-        [0.05] + (-0.5 - torch.rand(n2 - 1, generator=g, dtype=F64)).tolist(), [], 0.5 / math.sqrt(n2), g
-    )
+    B2 = schur_form([0.05] + (-0.5 - torch.rand(n2 - 1, generator=g, dtype=F64)).tolist(), [], 0.5 / math.sqrt(n2), g)
     Q1, Q2 = orthogonal(n1, g), orthogonal(n2, g)
     B = torch.block_diag(Q1 @ B1 @ Q1.T, Q2 @ B2 @ Q2.T)
-    U = torch.linalg.qr(
-        torch.cat([torch.ones(n, 1, dtype=F64), torch.randn(n, n - 1, generator=g, dtype=F64)], 1)
-    )[0]
+    U = torch.linalg.qr(torch.cat([torch.ones(n, 1, dtype=F64), torch.randn(n, n - 1, generator=g, dtype=F64)], 1))[0]
     return U @ B @ U.T
 
 
@@ -261,9 +255,7 @@ def test_hidden_rightmost_found_where_arpack_ones_misses(capsys):
     ones_vals, ones_mv = arpack(A.numpy(), 1, "LR", np.ones(n))
     rand_vals, _ = arpack(A.numpy(), 1, "LR", rng_vector(n, 2))
     with capsys.disabled():
-        print(
-            f"\n[hidden rightmost] alpha={truth:.6g}; ARPACK LR v0=ones -> {ones_vals[0]:.6g} ({ones_mv} mv)"
-        )
+        print(f"\n[hidden rightmost] alpha={truth:.6g}; ARPACK LR v0=ones -> {ones_vals[0]:.6g} ({ones_mv} mv)")
     # The structured start misses alpha (it converges to the rightmost of the invariant block it spans).
     assert ones_vals[0].real < 0.0
     assert abs(rand_vals[0] - complex(truth)) <= agree(F64) * scale
@@ -294,9 +286,7 @@ def test_both_targets_in_one_run_give_alpha_and_rho():
 def test_clustered_eigenvalues():
     n = 120
     g = torch.Generator().manual_seed(0)
-    d = torch.cat(
-        [torch.tensor([1.0, 1 - 1e-4, 1 - 2e-4], dtype=F64), -2 * torch.rand(n - 3, generator=g, dtype=F64)]
-    )
+    d = torch.cat([torch.tensor([1.0, 1 - 1e-4, 1 - 2e-4], dtype=F64), -2 * torch.rand(n - 3, generator=g, dtype=F64)])
     Q = orthogonal(n, g)
     A = Q @ torch.diag(d) @ Q.T  # normal: eigenvalues perfectly conditioned, eigenvectors not
     res = krylov_schur(op(A), start(n, 1), nev=3, krylov_dim=20)["LR"]
@@ -311,9 +301,7 @@ def test_repeated_eigenvalue():
     # with an honest residual, and the leading one must be found.
     n = 80
     g = torch.Generator().manual_seed(2)
-    d = torch.cat(
-        [torch.tensor([1.0, 1.0, 1.0, 0.5], dtype=F64), -2 * torch.rand(n - 4, generator=g, dtype=F64)]
-    )
+    d = torch.cat([torch.tensor([1.0, 1.0, 1.0, 0.5], dtype=F64), -2 * torch.rand(n - 4, generator=g, dtype=F64)])
     Q = orthogonal(n, g)
     A = Q @ torch.diag(d) @ Q.T
     res = krylov_schur(op(A), start(n, 4), nev=3, krylov_dim=20)["LR"]
@@ -354,17 +342,13 @@ def test_tiny_n(A):
         for name, res in out.items():
             check_honest(res, A)
             assert res.all_converged
-            assert torch.allclose(
-                res.values, dense_top(A, name, nev), rtol=0, atol=10 * torch.finfo(F64).eps * 6
-            )
+            assert torch.allclose(res.values, dense_top(A, name, nev), rtol=0, atol=10 * torch.finfo(F64).eps * 6)
             assert res.values.shape == (nev,) and res.vectors.shape == (nev, n)
 
 
 def test_krylov_dim_is_clipped_and_zero_start_is_replaced():
     A = nonnormal(30, seed=9)
-    out = krylov_schur(
-        op(A), torch.zeros(30, dtype=F64), krylov_dim=500, generator=torch.Generator().manual_seed(0)
-    )
+    out = krylov_schur(op(A), torch.zeros(30, dtype=F64), krylov_dim=500, generator=torch.Generator().manual_seed(0))
     res = out["LR"]
     assert res.info["krylov_dim"] == 30
     check_honest(res, A)
@@ -382,9 +366,7 @@ def test_float32():
         check_honest(res, A)
         assert res.all_converged
         truth = dense_top(A, name, 2)
-        assert torch.allclose(
-            res.values.to(torch.complex128), truth, rtol=0, atol=agree(torch.float32) * norm2(A)
-        )
+        assert torch.allclose(res.values.to(torch.complex128), truth, rtol=0, atol=agree(torch.float32) * norm2(A))
 
 
 def test_batch_equals_separate_solves():
@@ -400,13 +382,9 @@ def test_batch_equals_separate_solves():
             s, t, t2 = single[name], batched[name], batched_2d[name]
             # Each problem runs its own trajectory: identical up to the rounding of batched kernels.
             assert torch.allclose(t.values[b], s.values, rtol=0, atol=agree(F64) * norm2(As[b]))
-            assert torch.allclose(
-                t2.values.reshape(4, 2)[b], s.values, rtol=0, atol=agree(F64) * norm2(As[b])
-            )
+            assert torch.allclose(t2.values.reshape(4, 2)[b], s.values, rtol=0, atol=agree(F64) * norm2(As[b]))
             assert int(t.info["matvecs_per_problem"][b]) == s.matvecs
-            assert torch.allclose(
-                t.values[b], dense_top(As[b], name, 2), rtol=0, atol=agree(F64) * norm2(As[b])
-            )
+            assert torch.allclose(t.values[b], dense_top(As[b], name, 2), rtol=0, atol=agree(F64) * norm2(As[b]))
     for res in batched.values():
         check_honest(res, As)
         assert res.values.shape == (4, 2) and res.vectors.shape == (4, 2, n)
@@ -456,9 +434,7 @@ def test_matvecs_fewer_than_arpack_both_targets(capsys):
         assert mine < c1 + c2
     with capsys.disabled():
         for label, mine, c1, c2 in rows:
-            print(
-                f"\n[matvecs] {label}: krylov_schur(LR+rho) {mine} vs ARPACK LR {c1} + M LM {c2} = {c1 + c2}"
-            )
+            print(f"\n[matvecs] {label}: krylov_schur(LR+rho) {mine} vs ARPACK LR {c1} + M LM {c2} = {c1 + c2}")
 
 
 # --------------------------------------------------------------------------------------------------
@@ -489,7 +465,7 @@ def random_problem(draw):
     return Q @ T @ Q.T, nev, kdim, seed
 
 
-@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(random_problem())
 def test_property_random_spectra(problem):
     A, nev, kdim, seed = problem
@@ -512,3 +488,32 @@ def test_property_random_spectra(problem):
         # ... and none better was missed: the k-th returned is as good as the k-th of the dense list.
         slack = float(bound.max())
         assert bool((score_of(name, dense_top(A, name, nev)) <= score_of(name, res.values) + slack).all())
+
+
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(random_problem())
+def test_property_random_spectra_float32(problem):
+    A64, nev, kdim, seed = problem
+    A = A64.to(torch.float32)
+    n = A.shape[0]
+    out = krylov_schur(op(A), start(n, seed % 1000, torch.float32), targets=("LR",), nev=nev, krylov_dim=kdim)
+    res = out["LR"]
+    check_honest(res, A)
+    if res.all_converged:
+        lam, kappa = eig_condition(A)
+        dist = (res.values.to(torch.complex128)[:, None] - lam[None, :]).abs()
+        bound = 10 * kappa[dist.argmin(dim=1)] * res.residuals.to(F64) + 100 * torch.finfo(torch.float32).eps * norm2(A)
+        assert bool((dist.min(dim=1).values <= bound).all())
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cuda_matches_cpu():
+    n = 200
+    A = nonnormal(n, seed=1)
+    x0 = start(n, 7, batch=(2,))
+    cpu = krylov_schur(op(A), x0, targets=("LR", largest_modulus(1.0, STEP)), nev=2)
+    gpu = krylov_schur(op(A.cuda()), x0.cuda(), targets=("LR", largest_modulus(1.0, STEP)), nev=2)
+    for name in cpu:
+        assert gpu[name].values.device.type == "cuda" and gpu[name].vectors.device.type == "cuda"
+        assert gpu[name].all_converged
+        assert torch.allclose(gpu[name].values.cpu(), cpu[name].values, rtol=0, atol=agree(F64) * norm2(A))

@@ -37,9 +37,7 @@ def op(A: torch.Tensor):
 def nonsymmetric(n: int, seed: int, shift: float = 3.0, dtype=F64) -> torch.Tensor:
     """Shifted random non-symmetric matrix: eigenvalues in a disc around ``shift``, well conditioned."""
     g = torch.Generator().manual_seed(seed)
-    return (shift * torch.eye(n, dtype=F64) + torch.randn(n, n, generator=g, dtype=F64) / math.sqrt(n)).to(
-        dtype
-    )
+    return (shift * torch.eye(n, dtype=F64) + torch.randn(n, n, generator=g, dtype=F64) / math.sqrt(n)).to(dtype)
 
 
 def vec(n: int, seed: int, dtype=F64, batch=()) -> torch.Tensor:
@@ -83,9 +81,7 @@ def test_matches_dense_solve():
     assert float(res.relative_residual) <= default_tol(F64)
     assert float(torch.linalg.vector_norm(res.x - x_true)) <= float(solve_error_bound(A, res, x_true))
     # the dense solution agrees to ~ kappa * tol (here kappa ~ 2): 1e-8 relative at least
-    assert torch.allclose(
-        res.x, x_true, rtol=0, atol=math.sqrt(torch.finfo(F64).eps) * float(x_true.abs().max())
-    )
+    assert torch.allclose(res.x, x_true, rtol=0, atol=math.sqrt(torch.finfo(F64).eps) * float(x_true.abs().max()))
 
 
 def test_restarts_and_initial_guess():
@@ -117,9 +113,7 @@ def test_batch_equals_separate_solves():
         assert torch.allclose(
             res.x[i], single.x, rtol=0, atol=1e3 * torch.finfo(F64).eps * float(x_true[i].abs().max() + 1)
         )
-        assert torch.allclose(
-            res2d.x.reshape(4, n)[i], single.x, rtol=0, atol=1e3 * torch.finfo(F64).eps * 10
-        )
+        assert torch.allclose(res2d.x.reshape(4, n)[i], single.x, rtol=0, atol=1e3 * torch.finfo(F64).eps * 10)
         assert (
             float(torch.linalg.vector_norm(res.x[i] - x_true[i]))
             <= float(solve_error_bound(As[i], single, x_true[i])) + 1e-300
@@ -180,9 +174,7 @@ def test_float32():
     check_honest(res, A, b)
     assert res.all_converged
     x_true = torch.linalg.solve(A.double(), b.double())
-    assert float(torch.linalg.vector_norm(res.x.double() - x_true)) <= float(
-        solve_error_bound(A, res, x_true)
-    )
+    assert float(torch.linalg.vector_norm(res.x.double() - x_true)) <= float(solve_error_bound(A, res, x_true))
 
 
 def test_bad_arguments():
@@ -225,3 +217,13 @@ def test_property_random_systems(n, seed, shift):
     assert res.all_converged
     x_true = torch.linalg.solve(A, b)
     assert float(torch.linalg.vector_norm(res.x - x_true)) <= float(solve_error_bound(A, res, x_true))
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cuda_matches_cpu():
+    n = 100
+    A, b = nonsymmetric(n, 15), vec(n, 16, batch=(3,))
+    cpu = gmres(op(A), b)
+    gpu = gmres(op(A.cuda()), b.cuda())
+    assert gpu.x.device.type == "cuda" and gpu.all_converged
+    assert torch.allclose(gpu.x.cpu(), cpu.x, rtol=0, atol=1e-9)

@@ -165,9 +165,7 @@ def test_identity_operator() -> None:
 # ------------------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(
-    ("which", "nev", "expected"), [("LA", 1, [2.0]), ("LA", 2, [2.0, 1.0]), ("SA", 1, [-5.0])]
-)
+@pytest.mark.parametrize(("which", "nev", "expected"), [("LA", 1, [2.0]), ("LA", 2, [2.0, 1.0]), ("SA", 1, [-5.0])])
 def test_low_rank_operator_breaks_down_early(which: str, nev: int, expected: list[float]) -> None:
     n = 80
     a = low_rank_symmetric([-5.0, 2.0, 1.0], n, seed=5)
@@ -321,9 +319,7 @@ def test_generator_makes_breakdown_vectors_reproducible() -> None:
     n = 40
     a = low_rank_symmetric([3.0, -1.0], n, seed=13)
     runs = [
-        lanczos(
-            dense_matvec(a), start((n,), 15), nev=3, krylov_dim=n, generator=torch.Generator().manual_seed(s)
-        )
+        lanczos(dense_matvec(a), start((n,), 15), nev=3, krylov_dim=n, generator=torch.Generator().manual_seed(s))
         for s in (1, 1, 2)
     ]
     assert torch.equal(runs[0].vectors, runs[1].vectors)

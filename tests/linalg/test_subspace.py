@@ -301,9 +301,7 @@ def test_cuda(dtype: torch.dtype) -> None:
     ratio=st.floats(0.05, 0.8),
     scale=st.floats(1e-3, 1e3),
 )
-def test_property_against_dense(
-    n: int, seed: int, complex_lead: bool, p: int, ratio: float, scale: float
-) -> None:
+def test_property_against_dense(n: int, seed: int, complex_lead: bool, p: int, ratio: float, scale: float) -> None:
     rng = np.random.default_rng(seed)
     complex_lead = complex_lead and n >= 2
     rest = n - (2 if complex_lead else 1)
