@@ -70,7 +70,7 @@ def nonnormal_complex_pair(n: int, rng: np.random.Generator) -> np.ndarray:
 def hidden_rightmost(n: int, rng: np.random.Generator) -> np.ndarray:
     """Rightmost eigenvalue 0.05 (real) hidden behind a large complex cloud of modulus ~5."""
     values = []
-    for k in range((n - 1) // 2):
+    for _ in range((n - 1) // 2):
         angle = rng.uniform(0.6 * np.pi, 1.4 * np.pi)
         radius = rng.uniform(3, 5)
         values.append(radius * np.exp(1j * angle))
@@ -129,8 +129,17 @@ def run(n: int = 200, seed: int = 0) -> list[Row]:
         op, count = _counted(a)
         arpack = sla.eigsh(op, k=1, which="LA", v0=v0, tol=tol)[0][0]
         rows.append(
-            Row(name, "omega (Lanczos LA)", n, float(ours.values[0, 0]), truth, float(ours.residuals[0, 0]),
-                ours.matvecs, float(arpack), count[0])
+            Row(
+                name,
+                "omega (Lanczos LA)",
+                n,
+                float(ours.values[0, 0]),
+                truth,
+                float(ours.residuals[0, 0]),
+                ours.matvecs,
+                float(arpack),
+                count[0],
+            )
         )
     for name, build in [("non-normal, complex pair", nonnormal_complex_pair), ("hidden rightmost", hidden_rightmost)]:
         a = build(n, rng)
@@ -145,18 +154,52 @@ def run(n: int = 200, seed: int = 0) -> list[Row]:
         m = np.eye(n) + EPS_M * a
         op_m, count_m = _counted(m)
         arpack_rho = abs(sla.eigs(op_m, k=1, which="LM", v0=v0, tol=tol)[0][0])
-        rows.append(Row(name, "alpha (Krylov-Schur LR)", n, float(lr.values[0, 0].real), alpha,
-                        float(lr.residuals[0, 0]), lr.matvecs, arpack_alpha, lr_count))
-        rows.append(Row(name, "rho (same run, |1+eps mu|)", n, abs(1 + EPS_M * complex(lm.values[0, 0])), rho,
-                        EPS_M * float(lm.residuals[0, 0]), 0, arpack_rho, count_m[0]))
+        rows.append(
+            Row(
+                name,
+                "alpha (Krylov-Schur LR)",
+                n,
+                float(lr.values[0, 0].real),
+                alpha,
+                float(lr.residuals[0, 0]),
+                lr.matvecs,
+                arpack_alpha,
+                lr_count,
+            )
+        )
+        rows.append(
+            Row(
+                name,
+                "rho (same run, max abs(1 + eps mu))",
+                n,
+                abs(1 + EPS_M * complex(lm.values[0, 0])),
+                rho,
+                EPS_M * float(lm.residuals[0, 0]),
+                0,
+                arpack_rho,
+                count_m[0],
+            )
+        )
         rr = block_rayleigh_ritz(_torch_matvec(m), torch.from_numpy(rng.standard_normal((1, 2, n))), tol=tol)
-        rows.append(Row(name, "rho (2-D Rayleigh-Ritz on M)", n, float(rr.values[0, 0].abs()), rho,
-                        float(rr.residuals[0, 0]), rr.matvecs, float("nan"), 0))
+        rows.append(
+            Row(
+                name,
+                "rho (2-D Rayleigh-Ritz on M)",
+                n,
+                float(rr.values[0, 0].abs()),
+                rho,
+                float(rr.residuals[0, 0]),
+                rr.matvecs,
+                float("nan"),
+                0,
+            )
+        )
         ones = np.ones(n)
         op, count = _counted(a)
         structured = sla.eigs(op, k=1, which="LR", v0=ones, tol=tol)[0][0].real
-        rows.append(Row(name, "alpha: ARPACK with v0 = ones", n, float("nan"), alpha, float("nan"), 0,
-                        structured, count[0]))
+        rows.append(
+            Row(name, "alpha: ARPACK with v0 = ones", n, float("nan"), alpha, float("nan"), 0, structured, count[0])
+        )
     return rows
 
 

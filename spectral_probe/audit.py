@@ -312,13 +312,10 @@ def _recorded_outcome(path: str, record: _Recorded) -> _Outcome:
 
 def _file_sha256(path: str) -> str | None:
     """The file's sha256 through the checkpoint module (the only one that opens files); None if unreadable."""
-    from spectral_probe import checkpoint
+    from spectral_probe.checkpoint import file_sha256
 
-    public = getattr(checkpoint, "file_sha256", None)
     try:
-        if public is not None:
-            return public(path)
-        return checkpoint._sha256(Path(path), path)  # private: until checkpoint has a public hash
+        return file_sha256(path)
     except (SpectralProbeError, OSError):
         return None
 

@@ -340,6 +340,11 @@ def _read_text(path: str | os.PathLike[str]) -> str:
         raise InputError(path, f"cannot read file: {exc.strerror or exc}") from None
 
 
+def file_sha256(path: str | os.PathLike[str]) -> str:
+    """The SHA-256 of a file's bytes (how ``audit --resume`` recognizes an unchanged checkpoint)."""
+    return _sha256(_check_regular_file(path), path)
+
+
 def _sha256(p: Path, path: str | os.PathLike[str]) -> str:
     digest = hashlib.sha256()
     try:

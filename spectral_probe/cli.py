@@ -129,21 +129,28 @@ def _emit(report, options) -> None:
     if options.quiet or not report.results:
         for line in (*report.gate.untrusted, *report.gate.violations):
             problems.print(f"[bold red]gate:[/] {line}", soft_wrap=True)
-    if options.json:
-        text = FORMATTERS[OutputFormat.JSON](report)
-        if options.json == "-":
-            sys.stdout.write(text)
-            sys.stdout.flush()
-        else:
-            Path(options.json).write_text(text)
-    if options.markdown:
-        Path(options.markdown).write_text(FORMATTERS[OutputFormat.MARKDOWN](report))
-    if options.junit:
-        Path(options.junit).write_text(FORMATTERS[OutputFormat.JUNIT](report))
+    if options.json == "-":
+        sys.stdout.write(FORMATTERS[OutputFormat.JSON](report))
+        sys.stdout.flush()
+    for target, kind in (
+        (options.json, OutputFormat.JSON),
+        (options.markdown, OutputFormat.MARKDOWN),
+        (options.junit, OutputFormat.JUNIT),
+    ):
+        if target and target != "-":
+            _write_report(Path(target), FORMATTERS[kind](report))
     summary = os.environ.get("GITHUB_STEP_SUMMARY")
     if summary:
         with open(summary, "a", encoding="utf-8") as handle:
             handle.write(FORMATTERS[OutputFormat.MARKDOWN](report))
+
+
+def _write_report(path: Path, text: str) -> None:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    except OSError as exc:
+        raise SpectralProbeError(f"{path}: cannot write the report ({exc.strerror})") from None
 
 
 @app.command()

@@ -343,6 +343,21 @@ def _leading(result: EigResult) -> tuple[list[complex], list[float], list[bool],
     )
 
 
+#: Weight of the random part of a warm start, relative to the unit warm vector.
+WARM_RANDOM_WEIGHT = 0.3
+
+
+def _blend(warm: torch.Tensor | None, noise: torch.Tensor) -> torch.Tensor:
+    """A warm start with a random part: the previous checkpoint's leading vector can be orthogonal to
+    the new leading one (the eigenvectors swapped order), and a Krylov method started exactly there would
+    converge to the old eigenvalue; the random part keeps every eigenvector in reach."""
+    if warm is None:
+        return noise
+    unit = warm / torch.linalg.vector_norm(warm, dim=-1, keepdim=True).clamp_min(torch.finfo(warm.dtype).tiny)
+    noise = noise / torch.linalg.vector_norm(noise, dim=-1, keepdim=True)
+    return unit + WARM_RANDOM_WEIGHT * noise
+
+
 def _krylov(
     ops: JacobianOperators,
     eps: float,
@@ -364,7 +379,7 @@ def _krylov(
     omega: list[float | None] = [None] * batch
     omega_vector = None
     if ops.has_vjp:
-        first_start = warm.omega if warm_ok and warm.omega is not None else random(batch, n)
+        first_start = _blend(warm.omega if warm_ok else None, random(batch, n))
         sym_runs = [lanczos(ops.sym, start, which="LA", **krylov) for start in (first_start, random(batch, n))]
         counts["jvp"] += sum(r.matvecs for r in sym_runs)
         counts["vjp"] += sum(r.matvecs for r in sym_runs)
@@ -389,7 +404,7 @@ def _krylov(
 
     # alpha and rho: one Krylov-Schur run on J_F serves both targets; a second one from another start.
     targets = (rightmost(), largest_modulus(1.0, eps))
-    first_start = warm.arnoldi if warm_ok and warm.arnoldi is not None else random(batch, n)
+    first_start = _blend(warm.arnoldi if warm_ok else None, random(batch, n))
     arnoldi_runs = [krylov_schur(ops.jf, start, targets=targets, **krylov) for start in (first_start, random(batch, n))]
     counts["jvp"] += sum(next(iter(run.values())).matvecs for run in arnoldi_runs)
     alpha_runs = [_leading(run[targets[0].name]) for run in arnoldi_runs]
@@ -429,7 +444,7 @@ def _krylov(
             break
         if width == options.block_size:
             fits = block_start is not None and block_start.shape[-2] == width
-            start = block_start if fits else random(batch, width, n)
+            start = _blend(block_start if fits else None, random(batch, width, n))
         else:
             start = torch.cat(
                 [torch.stack([lead_vectors.real, lead_vectors.imag], dim=-2), random(batch, width - 2, n)], dim=-2

@@ -13,7 +13,7 @@ thick restart (Morgan's Arnoldi with deflated restarting, Stewart's Krylov decom
 
 * the wanted Ritz vectors ``y`` are made real (a complex pair ``y, conj(y)`` contributes ``Re y`` and
   ``Im y``: a conjugate pair is always kept or dropped as a whole, the kept count moves by one instead)
-  and orthonormalized, ``Z = Q R``;
+  and orthonormalized (``Q``: the leading left singular vectors of those real columns);
 * ``W = V_m Q``, ``S = Q^T H_m Q`` and ``b^T = h^T Q`` give ``A W = W S + v_{m+1} b^T``, again a Krylov
   decomposition, exactly so when ``span(Q)`` is invariant under ``H_m``. That is checked
   (``||H_m Q - Q S||``); where it fails (nearly parallel eigenvectors of a non-normal ``H_m``) the
@@ -44,6 +44,7 @@ from spectral_probe.linalg.result import CountingMatvec, EigResult, Matvec, defa
 
 __all__ = [
     "Target",
+    "as_target",
     "krylov_schur",
     "largest_modulus",
     "rightmost",
@@ -59,8 +60,8 @@ _KEEP_FRACTION = 0.5
 # A thick restart is accepted only if ||H Q - Q S|| <= _INVARIANCE_FRACTION * tol * ||H||: the error
 # it would inject into the Krylov decomposition must stay well below the convergence tolerance.
 _INVARIANCE_FRACTION = 1e-2
-# DGKS/Kahan-Parlett "twice is enough": if the second Gram-Schmidt pass still removes more than
-# 1 - 1/sqrt(2) of the vector, the new direction is rounding noise, i.e. an invariant subspace.
+# DGKS/Kahan-Parlett "twice is enough": if the second Gram-Schmidt pass still shrinks the vector
+# below 1/sqrt(2) of its norm, the new direction is rounding noise, i.e. an invariant subspace.
 _DGKS_ETA = 1.0 / math.sqrt(2.0)
 # After a thick restart claimed convergence but the TRUE residual disagrees (accumulated rounding),
 # restart explicitly at most this many times before reporting an honest non-convergence.
@@ -121,9 +122,7 @@ class Target:
         """
         shift, scale = float(shift), float(scale)
         if not (math.isfinite(shift) and math.isfinite(scale)) or scale == 0.0:
-            raise ValueError(
-                f"largest_modulus needs a finite shift and a finite non-zero scale: {shift}, {scale}"
-            )
+            raise ValueError(f"largest_modulus needs a finite shift and a finite non-zero scale: {shift}, {scale}")
         if name is None:
             name = "LM" if (shift == 0.0 and scale == 1.0) else f"LM(shift={shift:g},scale={scale:g})"
         return cls(name, _ModulusScore(shift, scale))
@@ -235,9 +234,7 @@ class _Ritz:
     hnorm: float  # ||H_bar||_2 <= ||A||_2
 
 
-def _analyze(
-    Hbar: torch.Tensor, targets: Sequence[Target], vec_rtol: float, norm_floor: float
-) -> _Ritz | None:
+def _analyze(Hbar: torch.Tensor, targets: Sequence[Target], vec_rtol: float, norm_floor: float) -> _Ritz | None:
     """Ritz pairs of ``H_m`` with the Krylov residual ``||Hbar y - theta [y; 0]||`` of each; None if
     ``H`` is not finite.
 
@@ -358,8 +355,9 @@ def krylov_schur(
     bound on ``||A||_2``: normwise, never relative to ``|lambda|``). ``matvecs`` is the TOTAL of the
     shared run (all targets together, residual matvecs included), the same number in every result;
     ``iterations`` the restarts. ``info`` holds ``krylov_dim``, per-problem ``matvecs_per_problem``,
-    ``restarts_per_problem``, ``breakdowns``, ``fallback_restarts`` and the Krylov
-    ``residual_estimates``.
+    ``restarts_per_problem``, ``breakdowns``, ``fallback_restarts`` (thick restarts that failed the
+    invariance check), ``true_residual_retries``, ``failed`` (the operator returned non-finite numbers:
+    NaN values, infinite residuals) and the Krylov ``residual_estimates``.
 
     A breakdown (``A`` leaves the Krylov space invariant: low rank, ``n`` tiny) is exact if the basis
     spans ``R^n``, else Arnoldi continues from a random vector orthogonal to the basis (drawn from

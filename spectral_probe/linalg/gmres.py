@@ -37,11 +37,13 @@ class GmresResult:
     """Solution of ``A x = b`` by restarted GMRES.
 
     x:                 ``[*batch, n]`` the final iterate.
-    residual_norm:     ``[*batch]`` TRUE ``||b - A x||`` from an explicit matvec.
+    residual_norm:     ``[*batch]`` TRUE ``||b - A x||`` from an explicit matvec (NaN where the operator
+                       returned non-finite numbers; that system stops with its last finite iterate).
     relative_residual: ``[*batch]`` ``||b - A x|| / ||b||`` (0 where ``b = 0``, then ``x = 0``).
     matvecs:           operator applications per system, the residual ones included.
     converged:         ``[*batch]`` bool, ``residual_norm <= tol * ||b||``.
-    info:              ``iterations`` (Arnoldi steps), ``restarts``, ``tol``, ``breakdowns`` per system.
+    info:              ``iterations`` (Arnoldi steps), ``restarts``, ``tol``; per system ``breakdowns``
+                       and ``failed`` (non-finite operator output).
     """
 
     x: torch.Tensor
@@ -85,9 +87,7 @@ def gmres(
     ``converged=False``. Device and dtype follow ``b``.
     """
     if b.ndim < 1 or not b.is_floating_point():
-        raise ValueError(
-            f"b must be a real floating-point tensor [*batch, n], got {b.dtype} {tuple(b.shape)}"
-        )
+        raise ValueError(f"b must be a real floating-point tensor [*batch, n], got {b.dtype} {tuple(b.shape)}")
     if restart < 1 or max_iters < 0:
         raise ValueError(f"restart must be >= 1 and max_iters >= 0, got {restart}, {max_iters}")
     n = int(b.shape[-1])
@@ -129,6 +129,8 @@ def gmres(
     breakdowns = torch.zeros(B, dtype=torch.long)
     # A system is done when its TRUE residual meets the target (b = 0 is solved by x = 0 at once).
     done = rnorm <= target
+    # The operator returned non-finite numbers: the system stops, its residual is reported as NaN.
+    failed = torch.zeros(B, dtype=torch.bool, device=device)
     while not bool(done.all()) and iters < max_iters:
         active = ~done
         beta = torch.where(active, rnorm, torch.ones_like(rnorm))
@@ -152,14 +154,21 @@ def gmres(
             w = w0
             h = torch.zeros(B, j + 2, dtype=dtype, device=device)
             basis = V[:, : j + 1]
-            c1 = torch.einsum("bkn,bn->bk", basis, w)
-            w = w - torch.einsum("bk,bkn->bn", c1, basis)
+            # Classical Gram-Schmidt twice: two batched matrix-vector products per pass.
+            c1 = torch.bmm(basis, w.unsqueeze(-1)).squeeze(-1)
+            w = w - torch.bmm(c1.unsqueeze(1), basis).squeeze(1)
             beta1 = torch.linalg.vector_norm(w, dim=-1)
-            c2 = torch.einsum("bkn,bn->bk", basis, w)
-            w = w - torch.einsum("bk,bkn->bn", c2, basis)
+            c2 = torch.bmm(basis, w.unsqueeze(-1)).squeeze(-1)
+            w = w - torch.bmm(c2.unsqueeze(1), basis).squeeze(1)
             beta2 = torch.linalg.vector_norm(w, dim=-1)
             h[:, : j + 1] = c1 + c2
             wnorm = torch.linalg.vector_norm(w0, dim=-1)
+            bad = ~torch.isfinite(wnorm) & stepping
+            if bool(bad.any()):
+                failed = failed | bad
+                stepping = stepping & ~bad
+                if not bool(stepping.any()):
+                    break
             broke = (beta2 <= _DGKS_ETA * beta1) | (beta2 <= eps * wnorm) | (j + 1 >= n)
             h[:, j + 1] = torch.where(broke, torch.zeros_like(beta2), beta2)
             safe = torch.where(broke | (beta2 == 0), torch.ones_like(beta2), beta2)
@@ -187,7 +196,7 @@ def gmres(
         update = torch.zeros(B, n, dtype=dtype, device=device)
         for bi in range(B):
             k = int(steps[bi])
-            if k == 0:
+            if k == 0 or bool(failed[bi]):
                 continue
             Rk = R[bi, :k, :k]
             diag = Rk.diagonal().abs()
@@ -212,9 +221,9 @@ def gmres(
             x = torch.where(accept[:, None], x_new, x)
             r = torch.where(accept[:, None], r_new, r)
             rnorm = torch.where(accept, rnorm_new, rnorm)
-        done = done | (rnorm <= target)
+        done = done | (rnorm <= target) | failed
 
-    residual = rnorm
+    residual = torch.where(failed, torch.full_like(rnorm, math.nan), rnorm)
     rel = torch.where(bnorm > 0, residual / torch.where(bnorm > 0, bnorm, torch.ones_like(bnorm)), residual)
     return GmresResult(
         x=x.reshape(*batch, n),
@@ -222,5 +231,11 @@ def gmres(
         relative_residual=rel.reshape(batch),
         matvecs=counter.count,
         converged=(residual <= target).reshape(batch),
-        info={"iterations": iters, "restarts": restarts, "tol": tol, "breakdowns": breakdowns.reshape(batch)},
+        info={
+            "iterations": iters,
+            "restarts": restarts,
+            "tol": tol,
+            "breakdowns": breakdowns.reshape(batch),
+            "failed": failed.cpu().reshape(batch),
+        },
     )

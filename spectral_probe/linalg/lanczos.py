@@ -95,9 +95,7 @@ def _norm(x: torch.Tensor) -> torch.Tensor:
     return torch.linalg.vector_norm(x, dim=-1)
 
 
-def _random_orthonormal(
-    basis: torch.Tensor, generator: torch.Generator | None, like: torch.Tensor
-) -> torch.Tensor:
+def _random_orthonormal(basis: torch.Tensor, generator: torch.Generator | None, like: torch.Tensor) -> torch.Tensor:
     """A random unit vector orthogonal to the rows of ``basis``, per problem (``basis`` has < n rows)."""
     gen_device = generator.device if generator is not None else like.device
     out = like.new_zeros(like.shape)
@@ -110,9 +108,7 @@ def _random_orthonormal(
         r, _ = _cgs2(r, basis)
         nr = _norm(r)
         good = pending & (nr > 1e-3 * norm0)
-        out = torch.where(
-            good.unsqueeze(-1), r / nr.clamp_min(torch.finfo(like.dtype).tiny).unsqueeze(-1), out
-        )
+        out = torch.where(good.unsqueeze(-1), r / nr.clamp_min(torch.finfo(like.dtype).tiny).unsqueeze(-1), out)
         pending = pending & ~good
         if not bool(pending.any()):
             break
@@ -132,36 +128,32 @@ def _ritz(t: torch.Tensor, which: str) -> tuple[torch.Tensor, torch.Tensor]:
     return theta, y
 
 
-def _keep_dynamic(t, nev, m, open_, mode):
-    if m - nev < 3:
-        return nev
-    ks = torch.arange(nev, m - 1, device=t.device)
-    top = t[..., nev - 1 : nev]
-    low = t[..., m - 1 : m]
-    disc = t[..., nev : m - 1]
-    gap = (top - disc).clamp_min(0) / (disc - low).clamp_min(torch.finfo(t.dtype).tiny)
-    f = (m - ks).to(t.dtype) * gap.sqrt()
-    if mode.startswith("cap"):
-        frac = float(mode[3:])
-        kmax = m - max(2, int(math.ceil(frac * (m - nev))))
-        f = torch.where(ks <= kmax, f, -1.0)
-    f = f / f.amax(-1, keepdim=True).clamp_min(torch.finfo(t.dtype).tiny)
-    f = f.clamp_min(-1.0)
-    f = torch.where(open_.unsqueeze(-1), f, 0.0).reshape(-1, m - 1 - nev).sum(0)
-    return int(ks[int(f.argmax())])
+def _keep_count(theta: torch.Tensor, which: str, nev: int, m: int, active: torch.Tensor) -> int:
+    """How many Ritz vectors to keep at a thick restart (one ``k`` for the whole batch).
 
-
-def _keep_count(m: int, nev: int, nconv: int) -> int:
-    """How many Ritz vectors to keep at a thick restart.
-
-    Keeping more vectors keeps more of the spectral information already paid for, keeping fewer
-    leaves more room for new directions per cycle. ARPACK's rule (``nev + min(nconv, (m - nev)/2)``,
-    and ``m/2`` for ``nev = 1``) is a good middle; we keep ``nev`` plus about half of the remaining
-    room, plus the wanted pairs that already converged (they act as deflation), and always leave at
-    least one slot for a new direction.
+    Dynamic thick restart (Yamazaki, Bai, Simon, Wang & Wu, ACM TOMS 37(3), 2010). After keeping
+    ``k`` Ritz vectors, the next cycle works on the spectrum deflated of them: by the Chebyshev
+    bound the error of the ``nev``-th wanted pair shrinks like ``exp(-2 (m - k) sqrt(gamma_k))`` with
+    the gap ratio ``gamma_k = (theta_nev - theta_(k+1)) / (theta_(k+1) - theta_m)`` (Ritz values
+    oriented best first, ``theta_(k+1)`` the first discarded, ``theta_m`` the far end). Keeping more
+    widens the gap, keeping fewer leaves more new steps: choose ``k`` maximising
+    ``(m - k) sqrt(gamma_k)``. At least half of the free room is new each cycle (so a run needs no
+    more restarts than ARPACK's keep-half rule), at least two Ritz values are discarded.
+    In a batch, the choice maximises the sum over the running problems of ``f / max f``.
     """
-    k = nev + max((m - nev) // 2, min(nconv, m - nev - 1))
-    return max(nev, min(k, m - 1))
+    room = m - nev
+    k_max = m - max(2, math.ceil(room / 2))
+    if k_max <= nev:
+        return nev
+    t = theta if which == "LA" else -theta  # largest first in both cases
+    ks = torch.arange(nev, k_max + 1, device=t.device)
+    tiny = torch.finfo(t.dtype).tiny
+    wanted, far, first_out = t[..., nev - 1 : nev], t[..., m - 1 : m], t[..., nev : k_max + 1]
+    gamma = (wanted - first_out).clamp_min(0) / (first_out - far).clamp_min(tiny)
+    f = (m - ks).to(t.dtype) * gamma.sqrt()
+    f = f / f.amax(-1, keepdim=True).clamp_min(tiny)
+    score = torch.where(active.unsqueeze(-1), f, torch.zeros_like(f)).reshape(-1, len(ks)).sum(0)
+    return int(ks[int(score.argmax())])
 
 
 def lanczos(
@@ -203,13 +195,9 @@ def lanczos(
         best Ritz pairs found.
     """
     if which not in _WHICH:
-        raise ValueError(
-            f"which must be one of {', '.join(map(repr, _WHICH))} for a symmetric operator, got {which!r}"
-        )
+        raise ValueError(f"which must be one of {', '.join(map(repr, _WHICH))} for a symmetric operator, got {which!r}")
     if x0.ndim < 1 or not x0.dtype.is_floating_point:
-        raise ValueError(
-            f"x0 must be a real floating tensor [*batch, n], got {x0.dtype} of shape {tuple(x0.shape)}"
-        )
+        raise ValueError(f"x0 must be a real floating tensor [*batch, n], got {x0.dtype} of shape {tuple(x0.shape)}")
     n = x0.shape[-1]
     batch = x0.shape[:-1]
     if n < 1:
@@ -338,15 +326,7 @@ def lanczos(
 
         # ---- thick restart ----------------------------------------------------------------------------
         if s == m:
-            wanted_conv = est[..., : m - 1] <= tol * norm_est.unsqueeze(-1)
-            # Converged pairs counted from the best end, over the problems still running.
-            nconv = int(wanted_conv.long().cumprod(-1).sum(-1)[~done].min()) if bool((~done).any()) else 0
-            import os
-
-            if os.environ.get("KEEP", "half") == "half":
-                k = _keep_count(m, nev, nconv)
-            else:
-                k = _keep_dynamic(theta if which == "LA" else -theta, nev, m, ~done, os.environ["KEEP"])
+            k = _keep_count(theta, which, nev, m, ~done)
             V[..., :k, :] = y[..., :, :k].mT @ V
             T.zero_()
             T[..., :k, :k] = torch.diag_embed(theta[..., :k])

@@ -96,9 +96,7 @@ def block_rayleigh_ritz(
         Never raises on non-convergence.
     """
     if x0.ndim < 2 or not x0.dtype.is_floating_point:
-        raise ValueError(
-            f"x0 must be a real floating block [*batch, p, n], got {x0.dtype} of shape {tuple(x0.shape)}"
-        )
+        raise ValueError(f"x0 must be a real floating block [*batch, p, n], got {x0.dtype} of shape {tuple(x0.shape)}")
     p, n = x0.shape[-2], x0.shape[-1]
     if p < 1 or n < 1:
         raise ValueError(f"x0 must have a block size p >= 1 and n >= 1, got shape {tuple(x0.shape)}")

@@ -16,9 +16,10 @@ def format(report: Report) -> str:  # noqa: A001
         where = f"{r.checkpoint}[{r.index}]"
         case = ET.SubElement(suite, "testcase", classname="spectral_probe", name=where, time=f"{r.seconds:.3f}")
         violations = [v for v in report.gate.violations if v.startswith(where + ":")]
-        if r.verdict == INCONCLUSIVE:
+        untrusted = [u for u in report.gate.untrusted if u.startswith(where + ":")]
+        if r.verdict == INCONCLUSIVE or untrusted:
             errors += 1
-            ET.SubElement(case, "error", message=f"inconclusive: {r.reason}")
+            ET.SubElement(case, "error", message="; ".join(untrusted) or f"inconclusive: {r.reason}")
         elif violations:
             failures += 1
             ET.SubElement(case, "failure", message="; ".join(violations))

@@ -5,14 +5,16 @@ in float32), asserted only where the eigenvalue condition number makes it meanin
 (``kappa * tol <= sqrt(eps)``, checked). Residuals are re-computed from the dense matrix, never
 trusted from the solver.
 
-Recorded observations (scipy 1.17, this file's problems; the test prints them with ``-s``):
+Recorded observations (scipy 1.17, this file's problems; the tests print them):
 
 * matvecs, both targets (LR and largest_modulus(1, 0.5)) in ONE run vs ARPACK ``eigs(A, 'LR')`` +
-  ``eigs(M, 'LM')``, ncv = 30, ARPACK tol set to the same normwise tolerance:
-  non-normal n=300: 104 vs 258; hidden rightmost n=200: 226 vs 353 (default ncv=20: 402, 387).
-* hidden rightmost (n=200, alpha = 0.05 real behind complex pairs up to |mu| = 9.3, ``ones`` spans an
-  invariant subspace that excludes it): ARPACK ``eigs(which='LR', v0=ones)`` returns -0.1 +- 5i (the
-  rightmost of the wrong block) after 165 matvecs; with a random v0 it finds 0.05.
+  ``eigs(M, 'LM')`` with ncv = 30 and ARPACK's tol rescaled to the same normwise tolerance:
+  non-normal n=300: 104 vs 199 + 59 = 258; hidden rightmost n=200: 226 vs 251 + 87 = 338.
+  (ARPACK defaults, ncv=20 and tol=0: 489 + 93 = 582 and 476 + 147 = 623.)
+* hidden rightmost (n=200, alpha = 0.05 real behind complex pairs up to modulus 9.3, ``ones`` spans an
+  invariant subspace that excludes it): ARPACK ``eigs(which='LR', v0=ones)`` returns -0.1 - 5i (the
+  rightmost of the wrong block) after 219 matvecs; with a random v0 it finds 0.05. krylov_schur from
+  ``ones`` misses it the same way (-0.1 + 5i): only random starts are meaningful (SPEC.md section 2).
 """
 
 from __future__ import annotations
@@ -409,6 +411,38 @@ def test_forced_nonconvergence_returns_honest_partial_result():
     assert float(out["LR"].residuals.max()) > out["LR"].tol * float(out["LR"].norm_estimate)
 
 
+def test_extreme_nonnormality_exercises_the_restart_fallback():
+    """kappa(alpha) ~ 1e14: Ritz vectors are nearly parallel, so thick restarts fail the invariance
+    check and fall back. Eigenvalues are then meaningless to 1e-8 (dense eig too): what must hold is
+    that each pair is an exact eigenpair of a matrix within tol * ||A|| of A, i.e. lies in the
+    pseudospectrum: sigma_min(A - lambda I) <= residual (checked by dense SVD)."""
+    n = 100
+    g = torch.Generator().manual_seed(0)
+    T = schur_form(torch.linspace(-1, 0.1, n, dtype=F64).tolist(), [], 5.0 / math.sqrt(n), g)
+    Q = orthogonal(n, g)
+    A = Q @ T @ Q.T
+    out = krylov_schur(op(A), start(n, 0), targets=("LR", largest_modulus(1.0, STEP)), nev=2)
+    assert int(out["LR"].info["fallback_restarts"]) > 0
+    for res in out.values():
+        check_honest(res, A)
+        assert res.all_converged
+        eye = torch.eye(n, dtype=torch.complex128)
+        for lam, r in zip(res.values, res.residuals, strict=True):
+            smin = torch.linalg.svdvals(A.to(torch.complex128) - lam * eye).min()
+            assert float(smin) <= float(r) * (1 + 1e-6) + 10 * torch.finfo(F64).eps * norm2(A)
+
+
+def test_non_finite_operator_fails_one_problem_only():
+    n = 50
+    As = torch.stack([nonnormal(n, seed=1), nonnormal(n, seed=2)])
+    As[1, 3, 4] = math.nan
+    out = krylov_schur(op(As), start(n, 1, batch=(2,)), targets=("LR", "LM"), nev=2)
+    for name, res in out.items():
+        assert bool(res.converged[0].all()) and not bool(res.converged[1].any())
+        assert bool(res.info["failed"][1]) and bool(torch.isinf(res.residuals[1]).all())
+        assert torch.allclose(res.values[0], dense_top(As[0], name, 2), rtol=0, atol=agree(F64) * norm2(As[0]))
+
+
 def test_matvecs_fewer_than_arpack_both_targets(capsys):
     """One run for alpha and rho vs ARPACK eigs(A, 'LR') + eigs(M, 'LM'), same Krylov dimension (30)
     and the same normwise stopping rule (ARPACK's tol is relative to |theta|, so it is rescaled)."""
@@ -428,7 +462,8 @@ def test_matvecs_fewer_than_arpack_both_targets(capsys):
         v0 = rng_vector(n, 3)
         w1, c1 = arpack(An, 1, "LR", v0, tol=tol * norm2(A) / abs(complex(lr)), ncv=30)
         w2, c2 = arpack(M, 1, "LM", v0, tol=tol * np.linalg.norm(M, 2) / abs(complex(lead)), ncv=30)
-        assert abs(w1[0] - complex(lr)) <= agree(F64) * norm2(A)  # ARPACK solved the same problem
+        # ARPACK solved the same problem (k=1 may return either member of a conjugate pair)
+        assert min(abs(w1[0] - complex(lr)), abs(w1[0] - complex(lr).conjugate())) <= agree(F64) * norm2(A)
         assert abs(abs(w2[0]) - abs(complex(lead))) <= agree(F64) * np.linalg.norm(M, 2)
         rows.append((label, mine, c1, c2))
         assert mine < c1 + c2

@@ -177,6 +177,18 @@ def test_float32():
     assert float(torch.linalg.vector_norm(res.x.double() - x_true)) <= float(solve_error_bound(A, res, x_true))
 
 
+def test_non_finite_operator_fails_one_system_only():
+    n = 40
+    As = torch.stack([nonsymmetric(n, 17), nonsymmetric(n, 18)])
+    As[1, 3, 4] = math.nan
+    bs = vec(n, 19, batch=(2,))
+    res = gmres(op(As), bs)
+    assert bool(res.converged[0]) and not bool(res.converged[1])
+    assert math.isnan(float(res.residual_norm[1])) and bool(res.info["failed"][1])
+    assert bool(torch.isfinite(res.x).all())
+    assert torch.allclose(res.x[0], torch.linalg.solve(As[0], bs[0]), rtol=0, atol=1e-8)
+
+
 def test_bad_arguments():
     with pytest.raises(ValueError):
         gmres(lambda x: x, torch.ones(3, dtype=torch.int64))

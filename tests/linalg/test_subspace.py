@@ -269,6 +269,21 @@ def test_warm_start_converges_faster() -> None:
     assert abs(complex(warm.values[0]) - complex(cold.values[0])) <= 1e-10
 
 
+def test_non_finite_matvec_is_reported_not_raised() -> None:
+    a, _ = hopf_matrix(seed=13)
+    mats = np.stack([a, a])
+
+    def matvec(x: torch.Tensor) -> torch.Tensor:
+        y = dense_matvec(mats)(x)
+        y[1] = float("inf")  # the second problem's operator is broken
+        return y
+
+    r = block_rayleigh_ritz(matvec, start((2, 2, a.shape[0]), 14))
+    assert bool(r.converged[0, 0]) and not bool(r.converged[1].any())
+    assert bool(r.info["nonfinite"][1]) and torch.isnan(r.values[1]).all()
+    assert abs(float(r.values[0, 0].abs()) - 1.05) <= 1e-10
+
+
 def test_rejects_bad_input() -> None:
     with pytest.raises(ValueError, match="block"):
         block_rayleigh_ritz(lambda x: x, torch.ones(5, dtype=F64))
