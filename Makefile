@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml
 setup: $(STAMP)
 
 samples: $(STAMP)
-	$(BIN)/spectral-probe audit sample_checkpoints --glob '*.safetensors' --json out/samples.json
+	$(BIN)/spectral-probe audit sample_checkpoints --glob './*.safetensors' --json out/samples.json
 	$(BIN)/spectral-probe scan sample_checkpoints/plugin/plugin_example.safetensors \
 		--operator sample_checkpoints/plugin/plugin_operator.py:make_force
 

@@ -59,7 +59,7 @@ COUPLING_TRUE = 3.0
 COUPLING_DECOY = 1.5
 
 #: conv: channels of the hidden layer equal the state's; |b1| outside the spot; spot width (pixels).
-CONV_SATURATION = 1.5
+CONV_SATURATION = 2.5
 CONV_SPOT_SIGMA = 3.0
 #: conv: target rightmost eigenvalue of J_nc (alpha = target - 1).
 CONV_TARGET_ALPHA_NC = 0.97

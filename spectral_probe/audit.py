@@ -133,9 +133,7 @@ def find_checkpoints(directory: str | os.PathLike[str], pattern: str | None = No
         matches = root.glob(pat) if "/" in pat else root.rglob(pat)
         found.update(p for p in matches if p.is_file())
     if not found:
-        raise UsageError(
-            f"{directory}: no checkpoint matches {' or '.join(patterns)} (an empty audit never passes)"
-        )
+        raise UsageError(f"{directory}: no checkpoint matches {' or '.join(patterns)} (an empty audit never passes)")
     ordered = sorted(found, key=lambda p: natural_key(p.relative_to(root).as_posix()))
     return [str(p) for p in ordered]
 
@@ -270,9 +268,7 @@ class _Journal:
             entries = [{**outcome.error.to_dict(), "sha256": outcome.sha256, _OPTIONS_KEY: fingerprint}]
         else:
             batch = len(outcome.results)
-            entries = [
-                {**r.to_dict(), _FIXED_POINTS_KEY: batch, _OPTIONS_KEY: fingerprint} for r in outcome.results
-            ]
+            entries = [{**r.to_dict(), _FIXED_POINTS_KEY: batch, _OPTIONS_KEY: fingerprint} for r in outcome.results]
         for entry in entries:
             data = (json.dumps(entry, allow_nan=False) + "\n").encode("utf-8")
             written = os.write(self._fd, data)
@@ -326,18 +322,14 @@ def _default_probe() -> ProbeFn:
     return probe_checkpoint
 
 
-def _probe_task(
-    path: str, options: ProbeOptions, probe_fn: ProbeFn | None, warm: Any, use_warm: bool
-) -> _Outcome:
+def _probe_task(path: str, options: ProbeOptions, probe_fn: ProbeFn | None, warm: Any, use_warm: bool) -> _Outcome:
     """Probe one checkpoint; a bad input becomes an error outcome, a bug propagates (exit 4)."""
     fn = probe_fn if probe_fn is not None else _default_probe()
     try:
         probed = fn(path, options, warm=warm, use_warm=use_warm)
     except SpectralProbeError as exc:
         return _Outcome(path, _file_sha256(path), error=CheckpointError(checkpoint=path, error=str(exc)))
-    return _Outcome(
-        path, probed.sha256, results=tuple(probed.results), warm=probed.warm if use_warm else None
-    )
+    return _Outcome(path, probed.sha256, results=tuple(probed.results), warm=probed.warm if use_warm else None)
 
 
 def _init_worker(threads: int) -> None:
@@ -384,9 +376,7 @@ def _run_sequential(
             cold = _probe_task(path, options, probe_fn, None, options.warm_start)
             wasted = sum(r.matvecs for r in outcome.results[:1])  # one matvec count per batched probe
             retries.append({"checkpoint": path, "matvecs": wasted, "reason": outcome.results[0].reason})
-            note = (
-                f"probed again from random starts: the warm-started probe was inconclusive ({wasted} matvecs)"
-            )
+            note = f"probed again from random starts: the warm-started probe was inconclusive ({wasted} matvecs)"
             outcome = dataclasses.replace(
                 cold, results=tuple(dataclasses.replace(r, notes=(*r.notes, note)) for r in cold.results)
             )
@@ -565,9 +555,7 @@ def sparkline(values: Sequence[float | None], width: int | None = None) -> str:
     if width is not None and 0 < width < len(values):
         buckets = []
         for i in range(width):
-            chunk = [
-                v for v in values[i * len(values) // width : (i + 1) * len(values) // width] if _finite(v)
-            ]
+            chunk = [v for v in values[i * len(values) // width : (i + 1) * len(values) // width] if _finite(v)]
             buckets.append(max(chunk) if chunk else None)
         values = buckets
     finite = [v for v in values if _finite(v)]
@@ -642,9 +630,7 @@ def _point(index: int, outcome: _Outcome, directory: str | os.PathLike[str]) -> 
     }
 
 
-def build_trajectory(
-    outcomes: Sequence[_Outcome], directory: str | os.PathLike[str]
-) -> dict[str, Any] | None:
+def build_trajectory(outcomes: Sequence[_Outcome], directory: str | os.PathLike[str]) -> dict[str, Any] | None:
     """The trajectory view over the probed checkpoints in order, or None below three of them.
 
     Checkpoints that could not be read have no numbers and are left out of the series (they are in
@@ -654,6 +640,9 @@ def build_trajectory(
     if len(points) < MIN_TRAJECTORY:
         return None
     by_step = all(p["step"] is not None for p in points)
+    numbered = all(re.search(r"\d", Path(o.path).stem) for o in outcomes if o.results)
+    if not (by_step or numbered):  # a folder of unrelated checkpoints is no training run
+        return None
     quantities = ("rho", "alpha", "omega")
     ranges = {}
     for q in quantities:

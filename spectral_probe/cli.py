@@ -62,8 +62,18 @@ QuietOpt = Annotated[bool, typer.Option("--quiet", help="No table, no progress b
 DebugOpt = Annotated[bool, typer.Option("--debug", help="Show tracebacks on errors.", rich_help_panel=_O)]
 
 
+#: Width of the table when the output is not a terminal (rich would fall back to 80 columns and fold paths).
+PIPE_WIDTH = 160
+
+
+def _console(stderr: bool) -> Console:
+    stream = sys.stderr if stderr else sys.stdout
+    width = None if stream.isatty() else PIPE_WIDTH
+    return Console(stderr=stderr, highlight=False, width=width)
+
+
 def _stderr() -> Console:
-    return Console(stderr=True, highlight=False)
+    return _console(stderr=True)
 
 
 def _fail(code: ExitCode, message: str, debug: bool) -> None:
@@ -120,7 +130,7 @@ def _emit(report, options) -> None:
     from spectral_probe.report import FORMATTERS, OutputFormat
     from spectral_probe.report.table import render
 
-    human = _stderr() if options.json == "-" else Console(highlight=False)
+    human = _console(stderr=options.json == "-")
     if not options.quiet and report.results:
         render(report, human)
     problems = _stderr()

@@ -452,7 +452,12 @@ def _krylov(
         rr = block_rayleigh_ritz(ops.m, start, tol=rr_tol, max_iters=RR_MAX_SWEEPS)
         counts["jvp"] += rr.matvecs
         if width == options.block_size:
-            next_block = (rr.vectors.real if rr.vectors.is_complex() else rr.vectors).detach()
+            # Re and Im of the leading Ritz vector span a complex pair's invariant plane (the real parts
+            # of the two conjugate vectors are equal, so they would waste half of the warm block).
+            vectors = rr.vectors if rr.vectors.is_complex() else rr.vectors.to(torch.complex128)
+            lead = vectors[..., 0, :]
+            rest = [vectors[..., k, :].real for k in range(2, width)]
+            next_block = torch.stack([lead.real, lead.imag, *rest], dim=-2).to(dtype).detach()
         rr_rho = rr.values[..., 0].abs().tolist()
         rr_scale = rr.norm_estimate.tolist()
         still = []
@@ -568,7 +573,7 @@ def _assemble(
         lead_imag=abs(lead.imag),
         mu_lead_real=mu_lead.real,
         mu_lead_imag=abs(mu_lead.imag),
-        gap=None if omega is None else omega - mu_alpha.real,
+        gap=None if omega is None else max(0.0, omega - mu_alpha.real),  # >= 0 up to round-off (checked)
         omega_nc=None if omega is None else omega + (1 + c),
         alpha_nc=mu_alpha.real + (1 + c),
         fd_jvp_rel_err=fd_err,
