@@ -40,17 +40,41 @@ def problem_config(spec: ProblemSpec, *, quick: bool, reps: int | None, he: bool
         "task": "problem",
         "spec": spec.to_dict(),
         "reps": reps if reps is not None and not huge else default_reps,
-        "budget": 20_000 if n < 65_536 else (6_000 if not huge else 2_000),
+        "budget": 1_000 if quick else (20_000 if n < 65_536 else (6_000 if not huge else 2_000)),
         "truth_max_n": 2048,
         "dense_max_n": 2048,
         "hessian_eigenthings": he,
-        "variants": not huge,
+        "variants": not huge and not quick,
         "structured": not huge,
     }
 
 
-def run_worker(config: dict[str, Any], timeout: float, log: Any) -> dict[str, Any]:
+def run_inline(config: dict[str, Any], log: Any) -> dict[str, Any]:
+    """Run one task in THIS process (``--inline``: faster, for the smoke test; memory readings less clean)."""
+    from . import worker
+
+    started = time.perf_counter()
+    try:
+        task = config.get("task", "problem")
+        if task == "problem":
+            result = worker.run_problem(config)
+        else:
+            result = scenarios.TASKS[task](config)
+    except Exception as exc:  # noqa: BLE001 (a failed task is reported, the run goes on)
+        return {**config, "error": f"{type(exc).__name__}: {exc}"}
+    result = json.loads(json.dumps(result, default=worker._jsonable))
+    result["wall_seconds"] = time.perf_counter() - started
+    print(f"  done in {result['wall_seconds']:.1f} s", file=log, flush=True)
+    return result
+
+
+def run_worker(config: dict[str, Any], timeout: float, log: Any, inline: bool = False) -> dict[str, Any]:
     """Run one task in a fresh interpreter; a crash or time-out comes back as ``{"error": ...}``."""
+    import torch
+
+    config = {**config, "threads": torch.get_num_threads()}
+    if inline:
+        return run_inline(config, log)
     with tempfile.TemporaryDirectory() as tmp:
         cfg_path, out_path = Path(tmp) / "config.json", Path(tmp) / "result.json"
         cfg_path.write_text(json.dumps(config))
@@ -105,6 +129,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--crossover-sizes", default=None, help="Sizes of the --method auto crossover.")
     parser.add_argument("--no-hessian-eigenthings", action="store_true", help="Skip that competitor.")
     parser.add_argument("--skip", default="", help="Comma list of parts to skip: problems,batched,startup,crossover.")
+    parser.add_argument("--inline", action="store_true", help="Run every task in this process (default with --quick).")
+    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's; 1 with --quick).")
     parser.add_argument("--timeout", type=float, default=1800.0, help="Seconds allowed to one worker task.")
     return parser
 
@@ -113,6 +139,12 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     log = sys.stderr
     started = time.perf_counter()
+    inline = args.inline or args.quick
+    threads = args.threads if args.threads is not None else (1 if args.quick else None)
+    if threads is not None:
+        import torch
+
+        torch.set_num_threads(threads)
     skip = {s.strip() for s in args.skip.split(",") if s.strip()}
     from .competitors import hessian_eigenthings_available
     from .measure import system_info
@@ -141,16 +173,16 @@ def main(argv: list[str] | None = None) -> int:
         for spec in specs:
             print(f"[bench] {spec.label}", file=log, flush=True)
             config = problem_config(spec, quick=args.quick, reps=args.reps, he=he)
-            results["problems"].append(run_worker(config, args.timeout, log))
+            results["problems"].append(run_worker(config, args.timeout, log, inline))
     if "batched" not in skip:
         print("[bench] batched fixed points", file=log, flush=True)
         config = {"task": "batched", "n": 32 if args.quick else 512, "count": 4 if args.quick else 64,
                   "reps_batched": 1 if args.quick else 5, "reps_separate": 1 if args.quick else 3}
-        results["batched"] = run_worker(config, args.timeout, log)
+        results["batched"] = run_worker(config, args.timeout, log, inline)
     if "crossover" not in skip:
         print("[bench] --method auto crossover", file=log, flush=True)
         config = {"task": "crossover", "sizes": cross_sizes, "reps": 1 if args.quick else (args.reps or 5)}
-        results["crossover"] = run_worker(config, args.timeout, log)
+        results["crossover"] = run_worker(config, args.timeout, log, inline)
     if "startup" not in skip:
         print("[bench] start-up", file=log, flush=True)
         try:

@@ -41,6 +41,7 @@ from dataclasses import dataclass
 import torch
 
 from spectral_probe.linalg.result import CountingMatvec, EigResult, Matvec, default_tol
+from spectral_probe.linalg.threads import single_threaded
 
 __all__ = [
     "Target",
@@ -234,6 +235,7 @@ class _Ritz:
     hnorm: float  # ||H_bar||_2 <= ||A||_2
 
 
+@single_threaded()
 def _analyze(Hbar: torch.Tensor, targets: Sequence[Target], vec_rtol: float, norm_floor: float) -> _Ritz | None:
     """Ritz pairs of ``H_m`` with the Krylov residual ``||Hbar y - theta [y; 0]||`` of each; None if
     ``H`` is not finite.
@@ -304,6 +306,7 @@ def _with_buffer(ritz: _Ritz, must: list[int], goal: int, cap: int) -> list[int]
     return kept
 
 
+@single_threaded()
 def _thick_restart(ritz: _Ritz, kept: list[int], inv_tol: float) -> tuple[torch.Tensor, torch.Tensor] | None:
     """``Q`` (orthonormal basis of the kept Ritz space) and ``S = Q^T H Q``, or None if ``span(Q)`` is
     not invariant under ``H_m`` to ``inv_tol`` (the restarted decomposition would be corrupted)."""

@@ -6,6 +6,8 @@ from dataclasses import dataclass
 
 import torch
 
+from spectral_probe.linalg.threads import single_threaded
+
 
 @dataclass(frozen=True)
 class DenseSpectrum:
@@ -35,6 +37,7 @@ def _pick(values: torch.Tensor, score: torch.Tensor) -> torch.Tensor:
     return preference.argmax(dim=-1)
 
 
+@single_threaded()
 def dense_spectrum(jf: torch.Tensor, eps: float) -> DenseSpectrum:
     """Exact omega, alpha and the leading eigenvalue of ``M`` for a dense ``J_F``."""
     n = jf.shape[-1]

@@ -59,6 +59,7 @@ import math
 import torch
 
 from spectral_probe.linalg.result import CountingMatvec, EigResult, Matvec, default_tol
+from spectral_probe.linalg.threads import single_threaded
 
 _WHICH = ("LA", "SA")
 
@@ -115,6 +116,7 @@ def _random_orthonormal(basis: torch.Tensor, generator: torch.Generator | None, 
     return out
 
 
+@single_threaded()
 def _ritz(t: torch.Tensor, which: str) -> tuple[torch.Tensor, torch.Tensor]:
     """Eigenpairs of the symmetric projected matrix, best (by ``which``) first.
 

@@ -42,6 +42,7 @@ from collections import deque
 import torch
 
 from spectral_probe.linalg.result import CountingMatvec, EigResult, Matvec, default_tol
+from spectral_probe.linalg.threads import single_threaded
 
 # Sweeps without progress before a problem is declared stagnated.
 _WINDOW = 20
@@ -133,7 +134,8 @@ def block_rayleigh_ritz(
         bad |= ~finite & ~done
         y = torch.where(finite[..., None, None], y, torch.zeros_like(y))
         h = x @ y.mT  # h[i, j] = x_i . M x_j
-        mu, s = _sort_by_modulus(*torch.linalg.eig(h))
+        with single_threaded():
+            mu, s = _sort_by_modulus(*torch.linalg.eig(h))
         u = s.mT @ x.to(cdtype)  # Ritz vectors as rows: u_i = sum_j s_ji x_j
         mu_u = s.mT @ y.to(cdtype)  # M u_i, from the explicit matvec
         scale = torch.linalg.vector_norm(u, dim=-1).clamp_min(torch.finfo(dtype).tiny)
