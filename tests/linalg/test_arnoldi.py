@@ -41,15 +41,6 @@ from spectral_probe.linalg.result import default_tol
 F64 = torch.float64
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Small dense problems: one intra-op thread avoids thread-pool contention on a shared machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 STEP = 0.5  # eps of M = I + eps J_F in these tests
 RHO = f"LM(shift=1,scale={STEP:g})"
 

@@ -18,15 +18,6 @@ from spectral_probe.linalg.result import default_tol
 F64 = torch.float64
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Small dense problems: one intra-op thread avoids thread-pool contention on a shared machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def op(A: torch.Tensor):
     """matvec on the last dim; A [n, n] shared, or [*batch, n, n] one per system."""
     if A.ndim == 2:

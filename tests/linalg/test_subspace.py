@@ -23,15 +23,6 @@ from .matrices import CountingOperator, arpack_eigs_lm, block_spectrum, dense_ma
 F64 = torch.float64
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Small dense matvecs: one intra-op thread is fastest, and the CI cores are shared."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def start(shape: tuple[int, ...], seed: int, dtype: torch.dtype = F64) -> torch.Tensor:
     return torch.randn(shape, generator=torch.Generator().manual_seed(seed), dtype=dtype)
 
