@@ -242,7 +242,14 @@ def arpack_eigsh(counted: CountedOps, v0: np.ndarray, tol: float, ncv: int | Non
     from scipy.sparse.linalg import eigsh
 
     values, vectors, ok, notes = _arpack_call(
-        eigsh, counted, A=_linear_operator(counted, "sym"), k=1, which="LA", v0=v0, tol=tol, ncv=ncv,
+        eigsh,
+        counted,
+        A=_linear_operator(counted, "sym"),
+        k=1,
+        which="LA",
+        v0=v0,
+        tol=tol,
+        ncv=ncv,
         maxiter=100_000,
     )
     best = _best(values, vectors, lambda v: v.real)
@@ -255,7 +262,14 @@ def arpack_eigs_lr(counted: CountedOps, v0: np.ndarray, tol: float, ncv: int | N
     from scipy.sparse.linalg import eigs
 
     values, vectors, ok, notes = _arpack_call(
-        eigs, counted, A=_linear_operator(counted, "jf"), k=1, which="LR", v0=v0, tol=tol, ncv=ncv,
+        eigs,
+        counted,
+        A=_linear_operator(counted, "jf"),
+        k=1,
+        which="LR",
+        v0=v0,
+        tol=tol,
+        ncv=ncv,
         maxiter=100_000,
     )
     best = _best(values, vectors, lambda v: v.real)
@@ -268,7 +282,14 @@ def arpack_eigs_lm_m(counted: CountedOps, v0: np.ndarray, tol: float, ncv: int |
     from scipy.sparse.linalg import eigs
 
     values, vectors, ok, notes = _arpack_call(
-        eigs, counted, A=_linear_operator(counted, "m"), k=1, which="LM", v0=v0, tol=tol, ncv=ncv,
+        eigs,
+        counted,
+        A=_linear_operator(counted, "m"),
+        k=1,
+        which="LM",
+        v0=v0,
+        tol=tol,
+        ncv=ncv,
         maxiter=100_000,
     )
     best = _best(values, vectors, abs)

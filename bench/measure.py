@@ -16,6 +16,7 @@ matvec applied alone: 1.0 means the solver costs exactly its matvecs.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import gc
 import os
@@ -182,10 +183,8 @@ def system_info() -> dict[str, Any]:
     except OSError:
         pass
     memory = None
-    try:
+    with contextlib.suppress(ValueError, OSError):
         memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
-    except (ValueError, OSError):
-        pass
     try:
         load = os.getloadavg()
     except OSError:

@@ -358,7 +358,9 @@ def multi_fixed_point_hopfield(n: int, count: int, seed: int = 0) -> tuple[dict[
     generator = torch.Generator().manual_seed(3000 + seed)
     patterns = torch.randint(0, 2, (count // 2, n), generator=generator).to(DTYPE) * 2 - 1
     gain, noise = 1.6, 0.15
-    weight = gain / n * patterns.T @ patterns + noise * torch.randn(n, n, generator=generator, dtype=DTYPE) / math.sqrt(n)
+    weight = gain / n * patterns.T @ patterns + noise * torch.randn(n, n, generator=generator, dtype=DTYPE) / math.sqrt(
+        n
+    )
     z = torch.cat((patterns, -patterns)) * 1.4
     eye = torch.eye(n, dtype=DTYPE)
     for _ in range(50):

@@ -86,9 +86,7 @@ def _record(problem: dict[str, Any], solver: str) -> dict[str, Any] | None:
 
 
 def _ok(rec: dict[str, Any] | None) -> bool:
-    return rec is not None and bool(rec.get("quantities")) and all(
-        q["residual_ok"] for q in rec["quantities"].values()
-    )
+    return rec is not None and bool(rec.get("quantities")) and all(q["residual_ok"] for q in rec["quantities"].values())
 
 
 def _wrong(rec: dict[str, Any] | None) -> bool:
@@ -120,12 +118,16 @@ def targets(results: dict[str, Any]) -> list[tuple[str, str, bool | None]]:
             continue
         ratio = ours["jvp"] / max(1, arpack["jvp"])
         flags.append(ratio <= 1.0 and _ok(ours))
-        parts.append(f"{_label(p)}: {ours['jvp']}/{arpack['jvp']} = {ratio:.2f}" + ("" if _ok(ours) else " (residual!)"))
-    out.append((
-        "omega: no more Sym(J_F) matvecs than ARPACK eigsh at the same residual, on every operator",
-        "<br>".join(parts) or "-",
-        all(flags) if flags else None,
-    ))
+        parts.append(
+            f"{_label(p)}: {ours['jvp']}/{arpack['jvp']} = {ratio:.2f}" + ("" if _ok(ours) else " (residual!)")
+        )
+    out.append(
+        (
+            "omega: no more Sym(J_F) matvecs than ARPACK eigsh at the same residual, on every operator",
+            "<br>".join(parts) or "-",
+            all(flags) if flags else None,
+        )
+    )
 
     # alpha + rho: one Krylov-Schur run vs two eigs runs
     parts, flags = [], []
@@ -136,12 +138,17 @@ def targets(results: dict[str, Any]) -> list[tuple[str, str, bool | None]]:
         total = lr["jvp"] + lm["jvp"]
         ratio = ours["jvp"] / max(1, total)
         flags.append(ratio < 1.0 and _ok(ours))
-        parts.append(f"{_label(p)}: {ours['jvp']}/({lr['jvp']}+{lm['jvp']}) = {ratio:.2f}" + ("" if _ok(ours) else " (residual!)"))
-    out.append((
-        "alpha and rho together: fewer J_F matvecs than ARPACK's eigs(LR) + eigs(LM on M)",
-        "<br>".join(parts) or "-",
-        all(flags) if flags else None,
-    ))
+        parts.append(
+            f"{_label(p)}: {ours['jvp']}/({lr['jvp']}+{lm['jvp']}) = {ratio:.2f}"
+            + ("" if _ok(ours) else " (residual!)")
+        )
+    out.append(
+        (
+            "alpha and rho together: fewer J_F matvecs than ARPACK's eigs(LR) + eigs(LM on M)",
+            "<br>".join(parts) or "-",
+            all(flags) if flags else None,
+        )
+    )
 
     # never wrong where ARPACK's structured start is
     parts, flags = [], []
@@ -154,26 +161,34 @@ def targets(results: dict[str, Any]) -> list[tuple[str, str, bool | None]]:
         ours_wrong = any(_wrong(r) for r in ours_recs)
         if arpack_wrong:
             flags.append(not ours_wrong)
-            parts.append(f"{_label(p)}: ARPACK(ones) wrong on {', '.join(arpack_wrong)}; ours " + ("WRONG" if ours_wrong else "right"))
+            parts.append(
+                f"{_label(p)}: ARPACK(ones) wrong on {', '.join(arpack_wrong)}; ours "
+                + ("WRONG" if ours_wrong else "right")
+            )
         else:
             parts.append(f"{_label(p)}: ARPACK(ones) right; ours " + ("WRONG" if ours_wrong else "right"))
             if ours_wrong:
                 flags.append(False)
-    out.append((
-        "never a wrong answer where ARPACK's structured start (v0 = ones) gives one",
-        "<br>".join(parts) or "-",
-        (all(flags) if flags else None),
-    ))
+    out.append(
+        (
+            "never a wrong answer where ARPACK's structured start (v0 = ones) gives one",
+            "<br>".join(parts) or "-",
+            (all(flags) if flags else None),
+        )
+    )
 
     # --method auto
     cross = results.get("crossover") or {}
     if "rows" in cross:
         parts = [f"n={r['n']}: {r['auto']} {r['auto_ratio']:.2f}x the faster" for r in cross["rows"]]
-        out.append((
-            f"--method auto (dense_max_n = {cross['dense_max_n']}) within 10% of the faster of dense and Krylov at every size",
-            "<br>".join(parts),
-            bool(cross["auto_within_10pct_everywhere"]),
-        ))
+        out.append(
+            (
+                f"--method auto (dense_max_n = {cross['dense_max_n']}) within 10% of the faster of dense and "
+                "Krylov at every size",
+                "<br>".join(parts),
+                bool(cross["auto_within_10pct_everywhere"]),
+            )
+        )
     else:
         out.append(("--method auto within 10% of the faster at every size", cross.get("error", "not run"), None))
 
@@ -192,32 +207,45 @@ def targets(results: dict[str, Any]) -> list[tuple[str, str, bool | None]]:
                 continue
             flags.append(ov <= OVERHEAD_TARGET)
             parts.append(f"{_label(p)}, {rec['solver'].split(' (')[0]}: {ov:.2f}")
-    out.append((
-        f"overhead ratio wall / (matvecs x t_matvec) <= {OVERHEAD_TARGET} at n >= 65,536 (ours)",
-        "<br>".join(parts) or "-",
-        all(flags) if flags else None,
-    ))
+    out.append(
+        (
+            f"overhead ratio wall / (matvecs x t_matvec) <= {OVERHEAD_TARGET} at n >= 65,536 (ours)",
+            "<br>".join(parts) or "-",
+            all(flags) if flags else None,
+        )
+    )
 
     batched = results.get("batched") or {}
     if "speedup" in batched:
-        out.append((
-            f"batched: B = {batched['count']} fixed points together >= {BATCHED_TARGET:g}x faster than one by one",
-            f"{batched['separate_median_s']:.3g} s / {batched['batched_median_s']:.3g} s = {batched['speedup']:.1f}x",
-            batched["speedup"] >= BATCHED_TARGET,
-        ))
+        out.append(
+            (
+                f"batched: B = {batched['count']} fixed points together >= {BATCHED_TARGET:g}x faster than one by one",
+                f"{batched['separate_median_s']:.3g} s / {batched['batched_median_s']:.3g} s = "
+                f"{batched['speedup']:.1f}x",
+                batched["speedup"] >= BATCHED_TARGET,
+            )
+        )
     else:
         out.append(("batched B = 64 >= 5x faster", batched.get("error", "not run"), None))
 
     start = results.get("startup") or {}
     if "--help" in start:
         help_s = start["--help"]["median_s"]
-        out.append((f"`spectral-probe --help` < {HELP_TARGET} s", f"{help_s:.3f} s", help_s < HELP_TARGET and start["--help"]["exit_code"] == 0))
+        out.append(
+            (
+                f"`spectral-probe --help` < {HELP_TARGET} s",
+                f"{help_s:.3f} s",
+                help_s < HELP_TARGET and start["--help"]["exit_code"] == 0,
+            )
+        )
         beyond = start["scan_beyond_torch_s"]
-        out.append((
-            f"full `scan` of the 512 sample < {SCAN_TARGET:g} s beyond `python -c \"import torch\"`",
-            f"{start['scan']['median_s']:.2f} s - {start['import torch']['median_s']:.2f} s = {beyond:.2f} s",
-            beyond < SCAN_TARGET and start["scan"]["exit_code"] == 0,
-        ))
+        out.append(
+            (
+                f'full `scan` of the 512 sample < {SCAN_TARGET:g} s beyond `python -c "import torch"`',
+                f"{start['scan']['median_s']:.2f} s - {start['import torch']['median_s']:.2f} s = {beyond:.2f} s",
+                beyond < SCAN_TARGET and start["scan"]["exit_code"] == 0,
+            )
+        )
     else:
         out.append(("start-up", start.get("error", "not run"), None))
 
@@ -229,11 +257,13 @@ def targets(results: dict[str, Any]) -> list[tuple[str, str, bool | None]]:
             out.append(("n = 1,048,576 full scan completes in float64", p.get("error", "probe failed"), False))
         else:
             verdict = rec.get("extra", {}).get("verdict")
-            out.append((
-                "n = 1,048,576 full scan (omega, alpha, rho, checks) completes in float64 on this machine",
-                f"{rec['median_s']:.0f} s, {rec['jvp']} jvp + {rec['vjp']} vjp, verdict {verdict}",
-                verdict is not None and verdict != "inconclusive",
-            ))
+            out.append(
+                (
+                    "n = 1,048,576 full scan (omega, alpha, rho, checks) completes in float64 on this machine",
+                    f"{rec['median_s']:.0f} s, {rec['jvp']} jvp + {rec['vjp']} vjp, verdict {verdict}",
+                    verdict is not None and verdict != "inconclusive",
+                )
+            )
     else:
         out.append(("n = 1,048,576 full scan completes", "not run (size not selected)", None))
     return out
@@ -253,7 +283,8 @@ def _header(results: dict[str, Any]) -> list[str]:
         "<!-- Generated by `make bench` (python -m bench.run --output BENCHMARKS.md). Do not edit by hand. -->",
         "",
         f"Generated by `{results.get('command', 'python -m bench.run')}` on {results.get('date')}"
-        f" in {results.get('total_seconds', 0) / 60:.1f} min. **Generated file: do not edit by hand**; rerun `make bench`.",
+        f" in {results.get('total_seconds', 0) / 60:.1f} min. "
+        "**Generated file: do not edit by hand**; rerun `make bench`.",
         "",
     ]
     if results.get("quick"):
@@ -265,7 +296,10 @@ def _header(results: dict[str, Any]) -> list[str]:
             ["memory", f"{s.get('memory_gib', 0) or 0:.0f} GiB"],
             ["platform", str(s.get("platform"))],
             ["load average at start (1, 5, 15 min)", load_text],
-            ["python / torch / numpy / scipy", f"{s.get('python')} / {s.get('torch')} / {s.get('numpy')} / {s.get('scipy')}"],
+            [
+                "python / torch / numpy / scipy",
+                f"{s.get('python')} / {s.get('torch')} / {s.get('numpy')} / {s.get('scipy')}",
+            ],
             ["hessian-eigenthings", str(s.get("hessian_eigenthings") or "not installed (skipped)")],
             ["spectral-probe", str(s.get("spectral_probe"))],
         ],
@@ -277,14 +311,15 @@ def _method() -> list[str]:
     return [
         "## How it is measured",
         "",
-        f"* **Same matvec, same process.** Every solver applies the SAME torch operators of "
+        "* **Same matvec, same process.** Every solver applies the SAME torch operators of "
         "`spectral_probe.jacobian.JacobianOperators` (autograd, float64) in one worker process per problem: "
         "ARPACK through a SciPy `LinearOperator` whose `matvec` calls the torch operator, hessian-eigenthings "
         "through its `LambdaOperator` on Sym(J_F). Matvecs are counted at that wrapper, jvp (`J v`) and vjp "
         "(`J^T u`) apart: a Sym(J_F) product is one of each, J_F and M products one jvp. Matvec counts are "
         "the physical cost and do not drift with the machine's load; times do.",
         f"* **Same accuracy.** Each solver's tolerance is set so that the TRUE relative residual "
-        f"`||A v - lambda v|| / ||A||_2` is <= {TARGET_RESIDUAL:g} (A = Sym(J_F) for omega, J_F for alpha, M for rho), and "
+        f"`||A v - lambda v|| / ||A||_2` is <= {TARGET_RESIDUAL:g} "
+        "(A = Sym(J_F) for omega, J_F for alpha, M for rho), and "
         "this is CHECKED afterwards with extra, uncounted matvecs; if the check fails the tolerance is tightened "
         "10x and the run repeated (noted in the table). Ours: `tol = 1e-8` (normwise, relative to the solver's "
         "own lower bound of ||A||). ARPACK stops at `||r|| <= tol |theta|`, so it gets "
@@ -326,9 +361,11 @@ def _problem_section(p: dict[str, Any]) -> list[str]:
         lead = ref["lead"]
         lines.append(
             f"Dense truth: omega = {_num(ref['omega'], 10)} (next {_num(ref['omega'] - ref['omega_gap'], 6)}, "
-            f"lambda_min = {_num(ref['sym_min'], 6)}), alpha = {_num(ref['alpha'][0], 10)} +- {_num(ref['alpha'][1], 6)}i, "
+            f"lambda_min = {_num(ref['sym_min'], 6)}), "
+            f"alpha = {_num(ref['alpha'][0], 10)} +- {_num(ref['alpha'][1], 6)}i, "
             f"rho = {_num(ref['rho'], 10)} (lead {_num(lead[0], 6)} +- {_num(lead[1], 6)}i, next modulus "
-            f"{_num(ref.get('second_modulus'), 6)}); ||Sym|| = {_num(ref['norm_sym'])}, ||J_F|| = {_num(ref['norm_jf'])}, "
+            f"{_num(ref.get('second_modulus'), 6)}); ||Sym|| = {_num(ref['norm_sym'])}, "
+            f"||J_F|| = {_num(ref['norm_jf'])}, "
             f"||M|| = {_num(ref['norm_m'])}."
         )
     else:
@@ -348,9 +385,7 @@ def _problem_section(p: dict[str, Any]) -> list[str]:
             continue
         qs = rec["quantities"]
         values = "<br>".join(_value(k, v) for k, v in qs.items())
-        errors = "<br>".join(
-            ("**WRONG** " if v.get("wrong") else "") + _sci(v.get("error")) for v in qs.values()
-        )
+        errors = "<br>".join(("**WRONG** " if v.get("wrong") else "") + _sci(v.get("error")) for v in qs.values())
         residuals = "<br>".join(
             _sci(v.get("rel_residual")) + ("" if v.get("residual_ok") else " (> 1e-8)") for v in qs.values()
         )
@@ -358,20 +393,33 @@ def _problem_section(p: dict[str, Any]) -> list[str]:
         if not rec.get("converged", True):
             notes.append("solver says not converged")
         tol = rec.get("tol")
-        rows.append([
-            rec["solver"],
-            values,
-            errors,
-            residuals,
-            f"{rec['jvp']} / {rec['vjp']}",
-            f"{_secs(rec['median_s'])} ({rec['reps']})",
-            _num(rec.get("peak_mib"), 3),
-            _num(rec.get("overhead"), 3),
-            "-" if tol is None else _sci(tol),
-            "; ".join(notes),
-        ])
+        rows.append(
+            [
+                rec["solver"],
+                values,
+                errors,
+                residuals,
+                f"{rec['jvp']} / {rec['vjp']}",
+                f"{_secs(rec['median_s'])} ({rec['reps']})",
+                _num(rec.get("peak_mib"), 3),
+                _num(rec.get("overhead"), 3),
+                "-" if tol is None else _sci(tol),
+                "; ".join(notes),
+            ]
+        )
     lines += _table(
-        ["solver", "result", "error", "rel. residual", "jvp / vjp", "wall s (reps)", "peak MiB", "overhead", "tol", "notes"],
+        [
+            "solver",
+            "result",
+            "error",
+            "rel. residual",
+            "jvp / vjp",
+            "wall s (reps)",
+            "peak MiB",
+            "overhead",
+            "tol",
+            "notes",
+        ],
         rows,
     )
     return lines + [""]
@@ -387,16 +435,18 @@ def _structured_section(problems: list[dict[str, Any]]) -> list[str]:
             if rec.get("group") != "structured" or "error" in rec:
                 continue
             for quantity, q in rec["quantities"].items():
-                rows.append([
-                    _label(p),
-                    rec["solver"],
-                    quantity,
-                    _num(ref.get(quantity), 8),
-                    _num(q["scalar"], 8),
-                    "**WRONG**" if q.get("wrong") else "right",
-                    _sci(q.get("rel_residual")),
-                    f"{rec['jvp']} / {rec['vjp']}",
-                ])
+                rows.append(
+                    [
+                        _label(p),
+                        rec["solver"],
+                        quantity,
+                        _num(ref.get(quantity), 8),
+                        _num(q["scalar"], 8),
+                        "**WRONG**" if q.get("wrong") else "right",
+                        _sci(q.get("rel_residual")),
+                        f"{rec['jvp']} / {rec['vjp']}",
+                    ]
+                )
     if not rows:
         return []
     lines = [
@@ -409,7 +459,9 @@ def _structured_section(problems: list[dict[str, Any]]) -> list[str]:
         "`ours: ... from ones`); the probe is protected by its independent random starts.",
         "",
     ]
-    lines += _table(["problem", "solver", "quantity", "reference", "answer", "verdict", "rel. residual", "jvp / vjp"], rows)
+    lines += _table(
+        ["problem", "solver", "quantity", "reference", "answer", "verdict", "rel. residual", "jvp / vjp"], rows
+    )
     return lines + [""]
 
 
@@ -427,11 +479,20 @@ def _batched_section(b: dict[str, Any] | None) -> list[str]:
     lines += _table(
         ["run", "median s", "times", "matvecs per fixed point", "verdicts"],
         [
-            [f"together ([{b['count']}, {b['n']}])", _secs(b["batched_median_s"]),
-             ", ".join(_secs(x) for x in b["batched_times"]), str(b["matvecs_batched"]), ", ".join(b["verdicts_batched"])],
-            [f"{b['count']} separate probes", _secs(b["separate_median_s"]),
-             ", ".join(_secs(x) for x in b["separate_times"]), f"{b['matvecs_separate_mean']:.0f} (mean)",
-             ", ".join(b["verdicts_separate"])],
+            [
+                f"together ([{b['count']}, {b['n']}])",
+                _secs(b["batched_median_s"]),
+                ", ".join(_secs(x) for x in b["batched_times"]),
+                str(b["matvecs_batched"]),
+                ", ".join(b["verdicts_batched"]),
+            ],
+            [
+                f"{b['count']} separate probes",
+                _secs(b["separate_median_s"]),
+                ", ".join(_secs(x) for x in b["separate_times"]),
+                f"{b['matvecs_separate_mean']:.0f} (mean)",
+                ", ".join(b["verdicts_separate"]),
+            ],
         ],
     )
     diffs = ", ".join(f"{k} {_sci(v)}" for k, v in b["max_abs_diff"].items())
@@ -447,15 +508,21 @@ def _startup_section(s: dict[str, Any] | None) -> list[str]:
         return lines + [f"**Failed:** {s['error']}", ""]
     lines += [
         f"Whole processes (median of {s['reps']}), started as `{s['how']}`; the scan reads {s['checkpoint']}"
-        + (f" (n = {s.get('scan_n')}, method {', '.join(s.get('scan_method', []))}, verdict "
-           f"{', '.join(s.get('scan_verdicts', []))})" if s.get("scan_n") else "")
+        + (
+            f" (n = {s.get('scan_n')}, method {', '.join(s.get('scan_method', []))}, verdict "
+            f"{', '.join(s.get('scan_verdicts', []))})"
+            if s.get("scan_n")
+            else ""
+        )
         + ".",
         "",
     ]
     rows = []
     for name in ("import torch", "--help", "scan"):
         entry = s[name]
-        rows.append([name, _secs(entry["median_s"]), ", ".join(_secs(x) for x in entry["times"]), str(entry["exit_code"])])
+        rows.append(
+            [name, _secs(entry["median_s"]), ", ".join(_secs(x) for x in entry["times"]), str(entry["exit_code"])]
+        )
     lines += _table(["command", "median s", "times", "exit code"], rows)
     lines += ["", f"Scan beyond `import torch`: **{s['scan_beyond_torch_s']:.2f} s**.", ""]
     return lines
@@ -475,26 +542,38 @@ def _crossover_section(c: dict[str, Any] | None) -> list[str]:
     ]
     rows = []
     for r in c["rows"]:
-        rows.append([
-            str(r["n"]),
-            f"{_secs(r['dense']['median_s'])} ({len(r['dense']['times'])})",
-            f"{_secs(r['krylov']['median_s'])} ({len(r['krylov']['times'])})",
-            f"{r['dense']['median_s'] / r['krylov']['median_s']:.2f}",
-            r["faster"],
-            r["auto"],
-            f"{r['auto_ratio']:.2f}" + ("" if r["auto_within_10pct"] else " **(> 1.10)**"),
-            f"{r['krylov']['matvecs']}",
-            _sci(r["rho_agree"]),
-        ])
+        rows.append(
+            [
+                str(r["n"]),
+                f"{_secs(r['dense']['median_s'])} ({len(r['dense']['times'])})",
+                f"{_secs(r['krylov']['median_s'])} ({len(r['krylov']['times'])})",
+                f"{r['dense']['median_s'] / r['krylov']['median_s']:.2f}",
+                r["faster"],
+                r["auto"],
+                f"{r['auto_ratio']:.2f}" + ("" if r["auto_within_10pct"] else " **(> 1.10)**"),
+                f"{r['krylov']['matvecs']}",
+                _sci(r["rho_agree"]),
+            ]
+        )
     lines += _table(
-        ["n", "dense s (reps)", "krylov s (reps)", "dense / krylov", "faster", "auto picks", "auto / faster",
-         "krylov matvecs", "|rho dense - rho krylov|"],
+        [
+            "n",
+            "dense s (reps)",
+            "krylov s (reps)",
+            "dense / krylov",
+            "faster",
+            "auto picks",
+            "auto / faster",
+            "krylov matvecs",
+            "|rho dense - rho krylov|",
+        ],
         rows,
     )
     cross = c.get("crossover_n")
     lines += [
         "",
-        f"Crossover (time ratio = 1, log-interpolated): **n ~ {cross if cross is not None else 'not within the sizes measured'}**. "
+        "Crossover (time ratio = 1, log-interpolated): "
+        f"**n ~ {cross if cross is not None else 'not within the sizes measured'}**. "
         f"Dense is faster at: {', '.join(map(str, c['dense_faster_at'])) or 'no size measured'}. "
         f"Recommended `dense_max_n`: **{c['recommended_dense_max_n'] or 'below the smallest size measured'}** "
         "(the largest measured n up to which dense wins at every size). The crossover depends on the operator: "
@@ -549,7 +628,9 @@ def observations(results: dict[str, Any]) -> list[str]:
             notes.append(
                 f"{label}: the whole probe spends {probe['jvp']} jvp + {probe['vjp']} vjp"
                 + (f" (overhead {probe['overhead']:.2f})" if probe.get("overhead") else "")
-                + f", verdict {verdict}" + (f" ({reason})" if reason else "") + "."
+                + f", verdict {verdict}"
+                + (f" ({reason})" if reason else "")
+                + "."
             )
             if _wrong(probe):
                 notes.append(f"{label}: the probe's answer is WRONG against the reference.")
@@ -558,7 +639,10 @@ def observations(results: dict[str, Any]) -> list[str]:
             notes.append(f"{label}: dense path {dense['median_s']:.3g} s vs Krylov probe {probe['median_s']:.3g} s.")
         for rec in p.get("records", []):
             if rec.get("start") == "random" and rec["solver"].startswith("ours:") and (rec.get("overhead") or 0) > 2:
-                notes.append(f"{label}: {rec['solver']} overhead {rec['overhead']:.1f} (matvec {p['matvec_seconds'].get('jvp', 0):.1e} s: Python/small dense work dominates).")
+                notes.append(
+                    f"{label}: {rec['solver']} overhead {rec['overhead']:.1f} (matvec "
+                    f"{p['matvec_seconds'].get('jvp', 0):.1e} s: Python and small dense work dominate)."
+                )
     return [f"* {n}" for n in notes]
 
 
@@ -566,7 +650,9 @@ def render(results: dict[str, Any]) -> str:
     """The whole Markdown report."""
     lines = _header(results)
     lines += ["## Targets", ""]
-    lines += _table(["target", "measured (ratio in one run)", "result"], [[t, m, _met(f)] for t, m, f in targets(results)])
+    lines += _table(
+        ["target", "measured (ratio in one run)", "result"], [[t, m, _met(f)] for t, m, f in targets(results)]
+    )
     lines += [""]
     lines += _method()
     lines += ["## Per operator and size", ""]

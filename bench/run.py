@@ -56,10 +56,7 @@ def run_inline(config: dict[str, Any], log: Any) -> dict[str, Any]:
     started = time.perf_counter()
     try:
         task = config.get("task", "problem")
-        if task == "problem":
-            result = worker.run_problem(config)
-        else:
-            result = scenarios.TASKS[task](config)
+        result = worker.run_problem(config) if task == "problem" else scenarios.TASKS[task](config)
     except Exception as exc:  # noqa: BLE001 (a failed task is reported, the run goes on)
         return {**config, "error": f"{type(exc).__name__}: {exc}"}
     result = json.loads(json.dumps(result, default=worker._jsonable))
@@ -123,8 +120,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--output", default="BENCHMARKS.md", help="Markdown report to write.")
     parser.add_argument("--json", default=None, help="Also write the raw results as JSON here.")
     parser.add_argument("--quick", action="store_true", help="Tiny sizes, one repetition (the harness test).")
-    parser.add_argument("--sizes", default=None, help="Comma-separated n (hopfield below 65,536, conv above) "
-                        "or conv:C:side; default " + ",".join(map(str, DEFAULT_SIZES)))
+    parser.add_argument(
+        "--sizes",
+        default=None,
+        help="Comma-separated n (hopfield below 65,536, conv above) "
+        "or conv:C:side; default " + ",".join(map(str, DEFAULT_SIZES)),
+    )
     parser.add_argument("--reps", type=int, default=None, help="Repetitions per timing (default 5; 1 at n >= 1M).")
     parser.add_argument("--crossover-sizes", default=None, help="Sizes of the --method auto crossover.")
     parser.add_argument("--no-hessian-eigenthings", action="store_true", help="Skip that competitor.")
@@ -176,8 +177,13 @@ def main(argv: list[str] | None = None) -> int:
             results["problems"].append(run_worker(config, args.timeout, log, inline))
     if "batched" not in skip:
         print("[bench] batched fixed points", file=log, flush=True)
-        config = {"task": "batched", "n": 32 if args.quick else 512, "count": 4 if args.quick else 64,
-                  "reps_batched": 1 if args.quick else 5, "reps_separate": 1 if args.quick else 3}
+        config = {
+            "task": "batched",
+            "n": 32 if args.quick else 512,
+            "count": 4 if args.quick else 64,
+            "reps_batched": 1 if args.quick else 5,
+            "reps_separate": 1 if args.quick else 3,
+        }
         results["batched"] = run_worker(config, args.timeout, log, inline)
     if "crossover" not in skip:
         print("[bench] --method auto crossover", file=log, flush=True)

@@ -107,7 +107,7 @@ def crossover(config: dict[str, Any]) -> dict[str, Any]:
             first = _probe(problem.nc_force, problem.z_star, method)
             first_seconds = time.perf_counter() - start
             count = reps if first_seconds * reps <= slow * 5 else max(3, min(reps, int(slow * 5 / first_seconds)))
-            times = _times(lambda m=method: _probe(problem.nc_force, problem.z_star, m), count)
+            times = _times(lambda m=method, p=problem: _probe(p.nc_force, p.z_star, m), count)
             row[method] = {
                 "times": times,
                 "median_s": median(times),

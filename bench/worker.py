@@ -294,30 +294,40 @@ class ProblemBench:
 
         # omega
         ours_omega = self.record(
-            OURS_OMEGA, "omega",
-            lambda c, tol: comp.ours_lanczos(c, self.x0, tol, max_restarts=10_000, **kdim), tol=TARGET_RESIDUAL,
+            OURS_OMEGA,
+            "omega",
+            lambda c, tol: comp.ours_lanczos(c, self.x0, tol, max_restarts=10_000, **kdim),
+            tol=TARGET_RESIDUAL,
         )
         omega_hint = self.truth("omega") or self.lead_value("omega", ours_omega)
         self.record(
-            ARPACK_OMEGA, "omega",
-            lambda c, tol: comp.arpack_eigsh(c, self.v0, tol), tol=self.arpack_tol("omega", omega_hint),
+            ARPACK_OMEGA,
+            "omega",
+            lambda c, tol: comp.arpack_eigsh(c, self.v0, tol),
+            tol=self.arpack_tol("omega", omega_hint),
             note="ncv=20 (SciPy default)",
         )
         if variants:
             self.record(
-                "ARPACK eigsh (LA, ncv=30)", "omega",
+                "ARPACK eigsh (LA, ncv=30)",
+                "omega",
                 lambda c, tol: comp.arpack_eigsh(c, self.v0, tol, ncv=min(30, n - 1)),
-                tol=self.arpack_tol("omega", omega_hint), note="same Krylov dimension as ours",
+                tol=self.arpack_tol("omega", omega_hint),
+                note="same Krylov dimension as ours",
             )
         if cfg.get("hessian_eigenthings", True) and comp.hessian_eigenthings_available():
             self.record(
-                "hessian-eigenthings lanczos (defaults)", "omega",
-                lambda c, tol: comp.he_lanczos(c, self.seed), calibrate=False,
+                "hessian-eigenthings lanczos (defaults)",
+                "omega",
+                lambda c, tol: comp.he_lanczos(c, self.seed),
+                calibrate=False,
                 note="k=10, max_iter=min(2k, n-1), which='LM', one run, no restart",
             )
             self.record(
-                "hessian-eigenthings lanczos (which='LA')", "omega",
-                lambda c, tol: comp.he_lanczos(c, self.seed, which="LA"), calibrate=False,
+                "hessian-eigenthings lanczos (which='LA')",
+                "omega",
+                lambda c, tol: comp.he_lanczos(c, self.seed, which="LA"),
+                calibrate=False,
                 note="other arguments at their defaults",
             )
             if variants:
@@ -325,80 +335,119 @@ class ProblemBench:
 
         # alpha and rho
         ours_ks = self.record(
-            OURS_KS, "alpha+rho",
+            OURS_KS,
+            "alpha+rho",
             lambda c, tol: comp.ours_krylov_schur(c, self.x0, tol, eps, max_restarts=10_000, **kdim),
-            tol=TARGET_RESIDUAL, cost="jf",
+            tol=TARGET_RESIDUAL,
+            cost="jf",
         )
         alpha_hint = self.truth("alpha") or self.lead_value("alpha", ours_ks)
         rho_hint = self.truth("rho") or self.lead_value("rho", ours_ks)
         self.record(
-            ARPACK_LR, "alpha+rho",
-            lambda c, tol: comp.arpack_eigs_lr(c, self.v0, tol), tol=self.arpack_tol("alpha", alpha_hint),
-            cost="jf", note="ncv=20 (SciPy default)",
+            ARPACK_LR,
+            "alpha+rho",
+            lambda c, tol: comp.arpack_eigs_lr(c, self.v0, tol),
+            tol=self.arpack_tol("alpha", alpha_hint),
+            cost="jf",
+            note="ncv=20 (SciPy default)",
         )
         self.record(
-            ARPACK_LM, "alpha+rho",
-            lambda c, tol: comp.arpack_eigs_lm_m(c, self.v0, tol), tol=self.arpack_tol("rho", rho_hint),
-            cost="m", note="ncv=20 (SciPy default)",
+            ARPACK_LM,
+            "alpha+rho",
+            lambda c, tol: comp.arpack_eigs_lm_m(c, self.v0, tol),
+            tol=self.arpack_tol("rho", rho_hint),
+            cost="m",
+            note="ncv=20 (SciPy default)",
         )
         if variants:
             self.record(
-                "ARPACK eigs (LR, ncv=30) on J_F", "alpha+rho",
+                "ARPACK eigs (LR, ncv=30) on J_F",
+                "alpha+rho",
                 lambda c, tol: comp.arpack_eigs_lr(c, self.v0, tol, ncv=min(30, n - 1)),
-                tol=self.arpack_tol("alpha", alpha_hint), cost="jf",
+                tol=self.arpack_tol("alpha", alpha_hint),
+                cost="jf",
             )
             self.record(
-                "ARPACK eigs (LM, ncv=30) on M", "alpha+rho",
+                "ARPACK eigs (LM, ncv=30) on M",
+                "alpha+rho",
                 lambda c, tol: comp.arpack_eigs_lm_m(c, self.v0, tol, ncv=min(30, n - 1)),
-                tol=self.arpack_tol("rho", rho_hint), cost="m",
+                tol=self.arpack_tol("rho", rho_hint),
+                cost="m",
             )
         self.record(
-            OURS_RR, "rho",
+            OURS_RR,
+            "rho",
             lambda c, tol: comp.ours_block_rr(c, self.block0, tol, max_iters=self.budget // 2),
-            tol=TARGET_RESIDUAL, cost="m_block2",
+            tol=TARGET_RESIDUAL,
+            cost="m_block2",
         )
 
         # the dense path and the whole probe
         if n <= int(cfg.get("dense_max_n", 2048)):
             self.record(
-                DENSE, "all", lambda c, tol: comp.dense_path(self.ops), calibrate=False,
-                cost="jvp", reps=self.reps if n <= 1024 else min(self.reps, 3),
+                DENSE,
+                "all",
+                lambda c, tol: comp.dense_path(self.ops),
+                calibrate=False,
+                cost="jvp",
+                reps=self.reps if n <= 1024 else min(self.reps, 3),
             )
         self.record(
-            PROBE, "all",
+            PROBE,
+            "all",
             lambda c, tol: comp.ours_probe(self.problem.nc_force, self.problem.z_star, self.problem.c, eps),
-            calibrate=False, cost="probe", reps=self.reps if n < 65_536 else 1,
+            calibrate=False,
+            cost="probe",
+            reps=self.reps if n < 65_536 else 1,
             note="default tol eps^(2/3), two random starts per quantity, block RR, ||M|| bound",
         )
 
         # structured start vector
         if cfg.get("structured", True):
             self.record(
-                "ARPACK eigsh (LA), v0 = ones", "structured",
-                lambda c, tol: comp.arpack_eigsh(c, self.ones, tol), tol=self.arpack_tol("omega", omega_hint),
-                start="ones", reps=1,
+                "ARPACK eigsh (LA), v0 = ones",
+                "structured",
+                lambda c, tol: comp.arpack_eigsh(c, self.ones, tol),
+                tol=self.arpack_tol("omega", omega_hint),
+                start="ones",
+                reps=1,
             )
             self.record(
-                "ARPACK eigs (LR) on J_F, v0 = ones", "structured",
-                lambda c, tol: comp.arpack_eigs_lr(c, self.ones, tol), tol=self.arpack_tol("alpha", alpha_hint),
-                start="ones", cost="jf", reps=1,
+                "ARPACK eigs (LR) on J_F, v0 = ones",
+                "structured",
+                lambda c, tol: comp.arpack_eigs_lr(c, self.ones, tol),
+                tol=self.arpack_tol("alpha", alpha_hint),
+                start="ones",
+                cost="jf",
+                reps=1,
             )
             self.record(
-                "ARPACK eigs (LM) on M, v0 = ones", "structured",
-                lambda c, tol: comp.arpack_eigs_lm_m(c, self.ones, tol), tol=self.arpack_tol("rho", rho_hint),
-                start="ones", cost="m", reps=1,
+                "ARPACK eigs (LM) on M, v0 = ones",
+                "structured",
+                lambda c, tol: comp.arpack_eigs_lm_m(c, self.ones, tol),
+                tol=self.arpack_tol("rho", rho_hint),
+                start="ones",
+                cost="m",
+                reps=1,
             )
             if variants:
                 ones = torch.ones(1, n, dtype=torch.float64)
                 self.record(
-                    "ours: lanczos from ones (the probe never does this)", "structured",
+                    "ours: lanczos from ones (the probe never does this)",
+                    "structured",
                     lambda c, tol: comp.ours_lanczos(c, ones, tol, max_restarts=10_000, **kdim),
-                    tol=TARGET_RESIDUAL, start="ones", reps=1,
+                    tol=TARGET_RESIDUAL,
+                    start="ones",
+                    reps=1,
                 )
                 self.record(
-                    "ours: krylov_schur from ones (the probe never does this)", "structured",
+                    "ours: krylov_schur from ones (the probe never does this)",
+                    "structured",
                     lambda c, tol: comp.ours_krylov_schur(c, ones, tol, eps, max_restarts=10_000, **kdim),
-                    tol=TARGET_RESIDUAL, start="ones", cost="jf", reps=1,
+                    tol=TARGET_RESIDUAL,
+                    start="ones",
+                    cost="jf",
+                    reps=1,
                 )
 
     def he_grown(self) -> None:
@@ -410,9 +459,11 @@ class ProblemBench:
         while True:
             max_iter = min(max_iter, n - 1)
             rec = self.record(
-                f"hessian-eigenthings lanczos (which='LA', max_iter={max_iter})", "omega-he-grown",
+                f"hessian-eigenthings lanczos (which='LA', max_iter={max_iter})",
+                "omega-he-grown",
                 lambda c, tol, m=max_iter: comp.he_lanczos(c, self.seed, which="LA", max_iter=m),
-                calibrate=False, reps=1,
+                calibrate=False,
+                reps=1,
             )
             self.records.pop()
             total += rec.get("jvp", 0)

@@ -344,7 +344,7 @@ def _leading(result: EigResult) -> tuple[list[complex], list[float], list[bool],
 
 
 #: Weight of the random part of a warm start, relative to the unit warm vector.
-WARM_RANDOM_WEIGHT = 0.3
+WARM_RANDOM_WEIGHT = 0.1
 
 
 def _blend(warm: torch.Tensor | None, noise: torch.Tensor) -> torch.Tensor:

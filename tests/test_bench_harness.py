@@ -132,8 +132,13 @@ def test_crossover_summary_and_sizes() -> None:
     from bench.scenarios import crossover_summary
 
     def row(n: int, dense: float, krylov: float) -> dict:
-        return {"n": n, "dense": {"median_s": dense}, "krylov": {"median_s": krylov},
-                "faster": "dense" if dense <= krylov else "krylov", "auto_within_10pct": True}
+        return {
+            "n": n,
+            "dense": {"median_s": dense},
+            "krylov": {"median_s": krylov},
+            "faster": "dense" if dense <= krylov else "krylov",
+            "auto_within_10pct": True,
+        }
 
     summary = crossover_summary([row(64, 1.0, 2.0), row(128, 1.0, 1.0), row(256, 4.0, 1.0)], 384)
     assert summary["recommended_dense_max_n"] == 128
