@@ -136,3 +136,18 @@ def test_refine_polishes_an_inexact_fixed_point(tmp_path) -> None:
     (r,) = report["results"]
     assert r["verdict"] != "inconclusive", r["reason"]
     assert r["fixed_point_residual_before_refine"] > 1e-6 > 1e-12 > r["fixed_point_residual"]
+
+
+def test_internal_error_is_exit_4_with_one_line(tmp_path, monkeypatch) -> None:
+    import spectral_probe.scan as scan
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(scan, "probe_checkpoint", broken)
+    path = _hopfield(tmp_path)
+    code, _, output = run_cli("scan", path)
+    assert code == 4
+    assert "internal error" in output and "Traceback" not in output
+    code, _, output = run_cli("scan", path, "--debug")
+    assert code == 4 and "Traceback" in output
