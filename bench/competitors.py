@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import importlib.util
 import math
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -60,14 +61,21 @@ class SolverRun:
 
 
 class CountedOps:
-    """The matvecs of a :class:`JacobianOperators` (one fixed point, ``B = 1``), counted by kind."""
+    """The matvecs of a :class:`JacobianOperators` (one fixed point, ``B = 1``), counted by kind and timed.
 
-    def __init__(self, ops: JacobianOperators, budget: int | None = None) -> None:
+    ``budget`` (matvecs) and ``max_seconds`` stop a run that would not end (:class:`MatvecBudgetExceeded`).
+    """
+
+    def __init__(self, ops: JacobianOperators, budget: int | None = None, max_seconds: float | None = None) -> None:
         self.ops = ops
         self.n = ops.n
         self.jvp_count = 0
         self.vjp_count = 0
         self.budget = budget
+        self.max_seconds = max_seconds
+        self.started = time.perf_counter()
+        #: wall seconds spent inside the matvecs (for the in-run overhead)
+        self.seconds = 0.0
 
     def _count(self, x: Tensor, jvp: int, vjp: int) -> None:
         vectors = math.prod(x.shape[1:-1])
@@ -75,18 +83,26 @@ class CountedOps:
         self.vjp_count += vjp * vectors
         if self.budget is not None and max(self.jvp_count, self.vjp_count) > self.budget:
             raise MatvecBudgetExceeded(f"more than {self.budget} matvecs")
+        if self.max_seconds is not None and time.perf_counter() - self.started > self.max_seconds:
+            raise MatvecBudgetExceeded(f"more than {self.max_seconds:.0f} s")
+
+    def _timed(self, apply: Callable[[Tensor], Tensor], x: Tensor) -> Tensor:
+        began = time.perf_counter()
+        out = apply(x)
+        self.seconds += time.perf_counter() - began
+        return out
 
     def sym(self, x: Tensor) -> Tensor:
         self._count(x, 1, 1)
-        return self.ops.sym(x)
+        return self._timed(self.ops.sym, x)
 
     def jf(self, x: Tensor) -> Tensor:
         self._count(x, 1, 0)
-        return self.ops.jf(x)
+        return self._timed(self.ops.jf, x)
 
     def m(self, x: Tensor) -> Tensor:
         self._count(x, 1, 0)
-        return self.ops.m(x)
+        return self._timed(self.ops.m, x)
 
     def numpy(self, name: str) -> Callable[[np.ndarray], np.ndarray]:
         """``x -> A x`` on 1-D float64 numpy vectors, for SciPy."""

@@ -53,7 +53,7 @@ TRUE_PAIR = (0.98, 0.12)
 TRUE_NEGATIVE = -0.93
 #: Outliers of the symmetric (decoy) sector, seen from a mirror-symmetric start.
 DECOY_RIGHT = 0.95
-DECOY_NEGATIVE = -0.97
+DECOY_NEGATIVE = -0.94
 #: ||H||_2 of the bulk-to-outlier coupling (non-normality) per sector.
 COUPLING_TRUE = 3.0
 COUPLING_DECOY = 1.5

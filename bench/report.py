@@ -331,13 +331,20 @@ def _method() -> list[str]:
         f"against ARPACK's random-start answer. An answer is **wrong** when it is off by more than "
         f"{WRONG_TOL:g} x ||A||_2.",
         "* **Wall time** is the median of the repetitions shown (5 below n = 65,536; 3 at 65,536; 1 at "
-        "1,048,576, where one run takes minutes). The machine has 2 cores shared with other jobs: compare times "
-        "within one table (same process, minutes apart), and prefer the matvec counts.",
+        "1,048,576, where one run takes minutes; a run that takes over 10 s is repeated 3 times, over 40 s once, "
+        "as the notes say). The machine has 2 cores shared with other jobs: compare times within one table "
+        "(same process, minutes apart), and prefer the matvec counts. SciPy's OpenBLAS is limited to one "
+        "thread in the workers (`OPENBLAS_NUM_THREADS=1`) so that ARPACK's vector work does not spin threads "
+        "against torch's on 2 cores.",
         "* **Peak memory** is the resident memory a run adds at its peak: `malloc_trim`, reset of the kernel's "
         "high-water mark (`/proc/self/clear_refs`), then `VmHWM - VmRSS(before)`, in a fresh process per problem "
         "(tracemalloc does not see torch's C allocations). First repetition only.",
         "* **Overhead ratio** = wall / (matvecs x t_matvec), each matvec kind timed alone (median) in the same "
-        "process: 1.0 means the solver costs exactly its matvecs.",
+        "process right before the solver's repetitions: 1.0 means the solver costs exactly its matvecs. In "
+        "brackets, the same ratio from the first run's own clock (wall / seconds spent inside its counted "
+        "matvecs), which does not depend on the machine's speed drifting between two measurements. A block "
+        "matvec (several vectors at once) can cost less per vector than a single one, so a solver that "
+        "uses blocks (the probe, block Rayleigh-Ritz) can show a ratio below 1.",
         "",
     ]
 
@@ -353,8 +360,9 @@ def _problem_section(p: dict[str, Any]) -> list[str]:
     lines.append(
         "Matvec alone (median): "
         + ", ".join(f"{k} {_sci(v)} s" for k, v in t.items())
-        + f". Operator set-up (linearize) {p.get('setup_seconds', 0):.2f} s, build {p.get('build_seconds', 0):.2f} s, "
-        f"whole problem {p.get('seconds', 0):.0f} s."
+        + f". Operator set-up (`JacobianOperators`) {p.get('setup_seconds', 0):.2f} s, peak "
+        f"+{_num(p.get('setup_peak_mib'), 3)} MiB (parameters {_num(p.get('params_mib'), 3)} MiB); "
+        f"build {p.get('build_seconds', 0):.2f} s; whole problem {p.get('seconds', 0):.0f} s."
     )
     lines.append("")
     if ref.get("kind") == "dense":
@@ -402,7 +410,8 @@ def _problem_section(p: dict[str, Any]) -> list[str]:
                 f"{rec['jvp']} / {rec['vjp']}",
                 f"{_secs(rec['median_s'])} ({rec['reps']})",
                 _num(rec.get("peak_mib"), 3),
-                _num(rec.get("overhead"), 3),
+                _num(rec.get("overhead"), 3)
+                + (f" ({_num(rec['in_run_overhead'], 3)})" if rec.get("in_run_overhead") else ""),
                 "-" if tol is None else _sci(tol),
                 "; ".join(notes),
             ]
@@ -416,7 +425,7 @@ def _problem_section(p: dict[str, Any]) -> list[str]:
             "jvp / vjp",
             "wall s (reps)",
             "peak MiB",
-            "overhead",
+            "overhead (in-run)",
             "tol",
             "notes",
         ],
@@ -634,15 +643,35 @@ def observations(results: dict[str, Any]) -> list[str]:
             )
             if _wrong(probe):
                 notes.append(f"{label}: the probe's answer is WRONG against the reference.")
+        setup_peak, params = p.get("setup_peak_mib") or 0, p.get("params_mib") or 0
+        if params > 16 and setup_peak > 0.5 * params:
+            notes.append(
+                f"{label}: `JacobianOperators` set-up adds {setup_peak:.0f} MiB at its peak, about "
+                f"{setup_peak / params:.1f}x the parameters ({params:.0f} MiB): a parameter-sized temporary."
+            )
         dense = _record(p, DENSE)
         if dense and probe:
             notes.append(f"{label}: dense path {dense['median_s']:.3g} s vs Krylov probe {probe['median_s']:.3g} s.")
-        for rec in p.get("records", []):
-            if rec.get("start") == "random" and rec["solver"].startswith("ours:") and (rec.get("overhead") or 0) > 2:
-                notes.append(
-                    f"{label}: {rec['solver']} overhead {rec['overhead']:.1f} (matvec "
-                    f"{p['matvec_seconds'].get('jvp', 0):.1e} s: Python and small dense work dominate)."
-                )
+        heavy = [
+            f"{rec['solver'].split(' (')[0].removeprefix('ours: ')} {rec['overhead']:.1f}"
+            for rec in p.get("records", [])
+            if rec.get("start") == "random" and rec["solver"].startswith("ours:") and (rec.get("overhead") or 0) > 2
+        ]
+        if heavy:
+            notes.append(
+                f"{label}: overhead above 2 ({', '.join(heavy)}): at a matvec of "
+                f"{p['matvec_seconds'].get('jvp', 0):.1e} s the Python loop and the small dense work dominate."
+            )
+        he_default = _record(p, "hessian-eigenthings lanczos (defaults)")
+        if he_default and _wrong(he_default):
+            q = he_default["quantities"]["omega"]
+            ref = p["reference"]
+            end = "lambda_min, " if abs(q["scalar"] - ref.get("sym_min", math.inf)) < 1e-6 * ref["norm_sym"] else ""
+            notes.append(
+                f"{label}: hessian-eigenthings with its defaults (which='LM') returns {q['scalar']:.6g} "
+                f"({end}the largest-MAGNITUDE end of Sym(J_F)) instead of omega = "
+                f"{p['reference']['reference_values']['omega']:.6g}."
+            )
     return [f"* {n}" for n in notes]
 
 

@@ -77,6 +77,8 @@ def run_worker(config: dict[str, Any], timeout: float, log: Any, inline: bool = 
         cfg_path.write_text(json.dumps(config))
         env = dict(os.environ)
         env["PYTHONPATH"] = str(REPO) + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+        # SciPy's OpenBLAS (ARPACK's vector work) must not spin threads against torch's on 2 cores.
+        env.setdefault("OPENBLAS_NUM_THREADS", "1")
         started = time.perf_counter()
         try:
             done = subprocess.run(
@@ -130,6 +132,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--crossover-sizes", default=None, help="Sizes of the --method auto crossover.")
     parser.add_argument("--no-hessian-eigenthings", action="store_true", help="Skip that competitor.")
     parser.add_argument("--skip", default="", help="Comma list of parts to skip: problems,batched,startup,crossover.")
+    parser.add_argument(
+        "--from-json", default=None, help="Only render --output from the raw results of an earlier --json run."
+    )
     parser.add_argument("--inline", action="store_true", help="Run every task in this process (default with --quick).")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's; 1 with --quick).")
     parser.add_argument("--timeout", type=float, default=1800.0, help="Seconds allowed to one worker task.")
@@ -138,6 +143,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.from_json:
+        results = json.loads(Path(args.from_json).read_text(encoding="utf-8"))
+        Path(args.output).write_text(report.render(results), encoding="utf-8")
+        return 0
     log = sys.stderr
     started = time.perf_counter()
     inline = args.inline or args.quick

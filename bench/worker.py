@@ -129,9 +129,13 @@ class ProblemBench:
         self.reps = int(config.get("reps", 5))
         self.budget = int(config.get("budget", 20_000))
         self.seed = int(config.get("seed", 0))
-        start = time.perf_counter()
-        self.ops = JacobianOperators(problem.nc_force, problem.z_star, c=problem.c, eps=problem.eps)
-        self.setup_seconds = time.perf_counter() - start
+        self.slow_seconds = float(config.get("slow_seconds", 10.0))
+        self.max_seconds = float(config.get("max_seconds", 300.0))
+        with PeakMemory() as memory:
+            start = time.perf_counter()
+            self.ops = JacobianOperators(problem.nc_force, problem.z_star, c=problem.c, eps=problem.eps)
+            self.setup_seconds = time.perf_counter() - start
+        self.setup_peak_mib = memory.peak_mib
         self.n = self.ops.n
         generator = torch.Generator().manual_seed(12345 + self.seed)
         self.x0 = torch.randn(1, self.n, generator=generator, dtype=torch.float64)
@@ -141,21 +145,31 @@ class ProblemBench:
         self.records: list[dict[str, Any]] = []
         self.ref: dict[str, Any] = {}
         self.t: dict[str, float] = {}
+        self.t_initial: dict[str, float] = {}
         self.uncounted = {"omega": self.ops.sym, "alpha": self.ops.jf, "rho": self.ops.m}
+
+    def counted(self) -> comp.CountedOps:
+        return comp.CountedOps(self.ops, budget=self.budget, max_seconds=self.max_seconds)
 
     # -- set-up ----------------------------------------------------------------------------------
 
-    def measure_matvecs(self) -> None:
+    def measure_matvecs(self, only: str | None = None) -> None:
+        """Median time of each matvec kind applied alone (``only``: the kinds one cost model needs)."""
         reps = 10 if self.n < 65_536 else 3
         x = self.x0
-        self.t = {
-            "jvp": matvec_seconds(self.ops.jvp, x, reps),
-            "vjp": matvec_seconds(self.ops.vjp, x, reps),
-            "sym": matvec_seconds(self.ops.sym, x, reps),
-            "jf": matvec_seconds(self.ops.jf, x, reps),
-            "m": matvec_seconds(self.ops.m, x, reps),
-            "m_block2": matvec_seconds(self.ops.m, self.block0, reps) / 2,
+        kinds: dict[str, Callable[[], float]] = {
+            "jvp": lambda: matvec_seconds(self.ops.jvp, x, reps),
+            "vjp": lambda: matvec_seconds(self.ops.vjp, x, reps),
+            "sym": lambda: matvec_seconds(self.ops.sym, x, reps),
+            "jf": lambda: matvec_seconds(self.ops.jf, x, reps),
+            "m": lambda: matvec_seconds(self.ops.m, x, reps),
+            "m_block2": lambda: matvec_seconds(self.ops.m, self.block0, reps) / 2,
         }
+        wanted = {"probe": ("jvp", "vjp")}.get(only or "", (only,) if only else tuple(kinds))
+        for kind in wanted:
+            self.t[kind] = kinds[kind]()
+        if only is None:
+            self.t_initial = dict(self.t)
 
     def compute_reference(self) -> None:
         dense = self.n <= int(self.config.get("truth_max_n", 2048))
@@ -206,11 +220,12 @@ class ProblemBench:
         tried: list[float | None] = []
         current = tol
         first: tuple[comp.SolverRun, float, float | None] | None = None
+        in_matvecs = 0.0
         checks: dict[str, dict[str, Any]] = {}
         error: str | None = None
         for attempt in range(TIGHTENINGS + 1):
             tried.append(current)
-            counted = comp.CountedOps(self.ops, budget=self.budget)
+            counted = self.counted()
             try:
                 with PeakMemory() as memory:
                     began = time.perf_counter()
@@ -220,6 +235,7 @@ class ProblemBench:
                 error = f"{type(exc).__name__}: {exc}"
                 break
             first = (run, seconds, memory.peak_mib)
+            in_matvecs = counted.seconds
             checks = self.check(run)
             ok = bool(checks) and all(c["residual_ok"] for c in checks.values())
             if ok or not calibrate or current is None or attempt == TIGHTENINGS:
@@ -233,8 +249,14 @@ class ProblemBench:
         run = first[0]
 
         def again() -> comp.SolverRun:
-            return make(comp.CountedOps(self.ops, budget=self.budget), current)
+            return make(self.counted(), current)
 
+        reduced = None
+        if reps > 1 and first[1] > self.slow_seconds:
+            reduced = 3 if first[1] <= 4 * self.slow_seconds else 1
+            reps = min(reps, reduced)
+        # The matvecs timed alone right before the repetitions (the machine's speed drifts).
+        self.measure_matvecs(cost)
         measured = timed(again, reps=reps, first=first)
         wall = measured.median
         if cost == "sym":
@@ -244,6 +266,8 @@ class ProblemBench:
         else:
             costs = {cost: (run.jvp, self.t[cost])}
         notes = list(run.notes)
+        if reduced is not None:
+            notes.append(f"{reps} run(s): one takes {first[1]:.0f} s")
         if len(tried) > 1:
             notes.append(f"tolerance tightened {len(tried) - 1}x to meet the residual target")
         if note:
@@ -259,6 +283,8 @@ class ProblemBench:
                 "reps": len(measured.times),
                 "peak_mib": measured.peak_mib,
                 "overhead": overhead_ratio(wall, costs),
+                "in_run_overhead": (first[1] / in_matvecs) if in_matvecs > 0 else None,
+                "t_matvec": {k: v[1] for k, v in costs.items()},
                 "quantities": checks,
                 "notes": notes,
                 "extra": {k: v for k, v in run.extra.items() if isinstance(v, (int, float, str, bool, dict))},
@@ -269,17 +295,29 @@ class ProblemBench:
 
     # -- the line-up ---------------------------------------------------------------------------------
 
-    def arpack_tol(self, quantity: str, value: float | None) -> float:
-        """ARPACK stops at ``||r|| <= tol |theta|``; this ``tol`` makes that ``TARGET_RESIDUAL ||A||``."""
+    def arpack_tol(self, quantity: str, modulus: float | None) -> float:
+        """ARPACK stops at ``||r|| <= tol |theta|``; this ``tol`` makes that ``TARGET_RESIDUAL ||A||``.
+
+        ``modulus`` is ``|theta|`` of the wanted eigenvalue (complex modulus for alpha and rho).
+        """
         norm = self.ref[_NORM_OF[quantity]]
-        if value is None or not math.isfinite(value):
+        if modulus is None or not math.isfinite(modulus):
             return TARGET_RESIDUAL
-        return min(0.1, TARGET_RESIDUAL * norm / max(abs(value), 1e-3 * norm))
+        return min(0.1, TARGET_RESIDUAL * norm / max(modulus, 1e-3 * norm))
 
     def truth(self, quantity: str) -> float | None:
         if self.ref.get("kind") == "dense":
             return {"omega": self.ref["omega"], "alpha": self.ref["alpha"][0], "rho": self.ref["rho"]}[quantity]
         return None
+
+    def modulus_hint(self, quantity: str, rec: dict[str, Any]) -> float | None:
+        """``|eigenvalue|`` of the quantity: from the dense truth, else from the record ``rec`` (ours)."""
+        if self.ref.get("kind") == "dense":
+            if quantity == "alpha":
+                return abs(complex(*self.ref["alpha"]))
+            return abs(self.truth(quantity) or 0.0)
+        q = rec.get("quantities", {}).get(quantity)
+        return None if q is None else abs(complex(*q["value"]))
 
     def lead_value(self, quantity: str, rec: dict[str, Any]) -> float | None:
         q = rec.get("quantities", {}).get(quantity)
@@ -299,7 +337,7 @@ class ProblemBench:
             lambda c, tol: comp.ours_lanczos(c, self.x0, tol, max_restarts=10_000, **kdim),
             tol=TARGET_RESIDUAL,
         )
-        omega_hint = self.truth("omega") or self.lead_value("omega", ours_omega)
+        omega_hint = self.modulus_hint("omega", ours_omega)
         self.record(
             ARPACK_OMEGA,
             "omega",
@@ -341,8 +379,8 @@ class ProblemBench:
             tol=TARGET_RESIDUAL,
             cost="jf",
         )
-        alpha_hint = self.truth("alpha") or self.lead_value("alpha", ours_ks)
-        rho_hint = self.truth("rho") or self.lead_value("rho", ours_ks)
+        alpha_hint = self.modulus_hint("alpha", ours_ks)
+        rho_hint = self.modulus_hint("rho", ours_ks)
         self.record(
             ARPACK_LR,
             "alpha+rho",
@@ -542,7 +580,9 @@ def run_problem(config: dict[str, Any]) -> dict[str, Any]:
         "eps": problem.eps,
         "build_seconds": build_seconds,
         "setup_seconds": bench.setup_seconds,
-        "matvec_seconds": bench.t,
+        "setup_peak_mib": bench.setup_peak_mib,
+        "params_mib": sum(t.numel() * t.element_size() for t in problem.params.values()) / 2**20,
+        "matvec_seconds": bench.t_initial,
         "reference": bench.ref,
         "records": bench.records,
         "rss_mib": rss_mib(),

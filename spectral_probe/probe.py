@@ -182,8 +182,14 @@ def probe_fixed_points(
     check_tol = math.sqrt(tol)
     fd_tol = 100 * math.sqrt(float(torch.finfo(dtype).eps))
 
+    # What the checks cost, per fixed point: the determinism probe (2 J v), central differences
+    # (2 forces per direction), the forward rule on every direction, the adjoint and transpose tests.
+    check_matvecs = 2 + (3 * options.fd_directions + 4 if options.matvec == "autograd" else 0)
+
     method = _choose_method(options, n)
     spectra = _dense(ops, eps, tol) if method == "dense" else _krylov(ops, eps, tol, options, random, warm, notes)
+    spectra.matvecs += check_matvecs
+    spectra.matvecs_by_kind["checks"] = check_matvecs
 
     elapsed = time.perf_counter() - started
     results: list[FixedPointResult] = []
