@@ -110,12 +110,8 @@ def _cli() -> None:
     parser.add_argument("--eps", type=float, default=0.2)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
-    info = main(
-        args.out_dir, args.steps, args.hopf_at, n=args.n, stride=args.stride, eps=args.eps, seed=args.seed
-    )
-    print(
-        f"wrote {len(info['paths'])} checkpoints to {args.out_dir}; Hopf crossing at step {info['hopf_at']}"
-    )
+    info = main(args.out_dir, args.steps, args.hopf_at, n=args.n, stride=args.stride, eps=args.eps, seed=args.seed)
+    print(f"wrote {len(info['paths'])} checkpoints to {args.out_dir}; Hopf crossing at step {info['hopf_at']}")
 
 
 if __name__ == "__main__":

@@ -69,9 +69,7 @@ def main() -> None:
         out = compare(args.out or tmp, args.steps, args.n)
     warm, cold = out["warm"].results, out["cold"].results
     # A warm-started probe that came back inconclusive was redone cold by the audit: its matvecs count.
-    wasted = {
-        r["checkpoint"]: r["matvecs"] for r in out["warm"].reproducibility["audit"]["warm_start_retries"]
-    }
+    wasted = {r["checkpoint"]: r["matvecs"] for r in out["warm"].reproducibility["audit"]["warm_start_retries"]}
     print(f"{'step':>6} {'verdict':>12} {'rho':>9} {'cold':>7} {'warm':>7} {'saved':>7}")
     warm_total = []
     for a, b in zip(warm, cold, strict=True):

@@ -112,9 +112,7 @@ def load_fixed_point(path: str | os.PathLike[str]) -> Tensor:
     )
 
 
-def prepare_fixed_points(
-    z_star: Tensor, n_expected: int | None, path: str | os.PathLike[str] | None
-) -> Tensor:
+def prepare_fixed_points(z_star: Tensor, n_expected: int | None, path: str | os.PathLike[str] | None) -> Tensor:
     """Bring ``z*`` to the batch layout ``[B, n]`` used by the probe, and check it.
 
     Accepted shapes: ``[n]`` (one fixed point) and ``[B, n]`` (B fixed points, each probed). A state
@@ -127,9 +125,7 @@ def prepare_fixed_points(
     if not isinstance(z_star, Tensor):
         raise InputError(path, f"the fixed point must be a tensor, got {type(z_star).__name__}")
     if not z_star.is_floating_point():
-        raise InputError(
-            path, f"the fixed point z_star must be a real floating tensor, got dtype {z_star.dtype}"
-        )
+        raise InputError(path, f"the fixed point z_star must be a real floating tensor, got dtype {z_star.dtype}")
     shape = tuple(z_star.shape)
     expected = f"[{n_expected}] or [B, {n_expected}]" if n_expected is not None else "[n] or [B, n]"
     if z_star.ndim == 1:
@@ -161,9 +157,7 @@ def prepare_fixed_points(
 @overload
 def to_probe(tensors: Tensor, dtype: torch.dtype, device: torch.device | str) -> Tensor: ...
 @overload
-def to_probe(
-    tensors: Mapping[str, Tensor], dtype: torch.dtype, device: torch.device | str
-) -> dict[str, Tensor]: ...
+def to_probe(tensors: Mapping[str, Tensor], dtype: torch.dtype, device: torch.device | str) -> dict[str, Tensor]: ...
 
 
 def to_probe(
@@ -192,9 +186,7 @@ def _to_probe_one(t: Tensor, dtype: torch.dtype, device: torch.device | str) -> 
 # Metadata and YAML
 
 
-def checkpoint_settings(
-    metadata: Mapping[str, str], path: str | os.PathLike[str] | None = None
-) -> dict[str, Any]:
+def checkpoint_settings(metadata: Mapping[str, str], path: str | os.PathLike[str] | None = None) -> dict[str, Any]:
     """Parse the ``spectral_probe.*`` keys of a checkpoint's metadata (SPEC.md 3).
 
     Returns a dict with only the keys present, among
@@ -211,9 +203,7 @@ def checkpoint_settings(
         if raw is None:
             return None
         if not isinstance(raw, str):
-            raise InputError(
-                path, f"metadata '{METADATA_PREFIX}{key}' must be a string, got {type(raw).__name__}"
-            )
+            raise InputError(path, f"metadata '{METADATA_PREFIX}{key}' must be a string, got {type(raw).__name__}")
         return raw
 
     operator = value("operator")
@@ -241,9 +231,7 @@ def checkpoint_settings(
         try:
             options = json.loads(raw)
         except json.JSONDecodeError as exc:
-            raise InputError(
-                path, f"metadata '{METADATA_PREFIX}options' is not valid JSON: {exc.msg}"
-            ) from None
+            raise InputError(path, f"metadata '{METADATA_PREFIX}options' is not valid JSON: {exc.msg}") from None
         if not isinstance(options, dict):
             raise InputError(
                 path,
@@ -285,9 +273,7 @@ def load_yaml_config(path: str | os.PathLike[str]) -> dict[str, Any]:
     if data is None:
         return {}
     if not isinstance(data, dict):
-        raise InputError(
-            path, f"a config file must be a mapping of option: value, got a {type(data).__name__}"
-        )
+        raise InputError(path, f"a config file must be a mapping of option: value, got a {type(data).__name__}")
     config: dict[str, Any] = {}
     spelled: dict[str, str] = {}
     for key, item in data.items():
@@ -297,9 +283,7 @@ def load_yaml_config(path: str | os.PathLike[str]) -> dict[str, Any]:
         if not name:
             raise InputError(path, f"invalid config key {key!r}")
         if name in config:
-            raise InputError(
-                path, f"config option '{name}' is given twice (as '{spelled[name]}' and '{key}')"
-            )
+            raise InputError(path, f"config option '{name}' is given twice (as '{spelled[name]}' and '{key}')")
         config[name] = item
         spelled[name] = key
     return config
@@ -378,15 +362,11 @@ def _read_tensor_file(path: str | os.PathLike[str]) -> tuple[dict[str, Tensor], 
 
 def _check_tensor(name: str, tensor: Tensor, path: str | os.PathLike[str]) -> None:
     if tensor.layout != torch.strided:
-        raise InputError(
-            path, f"tensor '{name}' has layout {tensor.layout}; only dense tensors are supported"
-        )
+        raise InputError(path, f"tensor '{name}' has layout {tensor.layout}; only dense tensors are supported")
     if tensor.is_floating_point() or tensor.is_complex():
         bad = int((~torch.isfinite(tensor)).sum())
         if bad:
-            raise InputError(
-                path, f"tensor '{name}' has {bad} non-finite value{'s' if bad > 1 else ''} (nan/inf)"
-            )
+            raise InputError(path, f"tensor '{name}' has {bad} non-finite value{'s' if bad > 1 else ''} (nan/inf)")
 
 
 def _read_safetensors(p: Path, path: str | os.PathLike[str]) -> tuple[dict[str, Tensor], dict[str, str]]:
@@ -468,13 +448,9 @@ def _read_torch(p: Path, path: str | os.PathLike[str]) -> tuple[dict[str, Tensor
     except pickle.UnpicklingError:
         raise InputError(path, refused) from None
     except Exception as exc:  # a truncated zip archive, random bytes, an old format ...
-        raise InputError(
-            path, f"cannot read torch checkpoint (truncated or corrupt): {_first_line(exc)}"
-        ) from None
+        raise InputError(path, f"cannot read torch checkpoint (truncated or corrupt): {_first_line(exc)}") from None
     if not isinstance(obj, dict):
-        raise InputError(
-            path, f"not a plain tensor checkpoint: expected a dict of name -> tensor, got {_kind(obj)}"
-        )
+        raise InputError(path, f"not a plain tensor checkpoint: expected a dict of name -> tensor, got {_kind(obj)}")
     tensors: dict[str, Tensor] = {}
     metadata: dict[str, str] = {}
     for key, item in obj.items():

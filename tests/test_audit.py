@@ -243,9 +243,7 @@ def test_rows_error_row_journal_and_warm_chain(fake_run: Path, tmp_path: Path) -
 
 def test_a_warm_start_never_makes_a_result_inconclusive(tmp_path: Path) -> None:
     write_fake(tmp_path / "step_1.safetensors", [STABLE])
-    (tmp_path / "step_2.safetensors").write_text(
-        json.dumps({"fps": [STABLE], "inconclusive_when_warm": True})
-    )
+    (tmp_path / "step_2.safetensors").write_text(json.dumps({"fps": [STABLE], "inconclusive_when_warm": True}))
     write_fake(tmp_path / "step_3.safetensors", [STABLE])
     probe = Recorder()
     report = run_audit(str(tmp_path), ProbeOptions(), probe_fn=probe)
@@ -277,9 +275,7 @@ def test_metadata_step_wins_over_names(tmp_path: Path) -> None:
     assert report.trajectory is not None and report.trajectory["x"] == "step"
 
 
-def test_resume_skips_recorded_checkpoints_and_reprobes_a_changed_file(
-    fake_run: Path, tmp_path: Path
-) -> None:
+def test_resume_skips_recorded_checkpoints_and_reprobes_a_changed_file(fake_run: Path, tmp_path: Path) -> None:
     journal = tmp_path / "audit.jsonl"
     first = run_audit(str(fake_run), ProbeOptions(jsonl=str(journal)), probe_fn=fake_probe)
     # A writer killed mid-line (should not happen, but a resume must survive it).
@@ -307,11 +303,7 @@ def test_resume_skips_recorded_checkpoints_and_reprobes_a_changed_file(
 def test_resume_reprobes_a_checkpoint_cut_between_its_fixed_points(fake_run: Path, tmp_path: Path) -> None:
     journal = tmp_path / "audit.jsonl"
     run_audit(str(fake_run), ProbeOptions(jsonl=str(journal)), probe_fn=fake_probe)
-    kept = [
-        line
-        for line in journal.read_text().splitlines()
-        if not ("step_1000" in line and '"index": 1' in line)
-    ]
+    kept = [line for line in journal.read_text().splitlines() if not ("step_1000" in line and '"index": 1' in line)]
     journal.write_text("\n".join(kept) + "\n")
     probe = Recorder()
     report = run_audit(str(fake_run), ProbeOptions(jsonl=str(journal), resume=True), probe_fn=probe)
@@ -421,9 +413,7 @@ def test_sparkline_scales_and_buckets_to_the_worst() -> None:
 
 def fixed_report() -> Report:
     made = outcomes([(100, STABLE), (200, [0.95, 0.1, 0.3]), (300, HOPF_FP)])
-    inconclusive = dataclass_replace_verdict(
-        fake_result("runs/step_400.safetensors", 0, STABLE, 400, None), "x"
-    )
+    inconclusive = dataclass_replace_verdict(fake_result("runs/step_400.safetensors", 0, STABLE, 400, None), "x")
     inconclusive = dataclass_replace_verdict(inconclusive, "inconclusive")
     results = tuple(r for o in made for r in o.results) + (inconclusive,)
     errors = (CheckpointError("runs/step_500.safetensors", "runs/step_500.safetensors: file is empty"),)
@@ -528,9 +518,7 @@ def mixed_folder(root: Path) -> Path:
     torch.save(
         {
             "W": w * eye,
-            "z_star": torch.stack(
-                [torch.zeros(n, dtype=torch.float64), torch.full((n,), z0, dtype=torch.float64)]
-            ),
+            "z_star": torch.stack([torch.zeros(n, dtype=torch.float64), torch.full((n,), z0, dtype=torch.float64)]),
             "__metadata__": {"spectral_probe.operator": "hopfield"},
         },
         root / "f_two_fixed_points.pt",
@@ -568,9 +556,9 @@ def test_cli_audit_of_a_mixed_folder(tmp_path: Path) -> None:
     assert "g_corrupt.safetensors" in report["errors"][0]["error"]
 
     journal = lines(out / "a.jsonl")
-    assert sorted(
-        (Path(d["checkpoint"]).name, d.get("index"), d.get("verdict", "error")) for d in journal
-    ) == sorted(EXPECTED + [("g_corrupt.safetensors", None, "error")])
+    assert sorted((Path(d["checkpoint"]).name, d.get("index"), d.get("verdict", "error")) for d in journal) == sorted(
+        EXPECTED + [("g_corrupt.safetensors", None, "error")]
+    )
 
     suite = ET.parse(out / "r.xml").getroot()
     # violations: c_saddle, d_flip, e_hopf and the saddle of f; errors: the corrupt file.

@@ -64,9 +64,7 @@ def kill_after_new_line(process: subprocess.Popen, journal: Path, seen: int, sig
     """Send ``sig`` as soon as the journal holds more lines than ``seen``; return the exit code."""
     deadline = time.monotonic() + 60
     while len(journal_lines(journal)) <= seen:
-        assert process.poll() is None, (
-            f"the audit ended before it could be interrupted: {process.communicate()}"
-        )
+        assert process.poll() is None, f"the audit ended before it could be interrupted: {process.communicate()}"
         assert time.monotonic() < deadline, "no journal line appeared"
         time.sleep(0.01)
     process.send_signal(sig)

@@ -286,8 +286,7 @@ def test_plugin_operator_matches_the_numpy_truth() -> None:
     force = plugin.make_force(params, json.loads(md["spectral_probe.options"]))
     z = torch.from_numpy(tensors["z_star"])
     info = {"c": float(md["spectral_probe.c"]), "options": {}, "operator": None}
-    field, j_f = _field_and_jacobian(info, {k: v for k, v in tensors.items() if k != "z_star"},
-                                     tensors["z_star"])
+    field, j_f = _field_and_jacobian(info, {k: v for k, v in tensors.items() if k != "z_star"}, tensors["z_star"])
     np.testing.assert_allclose(force(z).numpy() - (1 + info["c"]) * z.numpy(), field, atol=1e-14)
     assert np.linalg.norm(field) <= 1e-12
     jac = torch.func.jacrev(force)(z).numpy()

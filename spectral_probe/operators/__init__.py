@@ -131,9 +131,7 @@ def resolve_operator(
                 "a checkpoint never makes spectral-probe import a module; pass it with --operator "
                 f"if you trust it (registered operators: {known})",
             )
-        raise InputError(
-            path, f"unknown operator '{spec}' in the checkpoint metadata (registered operators: {known})"
-        )
+        raise InputError(path, f"unknown operator '{spec}' in the checkpoint metadata (registered operators: {known})")
     if ":" not in spec:
         raise InputError(
             path,
@@ -186,9 +184,7 @@ def operator_size(nc_force: NcForce) -> int | None:
     return int(n) if isinstance(n, int) and not isinstance(n, bool) and n > 0 else None
 
 
-def check_nc_force(
-    nc_force: NcForce, z: Tensor, path: str | os.PathLike[str] | None, *, name: str = ""
-) -> Tensor:
+def check_nc_force(nc_force: NcForce, z: Tensor, path: str | os.PathLike[str] | None, *, name: str = "") -> Tensor:
     """Evaluate ``nc_force`` on one state ``z`` ``[n]`` and check the result; returns ``nc_force(z)``.
 
     Checks the operator contract before any solver runs: the output is a tensor of shape ``[n]``, the
@@ -202,9 +198,7 @@ def check_nc_force(
         with torch.no_grad():
             out = nc_force(z)
     except Exception as exc:  # user code
-        raise InputError(
-            path, f"{label} failed on z_star of shape {list(z.shape)}: {_message(exc)}"
-        ) from None
+        raise InputError(path, f"{label} failed on z_star of shape {list(z.shape)}: {_message(exc)}") from None
     if not isinstance(out, Tensor):
         raise InputError(path, f"{label} returned {type(out).__name__}, expected a tensor")
     if tuple(out.shape) != tuple(z.shape):
@@ -212,9 +206,7 @@ def check_nc_force(
             path, f"{label} maps a state of shape {list(z.shape)} to shape {list(out.shape)}; it must keep it"
         )
     if out.dtype != z.dtype or out.device != z.device:
-        raise InputError(
-            path, f"{label} returned {out.dtype} on {out.device} for a state {z.dtype} on {z.device}"
-        )
+        raise InputError(path, f"{label} returned {out.dtype} on {out.device} for a state {z.dtype} on {z.device}")
     if not bool(torch.isfinite(out).all()):
         raise InputError(path, f"{label} returned non-finite values at z_star")
     return out
@@ -283,9 +275,7 @@ def _import_module(target: str, spec: str) -> Any:
         missing = exc.name or target
         if not (target == missing or target.startswith(missing + ".")):
             # The plugin itself imports something that is not installed.
-            raise InputError(
-                None, f"operator '{spec}': importing '{target}' failed: {_message(exc)}"
-            ) from None
+            raise InputError(None, f"operator '{spec}': importing '{target}' failed: {_message(exc)}") from None
     except Exception as exc:  # user code runs on import
         raise InputError(None, f"operator '{spec}': importing '{target}' failed: {_message(exc)}") from None
     # As `python -m` would, look in the working directory too (a console script does not).
@@ -339,9 +329,7 @@ def _get_attr(module: Any, attr: str, spec: str) -> OperatorFactory:
         except AttributeError:
             raise InputError(None, f"operator '{spec}': '{attr}' not found in {module.__name__}") from None
     if not callable(obj):
-        raise InputError(
-            None, f"operator '{spec}': '{attr}' is not a factory function ({type(obj).__name__})"
-        )
+        raise InputError(None, f"operator '{spec}': '{attr}' is not a factory function ({type(obj).__name__})")
     return obj
 
 

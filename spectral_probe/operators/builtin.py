@@ -214,9 +214,7 @@ def conv(params: Mapping[str, Tensor], options: dict) -> Callable[[Tensor], Tens
             raise ValueError(f"parameter '{key}' must be [out, in, k, k], got shape {list(weight.shape)}")
         if weight.shape[-1] % 2 == 0 or weight.shape[-2] % 2 == 0:
             # An even kernel has no 'same' padding: the state would change size.
-            raise ValueError(
-                f"parameter '{key}' must have an odd kernel size, got shape {list(weight.shape)}"
-            )
+            raise ValueError(f"parameter '{key}' must have an odd kernel size, got shape {list(weight.shape)}")
     hidden, channels = int(w1.shape[0]), int(w1.shape[1])
     if tuple(w2.shape[:2]) != (channels, hidden):
         raise ValueError(
@@ -258,9 +256,7 @@ def conv(params: Mapping[str, Tensor], options: dict) -> Callable[[Tensor], Tens
     elif bias is not None:
         raise ValueError(f"parameter 'b' must be [C, H, W] or [n], got shape {list(bias.shape)}")
     if height is None or width is None:
-        raise ValueError(
-            "the conv operator needs options height and width (or a bias 'b' of shape [C, H, W])"
-        )
+        raise ValueError("the conv operator needs options height and width (or a bias 'b' of shape [C, H, W])")
 
     n = channels * height * width
     flat_bias = None if bias is None else bias.reshape(n)

@@ -183,9 +183,7 @@ def test_entry_point_plugin(plugin_module: str, monkeypatch: pytest.MonkeyPatch)
     assert from_metadata is factory
 
 
-def test_broken_entry_point_does_not_break_the_others(
-    plugin_module: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_broken_entry_point_does_not_break_the_others(plugin_module: str, monkeypatch: pytest.MonkeyPatch) -> None:
     _fake_entry_points(
         monkeypatch,
         ("broken", "sp_no_such_plugin_pkg:factory"),
@@ -217,14 +215,10 @@ def test_entry_point_discovery_failure_keeps_builtins(monkeypatch: pytest.Monkey
 # Metadata: a checkpoint never imports code
 
 
-def test_metadata_module_path_is_refused_without_import(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_metadata_module_path_is_refused_without_import(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     name = _unique("sp_metadata_trap")
     marker = tmp_path / "imported.marker"
-    _write(
-        tmp_path, name, f"open({str(marker)!r}, 'w').write('x')\ndef factory(p, o):\n    return lambda z: z\n"
-    )
+    _write(tmp_path, name, f"open({str(marker)!r}, 'w').write('x')\ndef factory(p, o):\n    return lambda z: z\n")
     monkeypatch.syspath_prepend(str(tmp_path))
     file = tmp_path / f"{name}.py"
     for spec in (f"{name}:factory", f"{file}:factory"):
@@ -239,7 +233,5 @@ def test_metadata_module_path_is_refused_without_import(
 def test_metadata_unknown_name_and_builtin() -> None:
     factory, name = resolve_operator("hopfield", from_metadata=True, path="ckpt.safetensors")
     assert name == "hopfield" and callable(factory)
-    with pytest.raises(
-        InputError, match="ckpt.safetensors: unknown operator 'hopfeld' in the checkpoint metadata"
-    ):
+    with pytest.raises(InputError, match="ckpt.safetensors: unknown operator 'hopfeld' in the checkpoint metadata"):
         resolve_operator("hopfeld", from_metadata=True, path="ckpt.safetensors")
