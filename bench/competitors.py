@@ -217,8 +217,15 @@ def ours_probe(
         jvp=int(kinds.get("jvp", r.matvecs)),
         vjp=int(kinds.get("vjp", 0)),
         converged=bool(r.converged),
-        notes=[f"verdict {r.verdict}"] + ([r.reason] if r.reason else []),
-        extra={"verdict": r.verdict, "reason": r.reason, "rr_block": r.rr_block_size},
+        notes=[f"verdict {r.verdict}"]
+        + ([r.reason] if r.reason else [])
+        + [f"+{v} {k} matvecs" for k, v in kinds.items() if k not in ("jvp", "vjp")],
+        extra={
+            "verdict": r.verdict,
+            "reason": r.reason,
+            "rr_block": r.rr_block_size,
+            "matvecs_by_kind": {k: int(v) for k, v in kinds.items()},
+        },
     )
 
 

@@ -327,6 +327,10 @@ def _method() -> list[str]:
         "Our counts INCLUDE the solver's own true-residual matvecs; ARPACK's do not need any. "
         "hessian-eigenthings has no restart: it runs with its defaults (20 steps), with `which='LA'`, and with "
         "`max_iter` doubled until the residual target is met.",
+        "* **The dense path** (the exact Jacobian from n jvps, then `torch.linalg` eigh/eig and two 2-norms, "
+        "i.e. `spectral_probe.linalg.dense`) runs up to n = 2048. At n = 8192 it would fit in memory "
+        "(J is 0.5 GiB) but a nonsymmetric `eig` with vectors takes minutes on 2 cores, so it is not run; above "
+        "that J does not fit.",
         f"* **Errors** are against the dense truth (`torch.linalg` on the exact Jacobian, n <= 2048); above that "
         f"against ARPACK's random-start answer. An answer is **wrong** when it is off by more than "
         f"{WRONG_TOL:g} x ||A||_2.",
@@ -481,8 +485,10 @@ def _batched_section(b: dict[str, Any] | None) -> list[str]:
     if "error" in b:
         return lines + [f"**Failed:** {b['error']}", ""]
     lines += [
-        f"One hopfield checkpoint (an associative memory, n = {b['n']}) with B = {b['count']} genuine fixed points "
-        "(Newton-refined): one `probe_fixed_points` call on `[B, n]` (method krylov) against B calls on `[1, n]`.",
+        f"One hopfield checkpoint (n = {b['n']}, b = 0) with B = {b['count']} exact fixed points by construction "
+        "(the equilibria of B input samples): one `probe_fixed_points` call on `[B, n]` (method krylov) against "
+        "B calls on `[1, n]`. A batched Krylov run goes on until its slowest problem converges, so its matvecs "
+        "per fixed point can exceed the separate mean.",
         "",
     ]
     lines += _table(

@@ -49,7 +49,7 @@ class ProbeOptions:
     max_restarts: int = 300
     fixed_point_tol: float = 1e-6
     fd_directions: int = 3
-    dense_max_n: int = 384  # --method auto: dense at n <= this (measured, see BENCHMARKS.md)
+    dense_max_n: int = 256  # --method auto: dense at n <= this (measured, see BENCHMARKS.md)
     fd_dense_max_n: int = 2048  # --matvec fd: omega from a dense FD Jacobian up to this n
     # gates
     max_rho: float | None = None
