@@ -130,8 +130,8 @@ def timed(fn: Callable[[], T], reps: int = 1, first: tuple[T, float, float | Non
     return Timed(result, times, peak)
 
 
-def matvec_seconds(apply: Callable[[Tensor], Tensor], x: Tensor, reps: int) -> float:
-    """Median time of ONE application of ``apply`` to ``x`` (after one warm-up call)."""
+def matvec_samples(apply: Callable[[Tensor], Tensor], x: Tensor, reps: int) -> list[float]:
+    """Times of ``reps`` single applications of ``apply`` to ``x`` (after one warm-up call)."""
     with torch.no_grad():
         apply(x)
         times = []
@@ -139,7 +139,12 @@ def matvec_seconds(apply: Callable[[Tensor], Tensor], x: Tensor, reps: int) -> f
             start = time.perf_counter()
             apply(x)
             times.append(time.perf_counter() - start)
-    return median(times)
+    return times
+
+
+def matvec_seconds(apply: Callable[[Tensor], Tensor], x: Tensor, reps: int) -> float:
+    """Median time of ONE application of ``apply`` to ``x`` (after one warm-up call)."""
+    return median(matvec_samples(apply, x, reps))
 
 
 def relative_residual(apply: Callable[[Tensor], Tensor], value: complex, vector: Tensor, norm: float) -> float:

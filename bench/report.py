@@ -206,7 +206,10 @@ def targets(results: dict[str, Any]) -> list[tuple[str, str, bool | None]]:
             if ov is None:
                 continue
             flags.append(ov <= OVERHEAD_TARGET)
-            parts.append(f"{_label(p)}, {rec['solver'].split(' (')[0]}: {ov:.2f}")
+            in_run = rec.get("in_run_overhead")
+            parts.append(
+                f"{_label(p)}, {rec['solver'].split(' (')[0]}: {ov:.2f}" + (f" (in-run {in_run:.2f})" if in_run else "")
+            )
     out.append(
         (
             f"overhead ratio wall / (matvecs x t_matvec) <= {OVERHEAD_TARGET} at n >= 65,536 (ours)",
@@ -584,6 +587,19 @@ def _crossover_section(c: dict[str, Any] | None) -> list[str]:
         ],
         rows,
     )
+    odd = [
+        f"n = {low['n']} ({_secs(low['dense']['median_s'])} s) is slower than n = {high['n']} "
+        f"({_secs(high['dense']['median_s'])} s)"
+        for low, high in zip(c["rows"], c["rows"][1:], strict=False)
+        if low["dense"]["median_s"] > 1.2 * high["dense"]["median_s"]
+    ]
+    if odd:
+        lines += [
+            "",
+            "The dense time is not monotone in n: " + "; ".join(odd) + ". LAPACK's nonsymmetric `eig` is "
+            "much slower at some power-of-two sizes (cache-set conflicts), so a threshold should not sit "
+            "just below such a size.",
+        ]
     cross = c.get("crossover_n")
     lines += [
         "",

@@ -22,7 +22,7 @@ from . import report, scenarios
 from .operators import ProblemSpec, conv_spec, spec_for_size
 
 DEFAULT_SIZES = (512, 2048, 8192, 65_536, 1_048_576)
-CROSSOVER_SIZES = (64, 128, 256, 384, 512, 768, 1024, 2048)
+CROSSOVER_SIZES = (64, 128, 256, 384, 448, 480, 512, 544, 640, 768, 1024, 2048)
 REPO = Path(__file__).resolve().parent.parent
 
 

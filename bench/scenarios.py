@@ -134,7 +134,7 @@ def crossover(config: dict[str, Any]) -> dict[str, Any]:
 
 def crossover_summary(rows: list[dict[str, Any]], dense_max_n: int) -> dict[str, Any]:
     """The crossover n (log-interpolated where the time ratio crosses 1) and the recommended threshold."""
-    crossing = None
+    crossing = None  # the first size where Krylov overtakes dense for good
     for low, high in zip(rows, rows[1:], strict=False):
         r_low = low["dense"]["median_s"] / low["krylov"]["median_s"]
         r_high = high["dense"]["median_s"] / high["krylov"]["median_s"]
@@ -142,6 +142,7 @@ def crossover_summary(rows: list[dict[str, Any]], dense_max_n: int) -> dict[str,
             # log-log interpolation of the time ratio between the two sizes
             t = math.log(r_low) / (math.log(r_low) - math.log(r_high)) if r_low != r_high else 0.5
             crossing = round(math.exp(math.log(low["n"]) + t * (math.log(high["n"]) - math.log(low["n"]))))
+            break
     dense_wins = [row["n"] for row in rows if row["faster"] == "dense"]
     # Largest n such that dense wins there and at every smaller size measured.
     recommended = 0

@@ -25,7 +25,7 @@ import torch
 from spectral_probe.jacobian import JacobianOperators
 
 from . import competitors as comp
-from .measure import PeakMemory, matvec_seconds, overhead_ratio, relative_residual, rss_mib, timed
+from .measure import PeakMemory, matvec_samples, median, overhead_ratio, relative_residual, rss_mib, timed
 from .operators import Problem, ProblemSpec, build
 
 #: Every solver is run (its tolerance tightened if needed) until its TRUE residual is below this,
@@ -153,23 +153,25 @@ class ProblemBench:
 
     # -- set-up ----------------------------------------------------------------------------------
 
-    def measure_matvecs(self, only: str | None = None) -> None:
-        """Median time of each matvec kind applied alone (``only``: the kinds one cost model needs)."""
-        reps = 10 if self.n < 65_536 else 3
+    def sample_matvecs(self, only: str | None = None) -> dict[str, list[float]]:
+        """Times of each matvec kind applied alone (``only``: the kinds one cost model needs)."""
+        reps = 10 if self.n < 65_536 else 5
         x = self.x0
-        kinds: dict[str, Callable[[], float]] = {
-            "jvp": lambda: matvec_seconds(self.ops.jvp, x, reps),
-            "vjp": lambda: matvec_seconds(self.ops.vjp, x, reps),
-            "sym": lambda: matvec_seconds(self.ops.sym, x, reps),
-            "jf": lambda: matvec_seconds(self.ops.jf, x, reps),
-            "m": lambda: matvec_seconds(self.ops.m, x, reps),
-            "m_block2": lambda: matvec_seconds(self.ops.m, self.block0, reps) / 2,
+        kinds: dict[str, Callable[[], list[float]]] = {
+            "jvp": lambda: matvec_samples(self.ops.jvp, x, reps),
+            "vjp": lambda: matvec_samples(self.ops.vjp, x, reps),
+            "sym": lambda: matvec_samples(self.ops.sym, x, reps),
+            "jf": lambda: matvec_samples(self.ops.jf, x, reps),
+            "m": lambda: matvec_samples(self.ops.m, x, reps),
+            "m_block2": lambda: [t / 2 for t in matvec_samples(self.ops.m, self.block0, reps)],
         }
         wanted = {"probe": ("jvp", "vjp")}.get(only or "", (only,) if only else tuple(kinds))
-        for kind in wanted:
-            self.t[kind] = kinds[kind]()
-        if only is None:
-            self.t_initial = dict(self.t)
+        return {kind: kinds[kind]() for kind in wanted}
+
+    def measure_matvecs(self) -> None:
+        """The initial median matvec times (reported with the problem)."""
+        self.t = {kind: median(samples) for kind, samples in self.sample_matvecs().items()}
+        self.t_initial = dict(self.t)
 
     def compute_reference(self) -> None:
         dense = self.n <= int(self.config.get("truth_max_n", 2048))
@@ -223,6 +225,9 @@ class ProblemBench:
         in_matvecs = 0.0
         checks: dict[str, dict[str, Any]] = {}
         error: str | None = None
+        # t_matvec: the matvecs timed alone just before the first run and just after the repetitions
+        # (the machine's speed drifts: the median of both samples brackets the solver's runs).
+        samples = self.sample_matvecs(cost)
         for attempt in range(TIGHTENINGS + 1):
             tried.append(current)
             counted = self.counted()
@@ -235,7 +240,7 @@ class ProblemBench:
                 error = f"{type(exc).__name__}: {exc}"
                 break
             first = (run, seconds, memory.peak_mib)
-            in_matvecs = counted.seconds
+            in_matvecs = counted.seconds or float(run.extra.get("matvec_seconds", 0.0))
             checks = self.check(run)
             ok = bool(checks) and all(c["residual_ok"] for c in checks.values())
             if ok or not calibrate or current is None or attempt == TIGHTENINGS:
@@ -255,9 +260,9 @@ class ProblemBench:
         if reps > 1 and first[1] > self.slow_seconds:
             reduced = 3 if first[1] <= 4 * self.slow_seconds else 1
             reps = min(reps, reduced)
-        # The matvecs timed alone right before the repetitions (the machine's speed drifts).
-        self.measure_matvecs(cost)
         measured = timed(again, reps=reps, first=first)
+        for kind, later in self.sample_matvecs(cost).items():
+            self.t[kind] = median(samples[kind] + later)
         wall = measured.median
         if cost == "sym":
             costs = {"sym": (run.jvp, self.t["sym"])}
