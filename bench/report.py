@@ -622,6 +622,9 @@ def observations(results: dict[str, Any]) -> list[str]:
             notes.append(f"{_label(p)}: the worker failed ({p['error']}).")
             continue
         label = _label(p)
+        for rec in p.get("records", []):
+            if "error" in rec:
+                notes.append(f"{label}: {rec['solver']} did not finish ({rec['error']}).")
         ours, arpack = _record(p, OURS_OMEGA), _record(p, ARPACK_OMEGA)
         if ours and arpack:
             if ours["jvp"] > arpack["jvp"]:

@@ -41,6 +41,8 @@ def problem_config(spec: ProblemSpec, *, quick: bool, reps: int | None, he: bool
         "spec": spec.to_dict(),
         "reps": reps if reps is not None and not huge else default_reps,
         "budget": 1_000 if quick else (20_000 if n < 65_536 else (6_000 if not huge else 2_000)),
+        # wall-clock guard per solver run (a matvec at n = 1M takes ~0.15-0.3 s on 2 busy cores)
+        "max_seconds": 1_200 if huge else 300,
         "truth_max_n": 2048,
         "dense_max_n": 2048,
         "hessian_eigenthings": he,
