@@ -18,3 +18,7 @@ class InputError(SpectralProbeError):
 
 class UsageError(SpectralProbeError):
     """Bad command-line or config usage (an unknown option value, a gate on an uncomputed quantity)."""
+
+
+class OutputError(SpectralProbeError):
+    """A report could not be written (full disk, read-only place, closed pipe): exit code 2, the path named."""
