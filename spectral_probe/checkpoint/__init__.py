@@ -64,8 +64,6 @@ class Checkpoint:
     sha256: str
 
 
-
-
 def load_checkpoint(path: str | os.PathLike[str]) -> Checkpoint:
     """Read a ``.safetensors``, ``.pt`` or ``.pth`` checkpoint.
 
@@ -165,4 +163,3 @@ def _to_probe_one(t: Tensor, dtype: torch.dtype, device: torch.device | str) -> 
     if t.is_floating_point():
         return t.to(device=device, dtype=dtype, copy=True)
     return t.to(device=device, copy=True)
-

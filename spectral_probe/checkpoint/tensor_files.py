@@ -37,7 +37,18 @@ _PT_METADATA_KEY = "__metadata__"
 _ZIP_MAGIC = b"PK\x03\x04"
 _LEGACY_TORCH_MAGIC = b"\x80\x02\x8a\nl\xfc\x9cF\xf9 j\xa8P\x19"
 #: The safetensors dtypes read, with their sizes in bytes; others (float8, uint16 ...) are refused by name.
-_SAFETENSORS_DTYPES = {"F64": 8, "F32": 4, "F16": 2, "BF16": 2, "I64": 8, "I32": 4, "I16": 2, "I8": 1, "U8": 1, "BOOL": 1}
+_SAFETENSORS_DTYPES = {
+    "F64": 8,
+    "F32": 4,
+    "F16": 2,
+    "BF16": 2,
+    "I64": 8,
+    "I32": 4,
+    "I16": 2,
+    "I8": 1,
+    "U8": 1,
+    "BOOL": 1,
+}
 _TORCH_DTYPES = (
     *(torch.float64, torch.float32, torch.float16, torch.bfloat16, torch.complex64, torch.complex128),
     *(torch.int64, torch.int32, torch.int16, torch.int8, torch.uint8, torch.bool),
@@ -109,7 +120,9 @@ def _check_tensor(name: str, tensor: Tensor, path: str | os.PathLike[str], file_
     if tensor.device.type != "cpu":
         raise InputError(path, f"{label} is on the {tensor.device.type} device: it holds no data to probe")
     if tensor.dtype not in _TORCH_DTYPES:
-        raise InputError(path, f"{label} has dtype {tensor.dtype}, which spectral-probe does not read; store {_READABLE}")
+        raise InputError(
+            path, f"{label} has dtype {tensor.dtype}, which spectral-probe does not read; store {_READABLE}"
+        )
     if tensor.numel() * tensor.element_size() > file_size:
         # Only a view with zero strides can claim more elements than the file stores: refuse it before
         # anything (the finiteness check below, the cast to the probe dtype) materializes it.
@@ -170,7 +183,9 @@ def _check_header(header: dict, data_len: int, path: str | os.PathLike[str]) -> 
         if not (isinstance(shape, list) and len(shape) <= _MAX_NDIM and all(_is_count(d) for d in shape)):
             raise InputError(path, f"corrupt safetensors header: {label} has shape {shown(shape)}")
         if dtype not in _SAFETENSORS_DTYPES:
-            raise InputError(path, f"{label} has dtype {shown(dtype)}, which spectral-probe does not read; store {_READABLE}")
+            raise InputError(
+                path, f"{label} has dtype {shown(dtype)}, which spectral-probe does not read; store {_READABLE}"
+            )
         start, end = offsets
         if end > data_len:
             raise InputError(
@@ -178,7 +193,8 @@ def _check_header(header: dict, data_len: int, path: str | os.PathLike[str]) -> 
             )
         if start > end or end - start != math.prod(shape) * _SAFETENSORS_DTYPES[dtype]:
             raise InputError(
-                path, f"corrupt safetensors header: {label} of shape {shown(shape)} does not fit its {end - start} bytes"
+                path,
+                f"corrupt safetensors header: {label} of shape {shown(shape)} does not fit its {end - start} bytes",
             )
         spans.append((start, end, name))
     spans.sort()

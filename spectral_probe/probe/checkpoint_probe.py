@@ -42,6 +42,10 @@ def probe_checkpoint(
     """
     try:
         return _probe_checkpoint(path, options, warm=warm, use_warm=use_warm)
+    except InputError as exc:
+        if exc.path is not None:
+            raise
+        raise InputError(path, exc.problem) from None  # every problem with this checkpoint names it
     except Exception as exc:
         if not is_allocation_failure(exc):
             raise
