@@ -73,11 +73,11 @@ def check_outputs(
         where = f"{flag} {shown(target)}"
         if os.path.isdir(target):
             raise UsageError(f"{where}: is a directory, not a file")
-        if PurePath(target).suffix.lower() in CHECKPOINT_SUFFIXES:
-            raise UsageError(f"{where}: refusing to write a report under a checkpoint's suffix")
         for what, source in inputs.items():
             if source and _same_file(target, source):
                 raise UsageError(f"{where}: is {what}, an input of this run; refusing to overwrite it")
+        if PurePath(target).suffix.lower() in CHECKPOINT_SUFFIXES:
+            raise UsageError(f"{where}: refusing to write a report under a checkpoint's suffix")
         if directory is not None and _below(target, directory, pattern):
             raise UsageError(f"{where}: is a checkpoint this audit reads; refusing to overwrite it")
         for other, path in seen.items():
