@@ -66,24 +66,34 @@ def journal_lines(path: Path) -> list[dict[str, Any]]:
 # Output paths that would damage a file
 
 
-def test_a_journal_on_a_checkpoint_is_refused_and_the_checkpoint_kept(run: Path) -> None:
+def test_a_journal_on_a_checkpoint_is_refused_and_the_checkpoint_kept(
+    run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
     target = run / "step_2.safetensors"
     before = target.read_bytes()
-    result = cli("audit", str(run), "--jsonl", str(target))
+    result = cli("audit", "run", "--jsonl", "run/step_2.safetensors")
     assert result.exit_code == 2
-    assert str(target) in result.output and "checkpoint" in result.output
+    assert "run/step_2.safetensors" in result.output and "checkpoint" in result.output
+    assert target.read_bytes() == before
+    with pytest.raises(OutputError, match="checkpoint's name"):  # the library refuses it too
+        run_audit("run", ProbeOptions(jsonl="run/step_2.safetensors"), probe_fn=fake_probe)
     assert target.read_bytes() == before
 
 
 @pytest.mark.parametrize("link", [os.link, os.symlink])
-def test_a_journal_that_is_an_input_under_another_name_is_refused(run: Path, tmp_path: Path, link: Any) -> None:
+def test_a_journal_that_is_an_input_under_another_name_is_refused(
+    run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, link: Any
+) -> None:
+    monkeypatch.chdir(tmp_path)
     target = run / "step_1.safetensors"
     before = target.read_bytes()
-    alias = tmp_path / "alias.jsonl"
-    link(target, alias)
-    result = cli("audit", str(run), "--jsonl", str(alias))
+    link(target, tmp_path / "alias.jsonl")
+    result = cli("audit", "run", "--jsonl", "alias.jsonl")
     assert result.exit_code == 2
-    assert "is the checkpoint" in result.output and str(alias) in result.output
+    assert "alias.jsonl" in result.output and "checkpoint" in result.output
+    with pytest.raises(OutputError, match="is the checkpoint run/step_1.safetensors"):
+        run_audit("run", ProbeOptions(jsonl="alias.jsonl"), probe_fn=fake_probe)
     assert target.read_bytes() == before
 
 
@@ -113,23 +123,22 @@ def test_an_empty_file_and_a_journal_cut_in_its_first_line_are_journals(run: Pat
 
 @pytest.mark.parametrize("kind", ["fifo", "dev-zero", "folder"])
 def test_a_journal_that_is_no_regular_file_is_refused_without_hanging(run: Path, tmp_path: Path, kind: str) -> None:
+    target = {"fifo": "journal.jsonl", "dev-zero": "/dev/zero", "folder": "folder.jsonl"}[kind]
     if kind == "fifo":
-        target = tmp_path / "journal.jsonl"
-        os.mkfifo(target)
-    elif kind == "dev-zero":
-        target = Path("/dev/zero")
-        if not target.exists():
-            pytest.skip("no /dev/zero")
-    else:
-        target = tmp_path / "folder.jsonl"
-        target.mkdir()
+        os.mkfifo(tmp_path / target)
+    elif kind == "folder":
+        (tmp_path / target).mkdir()
+    elif not Path(target).exists():
+        pytest.skip("no /dev/zero")
     for extra in ([], ["--resume"]):
-        command = [sys.executable, "-m", "spectral_probe", "audit", str(run), "--jsonl", str(target), *extra]
+        command = [sys.executable, "-m", "spectral_probe", "audit", "run", "--jsonl", target, *extra]
         env = {**os.environ, "PYTHONPATH": str(ROOT)}
-        done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+        done = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
         assert done.returncode == 2, done.stderr
-        assert "regular file" in done.stderr and str(target) in done.stderr
-        assert "Traceback" not in done.stderr
+        assert "regular file" in done.stderr or "directory" in done.stderr
+        assert target in done.stderr and "Traceback" not in done.stderr
+    with pytest.raises(OutputError, match="regular file"):  # the library refuses it too, without blocking
+        run_audit(str(run), ProbeOptions(jsonl=str(tmp_path / target), resume=True), probe_fn=fake_probe)
 
 
 # --------------------------------------------------------------------------------------------------
