@@ -12,7 +12,8 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from spectral_probe.linalg.gmres import GmresResult, gmres
+from spectral_probe.linalg import LinearSolveResult as GmresResult
+from spectral_probe.linalg import gmres
 from spectral_probe.linalg.result import default_tol
 
 F64 = torch.float64
