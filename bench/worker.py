@@ -200,6 +200,37 @@ class ProblemBench:
             }
         return out
 
+    def _calibrated(
+        self, make: Callable[[comp.CountedOps, float | None], comp.SolverRun], tol: float | None, calibrate: bool
+    ) -> tuple[Any, list[float | None], float | None, float, dict[str, dict[str, Any]], str | None]:
+        """The first run at ``tol``, tightened 10x at a time (``TIGHTENINGS`` at most) until the TRUE
+        residual target is met: ``(first, tried, tol used, matvec seconds in it, checks, error)``."""
+        tried: list[float | None] = []
+        current = tol
+        first: tuple[comp.SolverRun, float, float | None] | None = None
+        in_matvecs = 0.0
+        checks: dict[str, dict[str, Any]] = {}
+        error: str | None = None
+        for attempt in range(TIGHTENINGS + 1):
+            tried.append(current)
+            counted = self.counted()
+            try:
+                with PeakMemory() as memory:
+                    began = time.perf_counter()
+                    run = make(counted, current)
+                    seconds = time.perf_counter() - began
+            except Exception as exc:  # a competitor that crashes is a finding, not a harness failure
+                error = f"{type(exc).__name__}: {exc}"
+                break
+            first = (run, seconds, memory.peak_mib)
+            in_matvecs = counted.seconds or float(run.extra.get("matvec_seconds", 0.0))
+            checks = self.check(run)
+            ok = bool(checks) and all(c["residual_ok"] for c in checks.values())
+            if ok or not calibrate or current is None or attempt == TIGHTENINGS:
+                break
+            current = current / 10
+        return first, tried, current, in_matvecs, checks, error
+
     def record(
         self,
         solver: str,
@@ -219,33 +250,10 @@ class ProblemBench:
         count, ``jf``/``m``/``m_block2``: one jvp, ``probe``: jvp and vjp timed apart).
         """
         reps = self.reps if reps is None else reps
-        tried: list[float | None] = []
-        current = tol
-        first: tuple[comp.SolverRun, float, float | None] | None = None
-        in_matvecs = 0.0
-        checks: dict[str, dict[str, Any]] = {}
-        error: str | None = None
         # t_matvec: the matvecs timed alone just before the first run and just after the repetitions
         # (the machine's speed drifts: the median of both samples brackets the solver's runs).
         samples = self.sample_matvecs(cost)
-        for attempt in range(TIGHTENINGS + 1):
-            tried.append(current)
-            counted = self.counted()
-            try:
-                with PeakMemory() as memory:
-                    began = time.perf_counter()
-                    run = make(counted, current)
-                    seconds = time.perf_counter() - began
-            except Exception as exc:  # a competitor that crashes is a finding, not a harness failure
-                error = f"{type(exc).__name__}: {exc}"
-                break
-            first = (run, seconds, memory.peak_mib)
-            in_matvecs = counted.seconds or float(run.extra.get("matvec_seconds", 0.0))
-            checks = self.check(run)
-            ok = bool(checks) and all(c["residual_ok"] for c in checks.values())
-            if ok or not calibrate or current is None or attempt == TIGHTENINGS:
-                break
-            current = current / 10
+        first, tried, current, in_matvecs, checks, error = self._calibrated(make, tol, calibrate)
         rec: dict[str, Any] = {"solver": solver, "group": group, "start": start, "tol_tried": tried}
         if first is None:
             rec.update({"error": error, "quantities": {}, "notes": [error]})
@@ -329,198 +337,10 @@ class ProblemBench:
         return None if q is None else q["scalar"]
 
     def run_all(self) -> None:
-        cfg = self.config
-        eps = self.problem.eps
-        variants = bool(cfg.get("variants", True))
-        n = self.n
-        kdim = {"krylov_dim": 30}
+        """Every solver of the line-up on this problem (see :mod:`bench.lineup`)."""
+        from . import lineup
 
-        # omega
-        ours_omega = self.record(
-            OURS_OMEGA,
-            "omega",
-            lambda c, tol: comp.ours_lanczos(c, self.x0, tol, max_restarts=10_000, **kdim),
-            tol=TARGET_RESIDUAL,
-        )
-        omega_hint = self.modulus_hint("omega", ours_omega)
-        self.record(
-            ARPACK_OMEGA,
-            "omega",
-            lambda c, tol: comp.arpack_eigsh(c, self.v0, tol),
-            tol=self.arpack_tol("omega", omega_hint),
-            note="ncv=20 (SciPy default)",
-        )
-        if variants:
-            self.record(
-                "ARPACK eigsh (LA, ncv=30)",
-                "omega",
-                lambda c, tol: comp.arpack_eigsh(c, self.v0, tol, ncv=min(30, n - 1)),
-                tol=self.arpack_tol("omega", omega_hint),
-                note="same Krylov dimension as ours",
-            )
-        if cfg.get("hessian_eigenthings", True) and comp.hessian_eigenthings_available():
-            self.record(
-                "hessian-eigenthings lanczos (defaults)",
-                "omega",
-                lambda c, tol: comp.he_lanczos(c, self.seed),
-                calibrate=False,
-                note="k=10, max_iter=min(2k, n-1), which='LM', one run, no restart",
-            )
-            self.record(
-                "hessian-eigenthings lanczos (which='LA')",
-                "omega",
-                lambda c, tol: comp.he_lanczos(c, self.seed, which="LA"),
-                calibrate=False,
-                note="other arguments at their defaults",
-            )
-            if variants:
-                self.he_grown()
-
-        # alpha and rho
-        ours_ks = self.record(
-            OURS_KS,
-            "alpha+rho",
-            lambda c, tol: comp.ours_krylov_schur(c, self.x0, tol, eps, max_restarts=10_000, **kdim),
-            tol=TARGET_RESIDUAL,
-            cost="jf",
-        )
-        alpha_hint = self.modulus_hint("alpha", ours_ks)
-        rho_hint = self.modulus_hint("rho", ours_ks)
-        self.record(
-            ARPACK_LR,
-            "alpha+rho",
-            lambda c, tol: comp.arpack_eigs_lr(c, self.v0, tol),
-            tol=self.arpack_tol("alpha", alpha_hint),
-            cost="jf",
-            note="ncv=20 (SciPy default)",
-        )
-        self.record(
-            ARPACK_LM,
-            "alpha+rho",
-            lambda c, tol: comp.arpack_eigs_lm_m(c, self.v0, tol),
-            tol=self.arpack_tol("rho", rho_hint),
-            cost="m",
-            note="ncv=20 (SciPy default)",
-        )
-        if variants:
-            self.record(
-                "ARPACK eigs (LR, ncv=30) on J_F",
-                "alpha+rho",
-                lambda c, tol: comp.arpack_eigs_lr(c, self.v0, tol, ncv=min(30, n - 1)),
-                tol=self.arpack_tol("alpha", alpha_hint),
-                cost="jf",
-            )
-            self.record(
-                "ARPACK eigs (LM, ncv=30) on M",
-                "alpha+rho",
-                lambda c, tol: comp.arpack_eigs_lm_m(c, self.v0, tol, ncv=min(30, n - 1)),
-                tol=self.arpack_tol("rho", rho_hint),
-                cost="m",
-            )
-        self.record(
-            OURS_RR,
-            "rho",
-            lambda c, tol: comp.ours_block_rr(c, self.block0, tol, max_iters=self.budget // 2),
-            tol=TARGET_RESIDUAL,
-            cost="m_block2",
-        )
-
-        # the dense path and the whole probe
-        if n <= int(cfg.get("dense_max_n", 2048)):
-            self.record(
-                DENSE,
-                "all",
-                lambda c, tol: comp.dense_path(self.ops),
-                calibrate=False,
-                cost="jvp",
-                reps=self.reps if n <= 1024 else min(self.reps, 3),
-            )
-        self.record(
-            PROBE,
-            "all",
-            lambda c, tol: comp.ours_probe(self.problem.nc_force, self.problem.z_star, self.problem.c, eps),
-            calibrate=False,
-            cost="probe",
-            reps=self.reps if n < 65_536 else 1,
-            note="default tol eps^(2/3), two random starts per quantity, block RR, ||M|| bound",
-        )
-
-        # structured start vector
-        if cfg.get("structured", True):
-            self.record(
-                "ARPACK eigsh (LA), v0 = ones",
-                "structured",
-                lambda c, tol: comp.arpack_eigsh(c, self.ones, tol),
-                tol=self.arpack_tol("omega", omega_hint),
-                start="ones",
-                reps=1,
-            )
-            self.record(
-                "ARPACK eigs (LR) on J_F, v0 = ones",
-                "structured",
-                lambda c, tol: comp.arpack_eigs_lr(c, self.ones, tol),
-                tol=self.arpack_tol("alpha", alpha_hint),
-                start="ones",
-                cost="jf",
-                reps=1,
-            )
-            self.record(
-                "ARPACK eigs (LM) on M, v0 = ones",
-                "structured",
-                lambda c, tol: comp.arpack_eigs_lm_m(c, self.ones, tol),
-                tol=self.arpack_tol("rho", rho_hint),
-                start="ones",
-                cost="m",
-                reps=1,
-            )
-            if variants:
-                ones = torch.ones(1, n, dtype=torch.float64)
-                self.record(
-                    "ours: lanczos from ones (the probe never does this)",
-                    "structured",
-                    lambda c, tol: comp.ours_lanczos(c, ones, tol, max_restarts=10_000, **kdim),
-                    tol=TARGET_RESIDUAL,
-                    start="ones",
-                    reps=1,
-                )
-                self.record(
-                    "ours: krylov_schur from ones (the probe never does this)",
-                    "structured",
-                    lambda c, tol: comp.ours_krylov_schur(c, ones, tol, eps, max_restarts=10_000, **kdim),
-                    tol=TARGET_RESIDUAL,
-                    start="ones",
-                    cost="jf",
-                    reps=1,
-                )
-
-    def he_grown(self) -> None:
-        """hessian-eigenthings ``which='LA'`` with ``max_iter`` doubled until the residual target is met."""
-        n = self.n
-        total = 0
-        max_iter = 20
-        last = None
-        while True:
-            max_iter = min(max_iter, n - 1)
-            rec = self.record(
-                f"hessian-eigenthings lanczos (which='LA', max_iter={max_iter})",
-                "omega-he-grown",
-                lambda c, tol, m=max_iter: comp.he_lanczos(c, self.seed, which="LA", max_iter=m),
-                calibrate=False,
-                reps=1,
-            )
-            self.records.pop()
-            total += rec.get("jvp", 0)
-            last = rec
-            q = rec.get("quantities", {}).get("omega")
-            if (q and q["residual_ok"]) or max_iter >= n - 1 or total > self.budget or "error" in rec:
-                break
-            max_iter *= 2
-        assert last is not None
-        last["solver"] = "hessian-eigenthings lanczos (which='LA', max_iter doubled to the target)"
-        last["group"] = "omega"
-        last["notes"] = [*last.get("notes", []), f"final max_iter={max_iter}; {total} Sym matvecs over all the runs"]
-        last["extra"] = {**last.get("extra", {}), "total_matvecs": total, "max_iter": max_iter}
-        self.records.append(last)
+        lineup.run_all(self)
 
     def finish(self) -> None:
         """Errors against the reference: the dense truth, or else ARPACK's random-start answer."""

@@ -257,4 +257,5 @@ def _root(
 
 
 def main() -> None:
+    """The ``spectral-probe`` console entry point."""
     app()

@@ -56,6 +56,7 @@ class FixedPointResult:
     step: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
+        """The record as JSON-ready plain values."""
         out = dataclasses.asdict(self)
         out["notes"] = list(self.notes)
         return {key: _json_safe(value) for key, value in out.items()}
@@ -69,6 +70,7 @@ class CheckpointError:
     error: str
 
     def to_dict(self) -> dict[str, Any]:
+        """The record as JSON-ready plain values."""
         return {"checkpoint": self.checkpoint, "error": self.error}
 
 
@@ -83,6 +85,7 @@ class GateOutcome:
     exit_code: int
 
     def to_dict(self) -> dict[str, Any]:
+        """The record as JSON-ready plain values."""
         return {
             "passed": self.passed,
             "violations": list(self.violations),
@@ -104,6 +107,7 @@ class Report:
     trajectory: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
+        """The record as JSON-ready plain values."""
         out: dict[str, Any] = {
             "version": REPORT_VERSION,
             "results": [r.to_dict() for r in self.results],

@@ -62,6 +62,7 @@ class Spec:
     choices: tuple[str, ...] = ()
 
     def describe(self) -> str:
+        """What a valid value looks like, for the error message."""
         if self.kind == "choice":
             return "one of " + ", ".join(self.choices)
         noun = {"float": "a finite number", "int": "an integer", "bool": "true or false", "str": "a string"}.get(

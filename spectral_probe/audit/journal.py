@@ -64,6 +64,7 @@ def options_fingerprint(options: ProbeOptions) -> str:
 
 def path_key(path: str) -> str:
     # "runs/a.pt", "./runs/a.pt" and "/abs/runs/a.pt" are one checkpoint.
+    """The key of a checkpoint path in the journal: normalized and absolute, so spellings of one file agree."""
     return os.path.normcase(os.path.abspath(path))
 
 
@@ -226,6 +227,7 @@ class Journal:
             self.write_line(entry)
 
     def close(self) -> None:
+        """Close the journal file (idempotent)."""
         if self._fd is not None:
             os.close(self._fd)
             self._fd = None

@@ -48,6 +48,7 @@ def parse_json_line(line: bytes) -> dict[str, Any] | None:
 
 
 def is_text(value: Any, limit: int = MAX_TEXT) -> bool:
+    """A string of at most ``limit`` characters without NUL (a journal field that is safe to keep)."""
     return isinstance(value, str) and len(value) <= limit and "\x00" not in value
 
 
@@ -155,6 +156,7 @@ class Recorded:
         return len(self.results) == expected and max(self.results) == expected - 1
 
     def add_result(self, result: FixedPointResult, fixed_points: int | None) -> None:
+        """Record one fixed point's result (replacing an older error; a new fixed-point count drops the rest)."""
         if self.error is not None:  # a newer result replaces an older error
             self.error, self.results = None, {}
         if fixed_points is not None and fixed_points != self.fixed_points:
@@ -164,4 +166,5 @@ class Recorded:
         self.results[result.index] = result
 
     def add_error(self, error: str) -> None:
+        """Record that the checkpoint failed: the error replaces any results."""
         self.error, self.results, self.fixed_points = error, {}, None

@@ -76,7 +76,8 @@ def orthogonalize(
 ) -> Orthogonalized:
     """Blocked classical Gram-Schmidt of ``w [*, n]`` against the orthonormal rows of ``basis [*, k, n]``.
 
-    A second pass only where the first kept ``||w'|| < eta ||w||`` (DGKS); ``mask [*, k]`` (0/1) hides
+    One pass is ``c = V w``, ``w' = w - V (V^T w)`` (two products over the whole block); a second pass only
+    where the first kept ``||w'|| < eta ||w||`` (DGKS); ``mask [*, k]`` (0/1) hides
     the rows a problem does not own (zero-padded bases of unequal size in a batch). Returns
     :class:`Orthogonalized`, with ``in_span`` where ``w`` is numerically in ``span(basis)``.
     """
@@ -104,6 +105,7 @@ class Step:
     column: torch.Tensor  # [B] long, j (the step fills column j of H and row j + 1 of V)
     top: int  # rows of V read (max j + 1 over the stepping problems)
     result: Orthogonalized
+    uniform: int | None = None  # j when every problem steps at the same column (plain slices, no gathers)
 
 
 class KrylovFactorization:
@@ -132,14 +134,25 @@ class KrylovFactorization:
         (their first basis vector: a finite-difference matvec may normalize) and their output ignored.
         """
         column = torch.where(stepping, self.size, torch.zeros_like(self.size))
+        low, high = (int(c) for c in torch.aminmax(column))
+        if low == high and bool(stepping.all()):
+            # Lockstep (Lanczos always, Krylov-Schur mostly): views of V, no gathers and no mask.
+            w = apply(self.V[:, high])
+            return Step(column, high + 1, orthogonalize(self.V[:, : high + 1], w), uniform=high)
         w = apply(self.V[self._rows, column])
-        top = int(column.max()) + 1
-        mask = (self._range[:top].unsqueeze(0) <= column.unsqueeze(1)).to(w.dtype)
-        return Step(column, top, orthogonalize(self.V[:, :top], w, mask))
+        mask = (self._range[: high + 1].unsqueeze(0) <= column.unsqueeze(1)).to(w.dtype)
+        return Step(column, high + 1, orthogonalize(self.V[:, : high + 1], w, mask))
 
     def commit(self, step: Step, stepping: torch.Tensor, beta: torch.Tensor, new: torch.Tensor) -> None:
         """Write the step of the ``stepping`` problems: column ``j`` of ``H`` (coefficients, ``beta``
         below the diagonal) and ``new`` (the next unit vector, or a replacement) as row ``j + 1`` of ``V``."""
+        j = step.uniform
+        if j is not None and bool(stepping.all()):
+            self.H[:, : j + 1, j] = step.result.coefficients
+            self.H[:, j + 1, j] = beta
+            self.V[:, j + 1] = new
+            self.size += 1
+            return
         rows = self._rows[stepping]
         col = step.column[stepping]
         column = self.H.new_zeros((len(rows), self.m + 1))

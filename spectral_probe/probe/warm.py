@@ -24,6 +24,7 @@ class WarmStart:
     matvecs_saved_hint: dict[str, int] = field(default_factory=dict)
 
     def fits(self, batch: int, n: int, device: torch.device, dtype: torch.dtype) -> bool:
+        """The carried vectors match this checkpoint's batch, size, device and dtype."""
         ref = self.arnoldi if self.arnoldi is not None else self.omega
         return ref is not None and ref.shape == (batch, n) and ref.device == device and ref.dtype == dtype
 

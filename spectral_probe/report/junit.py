@@ -10,6 +10,7 @@ from spectral_probe.verdict import INCONCLUSIVE
 
 
 def format(report: Report) -> str:  # noqa: A001
+    """The report as JUnit XML: one test case per fixed point and per unreadable checkpoint."""
     suite = ET.Element("testsuite", name=f"spectral-probe {report.command}")
     failures = errors = 0
     for r in report.results:

@@ -9,6 +9,7 @@ from spectral_probe.results import Report
 
 
 def format(report: Report) -> str:  # noqa: A001
+    """The report as Markdown: the gate status and one table row per fixed point."""
     gate = report.gate
     if report.errors and not gate.gates:
         status = "input errors"

@@ -22,6 +22,7 @@ FOOTER = (
 
 
 def render(report: Report, console: Console) -> None:
+    """Print the report as a rich table on ``console``."""
     table = Table(title=f"spectral-probe {report.command}", caption=FOOTER, caption_justify="left")
     table.add_column("checkpoint", overflow="fold")
     table.add_column("#", justify="right")

@@ -1,0 +1,218 @@
+"""The package's shape, read from its source with ``ast`` (nothing is imported or run).
+
+* Layers one way (SPEC / ARCHITECTURE.md): ``cli -> scan/audit -> probe -> {operators, jacobian,
+  linalg}``; a component imports only components of a LOWER rank, plus the shared foundation
+  (errors, exit codes, options, validation, result records, the verdict vocabulary).
+* ``linalg`` imports only torch, the standard library and itself.
+* ``report`` imports only the result records (and the verdict names they carry).
+* ``checkpoint`` (the only file reader) is used by ``probe`` and ``audit``.
+* No import cycle between modules.
+* Every public function has a docstring; the solvers' docstrings state their equation.
+"""
+
+from __future__ import annotations
+
+import ast
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+PACKAGE = Path(__file__).resolve().parent.parent / "spectral_probe"
+
+#: Shared by every layer: imports nothing above itself (checked below like the rest).
+FOUNDATION = {"__init__", "errors", "exitcodes", "config", "validate", "results", "verdict"}
+
+#: Rank of every other component: an import must go to a strictly lower rank (or within a component).
+RANK = {
+    "__main__": 7,
+    "cli": 6,
+    "cli_options": 5,
+    "outputs": 5,
+    "audit": 4,
+    "scan": 3,
+    "probe": 2,
+    "report": 2,
+    "gate": 2,
+    "jacobian": 1,
+    "operators": 1,
+    "checkpoint": 1,
+    "linalg": 0,
+}
+
+#: Imports that cross the rules on purpose, each with its reason and owner.
+KNOWN_EXCEPTIONS = {
+    # The solver defaults live with the solvers (linalg/defaults.py, torch-free) and ProbeOptions
+    # takes its --krylov-dim/--max-restarts defaults from them: one home for every default (linalg).
+    ("config", "linalg"),
+    # The --config YAML file is read by checkpoint, the package's only file reader (hostile).
+    ("cli", "checkpoint"),
+}
+
+#: Who may import checkpoint (the file reader).
+CHECKPOINT_USERS = {"probe", "audit", "cli"}
+
+#: Standard-library and torch roots linalg may import.
+LINALG_EXTERNAL = set(sys.stdlib_module_names) | {"torch"}
+
+
+def _module_name(path: Path) -> str:
+    parts = list(path.relative_to(PACKAGE.parent).with_suffix("").parts)
+    if parts[-1] == "__init__":
+        parts = parts[:-1]
+    return ".".join(parts)
+
+
+def _component(module: str) -> str:
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 else "__init__"
+
+
+def _imports(path: Path) -> Iterator[str]:
+    """Every module ``path`` imports (module level or inside functions), relative imports resolved."""
+    module = _module_name(path)
+    package = module if path.name == "__init__.py" else module.rpartition(".")[0]
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            yield from (alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            if node.level == 0:
+                base = node.module or ""
+            else:
+                parts = package.split(".")
+                base = ".".join(parts[: len(parts) - node.level + 1] + ([node.module] if node.module else []))
+            yield base
+            # ``from spectral_probe.x import y`` may import the submodule x.y
+            for alias in node.names:
+                yield f"{base}.{alias.name}"
+
+
+def _graph() -> dict[str, set[str]]:
+    modules = {_module_name(p): p for p in PACKAGE.rglob("*.py")}
+    graph: dict[str, set[str]] = {}
+    for name, path in modules.items():
+        graph[name] = {target for target in _imports(path) if target in modules and target != name}
+    return graph
+
+
+def _external(path: Path) -> set[str]:
+    return {name.split(".")[0] for name in _imports(path) if not name.startswith("spectral_probe")}
+
+
+def test_every_component_has_a_place() -> None:
+    components = {_component(_module_name(p)) for p in PACKAGE.rglob("*.py")}
+    assert components <= FOUNDATION | set(RANK), sorted(components - FOUNDATION - set(RANK))
+
+
+def test_layers_are_one_way() -> None:
+    wrong = []
+    for module, targets in _graph().items():
+        source = _component(module)
+        for target in targets:
+            dest = _component(target)
+            if dest == source or dest in FOUNDATION and source not in FOUNDATION or (source, dest) in KNOWN_EXCEPTIONS:
+                continue
+            # the foundation imports only itself; the rest only lower ranks
+            ok = dest in FOUNDATION if source in FOUNDATION else RANK[dest] < RANK[source]
+            if not ok:
+                wrong.append(f"{module} -> {target}")
+    assert not wrong, "imports against the layers:\n" + "\n".join(sorted(wrong))
+
+
+def test_linalg_imports_only_torch_and_itself() -> None:
+    wrong = {}
+    for path in (PACKAGE / "linalg").rglob("*.py"):
+        outside = _external(path) - LINALG_EXTERNAL
+        inside = {
+            t for t in _imports(path) if t.startswith("spectral_probe") and not t.startswith("spectral_probe.linalg")
+        }
+        if outside or inside:
+            wrong[path.name] = sorted(outside | inside)
+    assert not wrong, wrong
+
+
+def test_report_imports_only_result_records() -> None:
+    for module, targets in _graph().items():
+        if _component(module) == "report":
+            others = {_component(t) for t in targets} - {"report", "results", "verdict"}
+            assert not others, f"{module} imports {sorted(others)}"
+
+
+def test_checkpoint_is_used_by_probe_and_audit() -> None:
+    users = {_component(m) for m, targets in _graph().items() if any(_component(t) == "checkpoint" for t in targets)}
+    assert users - {"checkpoint"} <= CHECKPOINT_USERS, sorted(users)
+
+
+def test_no_import_cycle() -> None:
+    graph = _graph()
+    # A package imports its own submodules from __init__ and they import siblings, never the package.
+    state: dict[str, int] = {}
+    cycle: list[str] = []
+
+    def visit(node: str, path: list[str]) -> bool:
+        state[node] = 1
+        for nxt in sorted(graph[node]):
+            if nxt.startswith(node + "."):  # a package's __init__ loading its own submodule
+                continue
+            if state.get(nxt) == 1:
+                cycle.extend([*path[path.index(nxt) :], nxt] if nxt in path else [node, nxt])
+                return True
+            if nxt not in state and visit(nxt, [*path, nxt]):
+                return True
+        state[node] = 2
+        return False
+
+    for start in sorted(graph):
+        if start not in state and visit(start, [start]):
+            break
+    assert not cycle, " -> ".join(cycle)
+
+
+def _public_functions() -> Iterator[tuple[str, ast.FunctionDef | ast.AsyncFunctionDef]]:
+    for path in sorted(PACKAGE.rglob("*.py")):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        module = _module_name(path)
+        for node in tree.body:
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and not node.name.startswith("_"):
+                yield f"{module}.{node.name}", node
+            elif isinstance(node, ast.ClassDef) and not node.name.startswith("_"):
+                for item in node.body:
+                    if isinstance(item, (ast.FunctionDef, ast.AsyncFunctionDef)) and not item.name.startswith("_"):
+                        yield f"{module}.{node.name}.{item.name}", item
+
+
+def _is_overload(node: ast.FunctionDef | ast.AsyncFunctionDef) -> bool:
+    return any(
+        isinstance(d, (ast.Name, ast.Attribute)) and ast.unparse(d).endswith("overload") for d in node.decorator_list
+    )
+
+
+def test_every_public_function_has_a_docstring() -> None:
+    missing = [
+        name
+        for name, node in _public_functions()
+        if not _is_overload(node) and not (ast.get_docstring(node) or "").strip()
+    ]
+    assert not missing, "public functions without a docstring:\n" + "\n".join(missing)
+
+
+#: The equation each solver's docstring must state (SPEC symbols; see each module for the derivation).
+SOLVER_MATH = {
+    "spectral_probe.linalg.lanczos.lanczos": ["A x = lambda x", "A V_j = V_j T_j"],
+    "spectral_probe.linalg.arnoldi.krylov_schur": ["A V_m = V_m H_m + v_{m+1} h^T"],
+    "spectral_probe.linalg.gmres.gmres": ["A x = b", "argmin ||beta e_1 - Hbar_k y||"],
+    "spectral_probe.linalg.subspace.block_rayleigh_ritz": ["H = X^T M X", "M u_i - mu_i u_i"],
+    "spectral_probe.linalg.krylov.orthogonalize": ["w - V (V^T w)", "||w'|| < eta ||w||"],
+    "spectral_probe.linalg.dense.dense_spectrum": ["lambda_max", "M = I + eps J_F"],
+    "spectral_probe.linalg.result.default_tol": ["eps(dtype) ** (2/3)"],
+}
+
+
+@pytest.mark.parametrize("name", sorted(SOLVER_MATH))
+def test_solver_docstrings_state_their_equation(name: str) -> None:
+    docs = {qualified: ast.get_docstring(node) or "" for qualified, node in _public_functions()}
+    assert name in docs, f"{name} is gone: update SOLVER_MATH"
+    flat = " ".join(docs[name].replace("``", "").split())
+    for equation in SOLVER_MATH[name]:
+        assert equation in flat, f"{name}: docstring does not state {equation!r}"
