@@ -36,6 +36,7 @@ __all__ = [
     "checkpoint_settings",
     "load_checkpoint",
     "load_fixed_point",
+    "load_inputs",
     "load_yaml_config",
     "prepare_fixed_points",
     "to_probe",
@@ -81,14 +82,18 @@ class Checkpoint:
 # Checkpoints and fixed points
 
 
-def load_checkpoint(path: str | os.PathLike[str]) -> Checkpoint:
+def load_checkpoint(path: str | os.PathLike[str], key: str | None = None) -> Checkpoint:
     """Read a ``.safetensors``, ``.pt`` or ``.pth`` checkpoint.
+
+    ``key`` (``--key``) selects a nested state dict: ``model`` in a training checkpoint
+    ``{"model": state_dict, "step": ...}`` (dots descend further: ``ema.model``); in a safetensors file,
+    the tensors named ``model.*``, with that prefix removed.
 
     Raises :class:`InputError` (naming the file) for a missing file, a directory, an empty,
     truncated or corrupt file, an unknown suffix, a torch pickle that is not a flat dict of tensors,
     no tensors at all, or a non-finite value in any floating tensor (naming the tensor).
     """
-    tensors, metadata, digest = _read_tensor_file(path)
+    tensors, metadata, digest = _read_tensor_file(path, key)
     params = dict(tensors)
     z_star = params.pop(FIXED_POINT_KEY, None)
     return Checkpoint(path=str(path), params=params, metadata=metadata, z_star=z_star, sha256=digest)
@@ -99,7 +104,7 @@ def load_fixed_point(path: str | os.PathLike[str]) -> Tensor:
 
     The shape is checked against the operator later, by :func:`prepare_fixed_points`.
     """
-    tensors, _, _ = _read_tensor_file(path)
+    tensors, _, _ = _read_tensor_file(path, bare_ok=True)
     if FIXED_POINT_KEY in tensors:
         return tensors[FIXED_POINT_KEY]
     if len(tensors) == 1:
@@ -340,7 +345,9 @@ def _sha256(p: Path, path: str | os.PathLike[str]) -> str:
     return digest.hexdigest()
 
 
-def _read_tensor_file(path: str | os.PathLike[str]) -> tuple[dict[str, Tensor], dict[str, str], str]:
+def _read_tensor_file(
+    path: str | os.PathLike[str], key: str | None = None, *, bare_ok: bool = False
+) -> tuple[dict[str, Tensor], dict[str, str], str]:
     """(tensors, metadata, sha256) of a checkpoint file, every problem as an InputError."""
     if isinstance(path, str) and not path:
         raise InputError(None, "empty file path")
@@ -351,8 +358,10 @@ def _read_tensor_file(path: str | os.PathLike[str]) -> tuple[dict[str, Tensor], 
     digest = _sha256(p, path)
     if suffix in SAFETENSORS_SUFFIXES:
         tensors, metadata = _read_safetensors(p, path)
+        if key:
+            tensors = _prefixed(tensors, key, path)
     else:
-        tensors, metadata = _read_torch(p, path)
+        tensors, metadata = _read_torch(p, path, key, bare_ok=bare_ok)
     if not tensors:
         raise InputError(path, "holds no tensors")
     for name, tensor in tensors.items():
@@ -426,7 +435,9 @@ def _read_safetensors(p: Path, path: str | os.PathLike[str]) -> tuple[dict[str, 
     return tensors, metadata
 
 
-def _read_torch(p: Path, path: str | os.PathLike[str]) -> tuple[dict[str, Tensor], dict[str, str]]:
+def _read_torch(
+    p: Path, path: str | os.PathLike[str], key: str | None = None, *, bare_ok: bool = False
+) -> tuple[dict[str, Tensor], dict[str, str]]:
     refused = (
         "not a plain tensor checkpoint: it holds Python objects that weights_only loading refuses "
         "(spectral-probe never unpickles arbitrary objects); save a dict of tensors, or a .safetensors file"
@@ -449,8 +460,12 @@ def _read_torch(p: Path, path: str | os.PathLike[str]) -> tuple[dict[str, Tensor
         raise InputError(path, refused) from None
     except Exception as exc:  # a truncated zip archive, random bytes, an old format ...
         raise InputError(path, f"cannot read torch checkpoint (truncated or corrupt): {_first_line(exc)}") from None
+    if isinstance(obj, Tensor) and bare_ok:  # torch.save(z): a fixed point or an --input, not a checkpoint
+        return {FIXED_POINT_KEY: obj.detach()}, {}
     if not isinstance(obj, dict):
         raise InputError(path, f"not a plain tensor checkpoint: expected a dict of name -> tensor, got {_kind(obj)}")
+    if key:
+        obj = _nested(obj, key, path)
     tensors: dict[str, Tensor] = {}
     metadata: dict[str, str] = {}
     for key, item in obj.items():
@@ -464,12 +479,68 @@ def _read_torch(p: Path, path: str | os.PathLike[str]) -> tuple[dict[str, Tensor
         if not isinstance(item, Tensor):
             raise InputError(
                 path,
-                f"not a plain tensor checkpoint: '{key}' holds {_kind(item)}, expected a tensor "
-                "(nested state dicts are not unpacked)",
+                f"not a plain tensor checkpoint: '{key}' holds {_kind(item)}, expected a tensor" + _key_hint(obj),
             )
         # nn.Parameter loads as a Parameter; keep plain, gradient-free tensors.
         tensors[key] = item.detach()
     return tensors, metadata
+
+
+def _nested(obj: dict, key: str, path: str | os.PathLike[str]) -> dict:
+    """``obj[a][b]`` for ``key = "a.b"``: the state dict inside a training checkpoint (``--key``)."""
+    node: Any = obj
+    for part in key.split("."):
+        if not isinstance(node, dict) or part not in node:
+            keys = ", ".join(repr(k) for k in node) if isinstance(node, dict) else _kind(node)
+            raise InputError(path, f"--key {key}: no entry '{part}' (found {keys})")
+        node = node[part]
+    if isinstance(node, Tensor):
+        return {FIXED_POINT_KEY: node}
+    if not isinstance(node, dict):
+        raise InputError(path, f"--key {key} holds {_kind(node)}, expected a dict of tensors")
+    return node
+
+
+def _key_hint(obj: dict) -> str:
+    nested = [repr(k) for k, v in obj.items() if isinstance(v, dict) and k != _PT_METADATA_KEY]
+    pick = f"; pick one with --key, one of {', '.join(nested)}" if nested else ""
+    return f" (nested state dicts are not unpacked{pick})"
+
+
+def _prefixed(tensors: dict[str, Tensor], key: str, path: str | os.PathLike[str]) -> dict[str, Tensor]:
+    prefix = key + "."
+    picked = {name[len(prefix) :]: t for name, t in tensors.items() if name.startswith(prefix)}
+    if not picked:
+        raise InputError(path, f"--key {key}: no tensor named '{prefix}*'")
+    return picked
+
+
+def load_inputs(specs: list[str] | tuple[str, ...]) -> dict[str, Tensor]:
+    """The extra tensors of ``--input``, by name, for the operator factory (a DEQ's ``x``, say).
+
+    ``NAME=FILE`` names the file's only tensor (or its tensor ``NAME``); a bare ``FILE`` contributes
+    every tensor under its own name (a bare tensor saved with ``torch.save`` is named by the file's stem).
+    """
+    inputs: dict[str, Tensor] = {}
+    for spec in specs:
+        name, sep, file = spec.partition("=")
+        if not sep:
+            name, file = "", spec
+        tensors, _, _ = _read_tensor_file(file, bare_ok=True)
+        if set(tensors) == {FIXED_POINT_KEY} and not name:
+            tensors = {Path(file).stem: tensors[FIXED_POINT_KEY]}
+        if name:
+            if name in tensors:
+                tensors = {name: tensors[name]}
+            elif len(tensors) == 1:
+                tensors = {name: next(iter(tensors.values()))}
+            else:
+                raise InputError(file, f"--input {spec}: no tensor '{name}' among {', '.join(sorted(tensors))}")
+        for key, tensor in tensors.items():
+            if key in inputs:
+                raise InputError(file, f"--input: the tensor name '{key}' is given twice")
+            inputs[key] = tensor
+    return inputs
 
 
 def _kind(obj: object) -> str:

@@ -35,6 +35,13 @@ FixedPointOpt = Annotated[Path | None, typer.Option("--fixed-point", help="File 
 OperatorOpt = Annotated[
     str | None, typer.Option("--operator", help="Registered NAME, package.module:factory or file.py:factory.")
 ]
+KeyOpt = Annotated[
+    str | None, typer.Option("--key", help="State dict inside a training checkpoint, e.g. model (dots nest).")
+]
+InputOpt = Annotated[
+    list[str] | None,
+    typer.Option("--input", help="[NAME=]FILE: extra tensors for the operator factory, by name (repeatable)."),
+]
 ConfigOpt = Annotated[Path | None, typer.Option("--config", help="YAML file with any of these options.")]
 COpt = Annotated[float | None, typer.Option("--c", help="Extra damping c (default 0).", rich_help_panel=_P)]
 EpsOpt = Annotated[float | None, typer.Option("--eps", help="Euler step eps of M = I + eps J_F (default 1).")]
@@ -96,6 +103,8 @@ def _options(params: dict[str, Any]):
             continue
         if isinstance(value, Path):
             value = str(value)
+        if key == "input":  # --input is repeatable; ProbeOptions holds them as a tuple
+            key, value = "inputs", tuple(value) if value else None
         if isinstance(value, bool) and key in ("quiet", "debug") and not value:
             value = None  # an unset flag must not override the config file
         command_line[key] = value
@@ -167,6 +176,8 @@ def _write_report(path: Path, text: str) -> None:
 def scan(
     ckpt: Annotated[Path, typer.Argument(help="Checkpoint: .safetensors, or .pt/.pth (weights_only).")],
     fixed_point: FixedPointOpt = None,
+    key: KeyOpt = None,
+    input: InputOpt = None,
     operator: OperatorOpt = None,
     config: ConfigOpt = None,
     c: COpt = None,
@@ -221,6 +232,8 @@ def audit(
         ),
     ] = None,
     fixed_point: FixedPointOpt = None,
+    key: KeyOpt = None,
+    input: InputOpt = None,
     operator: OperatorOpt = None,
     config: ConfigOpt = None,
     c: COpt = None,

@@ -18,15 +18,18 @@ from dataclasses import dataclass, field
 
 import torch
 
+from spectral_probe.batching import map_rows
 from spectral_probe.checkpoint import (
     checkpoint_settings,
     load_checkpoint,
     load_fixed_point,
+    load_inputs,
     prepare_fixed_points,
     to_probe,
 )
 from spectral_probe.config import DEFAULT_C, DEFAULT_EPS, ProbeOptions
 from spectral_probe.errors import InputError
+from spectral_probe.fixed_point import solve_fixed_point
 from spectral_probe.jacobian import JacobianOperators
 from spectral_probe.linalg.arnoldi import krylov_schur, largest_modulus, rightmost
 from spectral_probe.linalg.dense import dense_spectrum
@@ -35,8 +38,9 @@ from spectral_probe.linalg.gmres import gmres
 from spectral_probe.linalg.lanczos import lanczos
 from spectral_probe.linalg.result import EigResult, default_tol
 from spectral_probe.linalg.subspace import block_rayleigh_ritz
-from spectral_probe.operators import build_nc_force, resolve_operator
+from spectral_probe.operators import operator_size, resolve_operator
 from spectral_probe.results import FixedPointResult
+from spectral_probe.user_model import build_user_force, whole_message
 from spectral_probe.verdict import classify, lead_is_complex
 
 NcForce = Callable[[torch.Tensor], torch.Tensor]
@@ -81,14 +85,10 @@ def probe_checkpoint(
     path: str, options: ProbeOptions, *, warm: WarmStart | None = None, use_warm: bool = True
 ) -> CheckpointProbe:
     """Read ``path`` and probe each of its fixed points (``[n]`` or ``[B, n]``)."""
-    checkpoint = load_checkpoint(path)
+    checkpoint = load_checkpoint(path, options.key)
     settings = checkpoint_settings(checkpoint.metadata)
-    if options.fixed_point is not None:
-        z_star = load_fixed_point(options.fixed_point)
-    elif checkpoint.z_star is not None:
-        z_star = checkpoint.z_star
-    else:
-        raise InputError(path, "has no 'z_star' tensor; store it in the checkpoint or pass --fixed-point")
+    # No z_star anywhere (None): the tool finds it (spectral_probe.fixed_point).
+    z_star = load_fixed_point(options.fixed_point) if options.fixed_point is not None else checkpoint.z_star
 
     from_metadata = options.operator is None
     spec = options.operator if options.operator is not None else settings.get("operator")
@@ -102,36 +102,79 @@ def probe_checkpoint(
     dtype = getattr(torch, options.dtype)
     device = torch.device(options.device)
     params = to_probe(checkpoint.params, dtype, device)
-    nc_force = build_nc_force(factory, params, operator_options, path)
-    fixed_points = to_probe({"z_star": z_star}, dtype, device)["z_star"]
-    n = fixed_points.shape[-1]
-    fixed_points = prepare_fixed_points(fixed_points, n, options.fixed_point or path)
+    inputs = to_probe(load_inputs(options.inputs), dtype, device)
+    user = build_user_force(
+        factory,
+        params,
+        operator_options,
+        inputs,
+        path=path,
+        z_shape=None if z_star is None else tuple(z_star.shape),
+        dtype=dtype,
+        device=device,
+    )
+    nc_force = user.nc_force
+    n = user.layout.n if user.layout is not None else operator_size(nc_force)
+    extra_notes: tuple[str, ...] = ()
+    if z_star is None:
+        fixed_points, extra_notes = _find_fixed_points(nc_force, n, float(c), float(eps), options, path, dtype, device)
+    else:
+        fixed_points = to_probe(z_star, dtype, device)
+        if n is None:
+            n = fixed_points.shape[-1] if fixed_points.ndim <= 2 else fixed_points.numel()
+        fixed_points = prepare_fixed_points(fixed_points, n, options.fixed_point or path)
     try:
-        probe_out = nc_force(fixed_points[0])
+        with torch.no_grad():
+            probe_out = nc_force(fixed_points[0])
     except Exception as exc:  # a user operator that cannot take this z*: a bad input, not a bug
-        raise InputError(path, f"the operator failed on z_star: {type(exc).__name__}: {exc}") from exc
+        raise InputError(path, f"the operator failed on z_star: {whole_message(exc)}") from None
     if probe_out.shape != fixed_points[0].shape:
         raise InputError(
             path, f"nc_force maps z_star of shape {tuple(fixed_points[0].shape)} to {tuple(probe_out.shape)}"
         )
-    results, new_warm = probe_fixed_points(
-        nc_force,
-        fixed_points,
-        c=float(c),
-        eps=float(eps),
-        options=options,
-        label=path,
-        warm=warm if use_warm else None,
-    )
+    with torch.no_grad():  # a factory's requires_grad tensors: torch.func ignores this, float() warns not
+        results, new_warm = probe_fixed_points(
+            nc_force,
+            fixed_points,
+            c=float(c),
+            eps=float(eps),
+            options=options,
+            label=path,
+            warm=warm if use_warm else None,
+        )
     step = settings.get("step")
-    stamped = tuple(_stamp(r, checkpoint.sha256, step) for r in results)
+    stamped = tuple(_stamp(r, checkpoint.sha256, step, extra_notes) for r in results)
     return CheckpointProbe(path=path, sha256=checkpoint.sha256, results=stamped, warm=new_warm)
 
 
-def _stamp(result: FixedPointResult, sha256: str, step: int | None) -> FixedPointResult:
+def _stamp(result: FixedPointResult, sha256: str, step: int | None, notes: tuple[str, ...] = ()) -> FixedPointResult:
     from dataclasses import replace
 
-    return replace(result, sha256=sha256, step=step)
+    return replace(result, sha256=sha256, step=step, notes=(*notes, *result.notes))
+
+
+def _find_fixed_points(
+    nc_force: NcForce,
+    n: int | None,
+    c: float,
+    eps: float,
+    options: ProbeOptions,
+    path: str,
+    dtype: torch.dtype,
+    device: torch.device,
+) -> tuple[torch.Tensor, tuple[str, ...]]:
+    """No ``z_star`` in the files: solve ``F(z) = 0`` from zero (``spectral_probe.fixed_point``)."""
+    if n is None:
+        raise InputError(
+            path,
+            "has no 'z_star' tensor and the operator declares no state shape, so the tool cannot find z* "
+            "itself; store z_star, pass --fixed-point, or declare the shape (nc_force.state_shape, or the "
+            "operator option state_shape)",
+        )
+    tol = min(options.fixed_point_tol, 10 * default_tol(dtype))
+    start = torch.zeros(1, n, dtype=dtype, device=device)
+    solve = solve_fixed_point(nc_force, start, c=c, eps=eps, tol=tol, matvec=options.matvec, path=path)
+    return solve.z, (solve.note(),)
 
 
 def probe_fixed_points(
@@ -191,6 +234,7 @@ def probe_fixed_points(
     spectra.matvecs += check_matvecs
     spectra.matvecs_by_kind["checks"] = check_matvecs
 
+    notes.extend(note for note in ops.notes if note not in notes)  # e.g. the loop where vmap cannot run
     elapsed = time.perf_counter() - started
     results: list[FixedPointResult] = []
     for b in range(batch):
@@ -261,7 +305,7 @@ def _choose_method(options: ProbeOptions, n: int) -> str:
 def _fixed_point_residual(nc_force: NcForce, z: torch.Tensor, c: float) -> list[float]:
     """Normwise backward error ``||F(z)|| / (||nc_force(z)|| + (1 + c) ||z||)`` per fixed point."""
     with torch.no_grad():
-        force = torch.vmap(nc_force)(z)
+        force, _ = map_rows(nc_force, z)  # a loop where vmap cannot run the operator
     field_value = force - (1 + c) * z
     scale = torch.linalg.vector_norm(force, dim=-1) + (1 + c) * torch.linalg.vector_norm(z, dim=-1)
     tiny = torch.finfo(z.dtype).tiny
