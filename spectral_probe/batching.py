@@ -8,12 +8,14 @@ row instead, with the same numbers, and a note says so. Pure torch.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+import warnings
+from collections.abc import Callable, Iterator
 
 import torch
 from torch import Tensor
 
-__all__ = ["LOOP_NOTE", "map_rows", "one_line"]
+__all__ = ["LOOP_NOTE", "map_rows", "one_line", "torch_quiet"]
 
 #: The note a result carries when its operator was applied by a loop instead of vmap.
 LOOP_NOTE = "nc_force is not vmap-compatible ({why}); it is applied state by state in a loop"
@@ -41,3 +43,17 @@ def one_line(exc: BaseException, limit: int = 200) -> str:
     lines = str(exc).strip().splitlines()
     text = f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__
     return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+@contextlib.contextmanager
+def torch_quiet() -> Iterator[None]:
+    """Silence the warnings torch emits on a user's model while it is probed, which the tool
+    already handles: vmap's "performance drop" for an op without a batching rule (the result is right;
+    the JSON notes say how it was batched), and ``float()`` of a tensor that requires grad (the probe
+    reads numbers, it never differentiates them)."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="There is a performance drop", category=UserWarning)
+        warnings.filterwarnings("ignore", message="Converting a tensor with requires_grad=True", category=UserWarning)
+        # forward-mode rules of some recurrent cells are scripted inside torch, which warns on every use
+        warnings.filterwarnings("ignore", message="`torch.jit.script` is deprecated", category=DeprecationWarning)
+        yield

@@ -12,13 +12,15 @@ Symbols (SPEC section 1): ``F(z) = nc_force(z) - (1 + c) z``, ``J_F = J_nc - (1 
 from __future__ import annotations
 
 import math
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import torch
 
-from spectral_probe.batching import map_rows
+from spectral_probe.batching import map_rows, torch_quiet
+from spectral_probe.callable_module import CallableModule
 from spectral_probe.checkpoint import (
     checkpoint_settings,
     load_checkpoint,
@@ -132,7 +134,7 @@ def probe_checkpoint(
         raise InputError(
             path, f"nc_force maps z_star of shape {tuple(fixed_points[0].shape)} to {tuple(probe_out.shape)}"
         )
-    with torch.no_grad():  # a factory's requires_grad tensors: torch.func ignores this, float() warns not
+    with torch.no_grad(), torch_quiet():  # torch.func ignores no_grad; float() of the numbers would warn
         results, new_warm = probe_fixed_points(
             nc_force,
             fixed_points,
@@ -645,3 +647,7 @@ def _assemble(
         fixed_point_residual_before_refine=fp_before,
         notes=notes,
     )
+
+
+# `spectral_probe.probe(f, z_star, ...)` is the Python API (spectral_probe.api.probe) as well as this module.
+sys.modules[__name__].__class__ = CallableModule
