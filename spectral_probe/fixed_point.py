@@ -24,13 +24,15 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from spectral_probe.batching import map_rows
+from spectral_probe.batching import map_rows, torch_quiet
+from spectral_probe.config import ProbeOptions
 from spectral_probe.errors import InputError
 from spectral_probe.jacobian import JacobianOperators
 from spectral_probe.linalg.gmres import gmres
+from spectral_probe.linalg.result import default_tol
 from spectral_probe.user_model import whole_message
 
-__all__ = ["FixedPointNotFound", "FixedPointSolve", "solve_fixed_point"]
+__all__ = ["FixedPointNotFound", "FixedPointSolve", "find_for_checkpoint", "solve_fixed_point"]
 
 #: Anderson memory, iterations, and Newton-Krylov steps of the solve.
 ANDERSON_MEMORY = 6
@@ -82,12 +84,13 @@ def solve_fixed_point(
     path: str | None = None,
 ) -> FixedPointSolve:
     """``z*`` of ``F`` from ``start`` ``[B, n]`` (zeros, or a guess); raises :class:`FixedPointNotFound`."""
-    try:
-        z, iterations = _anderson(nc_force, start.detach().clone(), c, eps, tol)
-    except Exception as exc:  # user code that cannot run at the start: a bad input, not a bug
-        raise InputError(path, f"the operator failed in the fixed-point solve: {whole_message(exc)}") from None
-    z, steps, matvecs = _newton_krylov(nc_force, z, c, eps, tol, matvec, krylov_dim)
-    final = residual(nc_force, z, c).tolist()
+    with torch_quiet():
+        try:
+            z, iterations = _anderson(nc_force, start.detach().clone(), c, eps, tol)
+        except Exception as exc:  # user code that cannot run at the start: a bad input, not a bug
+            raise InputError(path, f"the operator failed in the fixed-point solve: {whole_message(exc)}") from None
+        z, steps, matvecs = _newton_krylov(nc_force, z, c, eps, tol, matvec, krylov_dim)
+        final = residual(nc_force, z, c).tolist()
     solve = FixedPointSolve(z, final, iterations, steps, matvecs, all(r <= tol for r in final))
     if not solve.converged or not bool(torch.isfinite(z).all()):
         raise FixedPointNotFound(
@@ -141,3 +144,31 @@ def _newton_krylov(
         matvecs += solve.matvecs
         z = (z + solve.x).detach()
     return z, NEWTON_STEPS, matvecs
+
+
+def find_for_checkpoint(
+    nc_force: Callable[[Tensor], Tensor],
+    n: int | None,
+    c: float,
+    eps: float,
+    options: ProbeOptions,
+    path: str,
+    dtype: torch.dtype,
+    device: torch.device,
+) -> tuple[Tensor, tuple[str, ...]]:
+    """No ``z_star`` in the files: ``z*`` ``[1, n]`` from zero, and the note that says how it was found.
+
+    The tolerance is ``min(fixed_point_tol, 10 eps(dtype)^(2/3))``: Newton polishes far below the
+    probe's own fixed-point check, so the Jacobian is taken at ``z*`` to working accuracy.
+    """
+    if n is None:
+        raise InputError(
+            path,
+            "has no 'z_star' tensor and the operator declares no state shape, so the tool cannot find z* "
+            "itself; store z_star, pass --fixed-point, or declare the shape (nc_force.state_shape, or the "
+            "operator option state_shape)",
+        )
+    tol = min(options.fixed_point_tol, 10 * default_tol(dtype))
+    start = torch.zeros(1, n, dtype=dtype, device=device)
+    solve = solve_fixed_point(nc_force, start, c=c, eps=eps, tol=tol, matvec=options.matvec, path=path)
+    return solve.z, (solve.note(),)

@@ -1,0 +1,99 @@
+"""Read one checkpoint (through :mod:`spectral_probe.checkpoint`) and probe each of its fixed points."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import torch
+
+from spectral_probe.batching import torch_quiet
+from spectral_probe.checkpoint import (
+    checkpoint_settings,
+    load_checkpoint,
+    load_fixed_point,
+    load_inputs,
+    prepare_fixed_points,
+    to_probe,
+)
+from spectral_probe.config import DEFAULT_C, DEFAULT_EPS, ProbeOptions
+from spectral_probe.errors import InputError
+from spectral_probe.fixed_point import find_for_checkpoint
+from spectral_probe.operators import operator_size, resolve_operator
+from spectral_probe.probe.fixed_points import probe_fixed_points
+from spectral_probe.probe.warm import WarmStart
+from spectral_probe.results import FixedPointResult
+from spectral_probe.user_model import build_user_force, whole_message
+
+
+@dataclass(frozen=True)
+class CheckpointProbe:
+    """What probing one checkpoint produced."""
+
+    path: str
+    sha256: str
+    results: tuple[FixedPointResult, ...]
+    warm: WarmStart | None
+
+
+def probe_checkpoint(
+    path: str, options: ProbeOptions, *, warm: WarmStart | None = None, use_warm: bool = True
+) -> CheckpointProbe:
+    """Read ``path`` and probe each of its fixed points (``[n]`` or ``[B, n]``)."""
+    checkpoint = load_checkpoint(path, options.key)
+    settings = checkpoint_settings(checkpoint.metadata)
+    # No z_star anywhere (None): the tool finds it (spectral_probe.fixed_point).
+    z_star = load_fixed_point(options.fixed_point) if options.fixed_point is not None else checkpoint.z_star
+
+    from_metadata = options.operator is None
+    spec = options.operator if options.operator is not None else settings.get("operator")
+    if spec is None:
+        raise InputError(path, "names no operator (metadata 'spectral_probe.operator'); pass --operator")
+    factory, _ = resolve_operator(spec, from_metadata=from_metadata, path=path)
+    c = options.c if options.c is not None else settings.get("c", DEFAULT_C)
+    eps = options.eps if options.eps is not None else settings.get("eps", DEFAULT_EPS)
+    operator_options = {**settings.get("options", {}), **options.operator_options}
+
+    dtype = getattr(torch, options.dtype)
+    device = torch.device(options.device)
+    params = to_probe(checkpoint.params, dtype, device)
+    inputs = to_probe(load_inputs(options.inputs), dtype, device)
+    z_shape = None if z_star is None else tuple(z_star.shape)
+    user = build_user_force(
+        factory, params, operator_options, inputs, path=path, z_shape=z_shape, dtype=dtype, device=device
+    )
+    nc_force = user.nc_force
+    n = user.layout.n if user.layout is not None else operator_size(nc_force)
+    found: tuple[str, ...] = ()
+    if z_star is None:
+        fixed_points, found = find_for_checkpoint(nc_force, n, float(c), float(eps), options, path, dtype, device)
+    else:
+        fixed_points = to_probe(z_star, dtype, device)
+        if n is None:
+            n = fixed_points.shape[-1] if fixed_points.ndim <= 2 else fixed_points.numel()
+        fixed_points = prepare_fixed_points(fixed_points, n, options.fixed_point or path)
+    try:
+        with torch.no_grad():
+            probe_out = nc_force(fixed_points[0])
+    except Exception as exc:  # a user operator that cannot take this z*: a bad input, not a bug
+        raise InputError(path, f"the operator failed on z_star: {whole_message(exc)}") from None
+    if probe_out.shape != fixed_points[0].shape:
+        raise InputError(
+            path, f"nc_force maps z_star of shape {tuple(fixed_points[0].shape)} to {tuple(probe_out.shape)}"
+        )
+    with torch.no_grad(), torch_quiet():  # torch.func ignores no_grad; float() of the numbers would warn
+        results, new_warm = probe_fixed_points(
+            nc_force,
+            fixed_points,
+            c=float(c),
+            eps=float(eps),
+            options=options,
+            label=path,
+            warm=warm if use_warm else None,
+        )
+    step = settings.get("step")
+    stamped = tuple(_stamp(r, checkpoint.sha256, step, found) for r in results)
+    return CheckpointProbe(path=path, sha256=checkpoint.sha256, results=stamped, warm=new_warm)
+
+
+def _stamp(result: FixedPointResult, sha256: str, step: int | None, notes: tuple[str, ...] = ()) -> FixedPointResult:
+    return replace(result, sha256=sha256, step=step, notes=(*notes, *result.notes))
