@@ -23,6 +23,7 @@ from spectral_probe.probe.fixed_points import probe_fixed_points
 from spectral_probe.probe.warm import WarmStart
 from spectral_probe.results import FixedPointResult
 from spectral_probe.user_model import build_user_force, whole_message
+from spectral_probe.validate import check_probe_fits, is_allocation_failure, shown
 
 
 @dataclass(frozen=True)
@@ -38,9 +39,31 @@ class CheckpointProbe:
 def probe_checkpoint(
     path: str, options: ProbeOptions, *, warm: WarmStart | None = None, use_warm: bool = True
 ) -> CheckpointProbe:
-    """Read ``path`` and probe each of its fixed points (``[n]`` or ``[B, n]``)."""
+    """Read ``path`` and probe each of its fixed points (``[n]`` or ``[B, n]``).
+
+    Sizes are checked before allocation (:func:`spectral_probe.validate.check_probe_fits`); an
+    allocation that fails anyway is an :class:`InputError` naming ``path`` (exit 2), not a bug.
+    """
+    try:
+        return _probe_checkpoint(path, options, warm=warm, use_warm=use_warm)
+    except InputError as exc:
+        if exc.path is not None:
+            raise
+        raise InputError(path, exc.problem) from None  # every problem with this checkpoint names it
+    except Exception as exc:
+        if not is_allocation_failure(exc):
+            raise
+        raise InputError(path, f"not enough memory to probe it ({_first_line(exc)})") from None
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    return shown(lines[0] if lines else type(exc).__name__, 160).strip("'\"")
+
+
+def _probe_checkpoint(path: str, options: ProbeOptions, *, warm: WarmStart | None, use_warm: bool) -> CheckpointProbe:
     checkpoint = load_checkpoint(path, options.key)
-    settings = checkpoint_settings(checkpoint.metadata)
+    settings = checkpoint_settings(checkpoint.metadata, path)
     # No z_star anywhere (None): the tool finds it (spectral_probe.fixed_point).
     z_star = load_fixed_point(options.fixed_point) if options.fixed_point is not None else checkpoint.z_star
 
@@ -65,12 +88,15 @@ def probe_checkpoint(
     n = user.layout.n if user.layout is not None else operator_size(nc_force)
     found: tuple[str, ...] = ()
     if z_star is None:
+        if n is not None:
+            check_probe_fits(nc_force, (1, n), torch.finfo(dtype).bits // 8, options, path)
         fixed_points, found = find_for_checkpoint(nc_force, n, float(c), float(eps), options, path, dtype, device)
     else:
         fixed_points = to_probe(z_star, dtype, device)
         if n is None:
             n = fixed_points.shape[-1] if fixed_points.ndim <= 2 else fixed_points.numel()
         fixed_points = prepare_fixed_points(fixed_points, n, options.fixed_point or path)
+    check_probe_fits(nc_force, fixed_points.shape, fixed_points.element_size(), options, path)
     try:
         with torch.no_grad():
             probe_out = nc_force(fixed_points[0])
