@@ -245,9 +245,8 @@ def summarize(runs: dict[str, list[dict]], slepc: dict[str, Any], per_kind: dict
             "primme": _med([r["seconds"] for r in runs["primme"]]),
         },
         "scan_by_kind": {k: _med([r["by_kind"][k] for r in runs["scan"]]) for k in runs["scan"][0]["by_kind"]},
-        "all_residuals_ok": all(
-            r["residual_ok"] for key in ("ours", "scan", "primme") for r in runs[key]
-        ) and all(r[q]["residual_ok"] for r in runs["arpack"] for q in ("omega", "alpha", "rho")),
+        "all_residuals_ok": all(r["residual_ok"] for key in ("ours", "scan", "primme") for r in runs[key])
+        and all(r[q]["residual_ok"] for r in runs["arpack"] for q in ("omega", "alpha", "rho")),
     }
     for ncv in (None, 40):
         records = [r for r in slepc.get("records", []) if r["ncv"] == ncv]

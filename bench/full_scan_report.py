@@ -151,7 +151,11 @@ def targets(results: dict[str, Any]) -> list[str]:
 
 def render_scan(results: dict[str, Any], before: dict[str, Any] | None = None, title: str = "") -> str:
     v = results["versions"]
-    slepc = f"SLEPc {v['slepc']} (Krylov-Schur, slepc4py)" if v.get("slepc") else f"SLEPc: skipped ({v.get('slepc_skipped')})"
+    slepc = (
+        f"SLEPc {v['slepc']} (Krylov-Schur, slepc4py)"
+        if v.get("slepc")
+        else f"SLEPc: skipped ({v.get('slepc_skipped')})"
+    )
     primme = f"PRIMME {v['primme']} (GD+k)" if v.get("primme") else f"PRIMME: skipped ({v.get('primme_skipped')})"
     seeds = len(results["operators"][0]["runs"]["scan"]) if results["operators"] else 0
     out = [
@@ -168,7 +172,8 @@ def render_scan(results: dict[str, Any], before: dict[str, Any] | None = None, t
         "",
         *targets(results),
         "",
-        "Products of the full scan by kind (counted outside the probe, on `JacobianOperators`), and the probe's own count:",
+        "Products of the full scan by kind (counted outside the probe, on `JacobianOperators`), and the probe's "
+        "own count:",
         "",
         *kinds_table(results),
         "",
@@ -232,7 +237,8 @@ def render_crossover(cross: dict[str, Any]) -> str:
     for r in cross["rows"]:
         m = r["median_s"]
         lines.append(
-            f"| {r['n']} | {m['dense']:.4f} | {m['krylov']:.4f} | {m['auto']:.4f} | {r['dense_over_krylov_paired']:.2f} "
+            f"| {r['n']} | {m['dense']:.4f} | {m['krylov']:.4f} | {m['auto']:.4f} "
+            f"| {r['dense_over_krylov_paired']:.2f} "
             f"| {r['faster']} | {r['auto_picks']} | {r['auto_ratio']:.2f} (measured {r['auto_measured_ratio']:.2f}) "
             f"| {_mark(r['within'])} |"
         )

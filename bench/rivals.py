@@ -52,37 +52,43 @@ def to_target(run_once: Any, tol: float, check: Any, target: float) -> tuple[com
     return run, residual, tried
 
 
+def _arpack_one(ops: Any, quantity: str, v0: np.ndarray, tol: float, norm: float, target: float) -> dict:
+    solver, apply = {
+        "omega": (comp.arpack_eigsh, ops.sym),
+        "alpha": (comp.arpack_eigs_lr, ops.jf),
+        "rho": (comp.arpack_eigs_lm_m, ops.m),
+    }[quantity]
+
+    def check(run: comp.SolverRun) -> float:
+        pair = run.pairs.get(quantity)
+        return float("inf") if pair is None else relative_residual(apply, pair.value, pair.vector, norm)
+
+    run, residual, tried = to_target(lambda t: solver(comp.CountedOps(ops), v0, t), tol, check, target)
+    pair = run.pairs.get(quantity)
+    return {
+        "products": run.jvp + run.vjp,
+        "jvp": run.jvp,
+        "vjp": run.vjp,
+        "rel_residual": residual,
+        "residual_ok": residual <= target,
+        "converged": run.converged,
+        "value": None if pair is None else [pair.value.real, abs(pair.value.imag)],
+        "tol_tried": tried,
+    }
+
+
 def arpack_three(ops: Any, seed: int, norms: dict[str, float], hints: dict[str, float], target: float) -> dict:
-    """ARPACK's three runs from one random ``v0`` per run (``seed``); products, residuals, values."""
-    runs = {"omega": (comp.arpack_eigsh, ops.sym), "alpha": (comp.arpack_eigs_lr, ops.jf), "rho": (comp.arpack_eigs_lm_m, ops.m)}
+    """ARPACK's three runs, each from its own random ``v0`` (``seed``): products, residuals, values.
+
+    ARPACK stops at ``||r|| <= tol |theta|``; ``tol = target ||A|| / |theta|`` (``theta`` from ``hints``,
+    our solvers' answers) makes that the normwise target.
+    """
     out: dict[str, Any] = {}
-    for index, (quantity, (solver, apply)) in enumerate(runs.items()):
+    for index, quantity in enumerate(("omega", "alpha", "rho")):
         v0 = np.random.default_rng(6000 + 10 * seed + index).standard_normal(ops.n)
         norm = norms[quantity]
-        # ARPACK stops at ||r|| <= tol |theta|: this tol makes that the normwise target.
         tol = min(0.1, target * norm / max(abs(hints[quantity]), 1e-3 * norm))
-        counters: list[comp.CountedOps] = []
-
-        def once(t: float, s: Any = solver) -> comp.SolverRun:
-            counters.append(comp.CountedOps(ops))
-            return s(counters[-1], v0, t)
-
-        def check(run: comp.SolverRun, q: str = quantity, a: Any = apply, m: float = norm) -> float:
-            pair = run.pairs.get(q)
-            return float("inf") if pair is None else relative_residual(a, pair.value, pair.vector, m)
-
-        run, residual, tried = to_target(once, tol, check, target)
-        pair = run.pairs.get(quantity)
-        out[quantity] = {
-            "products": run.jvp + run.vjp,
-            "jvp": run.jvp,
-            "vjp": run.vjp,
-            "rel_residual": residual,
-            "residual_ok": residual <= target,
-            "converged": run.converged,
-            "value": None if pair is None else [pair.value.real, abs(pair.value.imag)],
-            "tol_tried": tried,
-        }
+        out[quantity] = _arpack_one(ops, quantity, v0, tol, norm, target)
     return out
 
 
