@@ -1,7 +1,7 @@
 """The full-scan and ``--method auto`` sections of ``BENCHMARKS.md`` (:mod:`bench.full_scan` writes them).
 
-Each section is its own marked region (:mod:`bench.markers`): ``full-scan`` (this run; ``--region``
-renames it, e.g. ``full-scan-before`` for a run kept for comparison) and ``method-auto``.
+Each section is its own marked region (:mod:`bench.markers`): ``full-scan`` and ``method-auto`` (this run;
+``--region full-scan-before`` writes ``full-scan-before`` and ``method-auto-before``, a run kept for comparison).
 """
 
 from __future__ import annotations
@@ -257,4 +257,5 @@ def write(path: Path, results: dict[str, Any], region: str = "full-scan", before
         title = results.get("label") or ""
         write_region(path, region, render_scan(results, old, title))
     if results.get("crossover"):
-        write_region(path, "method-auto", render_crossover(results["crossover"]))
+        # a run kept for comparison (region full-scan-before) keeps its crossover beside it
+        write_region(path, region.replace("full-scan", "method-auto"), render_crossover(results["crossover"]))
