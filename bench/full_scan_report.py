@@ -96,8 +96,11 @@ def seconds_table(results: dict[str, Any]) -> list[str]:
 
 def kinds_table(results: dict[str, Any]) -> list[str]:
     lines = [
-        "| operator | " + " | ".join(KIND_LABELS.values()) + " | probe's own count (by kind) | verdict |",
-        "|---|" + "---|" * len(KIND_LABELS) + "---|---|",
+        "| operator | "
+        + " | ".join(KIND_LABELS.values())
+        + " | probe's own count (by kind) | not in the probe's count "
+        "| verdict |",
+        "|---|" + "---|" * len(KIND_LABELS) + "---|---|---|",
     ]
     for op in results["operators"]:
         s = op["summary"]
@@ -106,7 +109,8 @@ def kinds_table(results: dict[str, Any]) -> list[str]:
         lines.append(
             f"| {_label(op)} | "
             + " | ".join(_n(s["scan_by_kind"].get(k)) for k in KIND_LABELS)
-            + f" | {_n(s['scan_self_reported'])} ({own}) | {scan0['verdict']} |"
+            + f" | {_n(s['scan_self_reported'])} ({own}) | {_n(scan0['products'] - scan0['self_reported'])} "
+            f"| {scan0['verdict']} |"
         )
     return lines
 
@@ -172,8 +176,8 @@ def render_scan(results: dict[str, Any], before: dict[str, Any] | None = None, t
         "",
         *targets(results),
         "",
-        "Products of the full scan by kind (counted outside the probe, on `JacobianOperators`), and the probe's "
-        "own count:",
+        "Products of the full scan by kind (counted outside the probe, on `JacobianOperators`, its set-up "
+        "included), and the probe's own count (`matvecs`, `matvecs_by_kind`) with what it leaves out:",
         "",
         *kinds_table(results),
         "",
