@@ -172,6 +172,7 @@ def leading_eigenpair(
 
 
 def surrogate_matvecs(implicit: bool, spectral: _Spectral) -> int:
+    """Matvecs the surrogate's gradient costs: the adjoint solve's, when the gradient is implicit."""
     return spectral.adjoint_matvecs if implicit else 0
 
 

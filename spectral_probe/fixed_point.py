@@ -56,6 +56,7 @@ class FixedPointSolve:
     converged: bool
 
     def note(self) -> str:
+        """One line on how z* was found (Anderson iterations, Newton-Krylov steps, residual)."""
         worst = max(self.residual)
         return (
             f"z* found by the tool: {self.anderson_iterations} Anderson iterations, {self.newton_steps} "

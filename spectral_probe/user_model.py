@@ -42,6 +42,7 @@ class StateLayout:
 
     @property
     def sizes(self) -> list[int]:
+        """The number of entries of each part of the state, in order."""
         return [math.prod(shape) for shape in self.shapes]
 
     @property
