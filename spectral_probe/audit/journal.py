@@ -25,7 +25,7 @@ _NOT_NUMERIC = frozenset(
     {"max_rho", "max_alpha", "max_omega", "json", "markdown", "junit", "quiet", "debug"}
     | {"glob", "jobs", "jsonl", "resume", "warm_start"}
 )
-# Extra keys on a JSONL result line (SPEC 6 allows more fields): how many fixed points the checkpoint
+# Extra keys on a JSONL result line (docs/SPEC.md section 6 allows more fields): how many fixed points the checkpoint
 # has (so a checkpoint cut between two of its lines is probed again) and the options fingerprint.
 _FIXED_POINTS_KEY = "fixed_points"
 _OPTIONS_KEY = "options_sha256"
