@@ -29,7 +29,11 @@ def test_every_citation_points_at_docs_spec() -> None:
     offenders, cited = [], set()
     for name in files:
         path = ROOT / name
-        if name == "docs/SPEC.md" or path.suffix not in (".py", ".md", ".toml", ".yaml", ".yml") or not path.is_file():
+        if (
+            name in ("docs/SPEC.md", "tests/test_spec_doc.py")
+            or path.suffix not in (".py", ".md", ".toml", ".yaml", ".yml")
+            or not path.is_file()
+        ):
             continue
         text = path.read_text(errors="replace")
         offenders += [f"{name}: {m.group(0)!r}" for m in bare.finditer(text)]
@@ -51,7 +55,7 @@ def test_every_option_is_in_the_contract() -> None:
     documented = {name.replace("-", "_") for name in re.findall(r"--([a-z][a-z-]*)", SECTION_5)}
     documented |= {name.replace("-", "_") for name in re.findall(r"`-{0,2}([a-z][a-z_-]*)", _marked("spec-options"))}
     documented |= {"operator_options", "fixed_point", "glob", "jobs", "jsonl", "resume", "warm_start"}
-    assert OPTION_NAMES <= documented, f"undocumented options: {sorted(OPTION_NAMES - documented)}"
+    assert documented >= OPTION_NAMES, f"undocumented options: {sorted(OPTION_NAMES - documented)}"
 
 
 def test_documented_ranges_match_the_validation_layer() -> None:
