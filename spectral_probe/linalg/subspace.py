@@ -80,9 +80,7 @@ def block_rayleigh_ritz(
     """The ``p`` largest-modulus Ritz pairs of a general real operator by block subspace iteration.
 
     Each sweep: ``Y = M X``, ``H = X^T M X``, ``H s_i = mu_i s_i``, ``u_i = X s_i`` with the TRUE residual
-    ``||M u_i - mu_i u_i||`` (``M u_i = Y s_i``), then ``X <- orth(Y)``.
-
-    See the module docstring for the math.
+    ``||M u_i - mu_i u_i||`` (``M u_i = Y s_i``), then ``X <- orth(Y)`` (the module docstring has the math).
 
     Args:
         matvec: ``X -> M X`` on the last dimension; called on ``[*batch, p, n]`` blocks.
