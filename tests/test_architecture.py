@@ -1,6 +1,6 @@
 """The package's shape, read from its source with ``ast`` (nothing is imported or run).
 
-* Layers one way (SPEC / ARCHITECTURE.md): ``cli -> scan/audit -> probe -> {operators, jacobian,
+* Layers one way (ARCHITECTURE.md): ``cli -> scan/audit -> probe -> {operators, jacobian,
   linalg}``; a component imports only components of a LOWER rank, plus the shared foundation
   (errors, exit codes, options, validation, result records, the verdict vocabulary).
 * ``linalg`` imports only torch, the standard library and itself.
@@ -220,7 +220,7 @@ def test_every_public_function_has_a_docstring() -> None:
     assert not missing, "public functions without a docstring:\n" + "\n".join(missing)
 
 
-#: The equation each solver's docstring must state (SPEC symbols; see each module for the derivation).
+#: The equation each solver's docstring must state (the symbols of docs/SPEC.md; see each module for the derivation).
 SOLVER_MATH = {
     "spectral_probe.linalg.lanczos.lanczos": ["A x = lambda x", "A V_j = V_j T_j"],
     "spectral_probe.linalg.arnoldi.krylov_schur": ["A V_m = V_m H_m + v_{m+1} h^T"],
