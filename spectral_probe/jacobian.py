@@ -30,7 +30,7 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
-from spectral_probe.errors import InputError, UsageError
+from spectral_probe.errors import InputError, OptionError
 from spectral_probe.linalg.fdcheck import central_difference_jvp
 
 __all__ = ["MATVEC_MODES", "JacobianOperators"]
@@ -51,7 +51,7 @@ class JacobianOperators:
     ``nc_force`` maps one state ``[n]`` to ``[n]``; it is batched with ``torch.func.vmap`` (or, if it is
     not vmap-compatible, by a Python loop: ``vectorized`` is then False). ``path`` names the checkpoint
     in errors. Raises :class:`InputError` if ``nc_force`` fails at ``z*`` or, in autograd mode, cannot be
-    differentiated with ``torch.func`` (use ``mode="fd"``), and :class:`UsageError` for a bad mode.
+    differentiated with ``torch.func`` (use ``mode="fd"``), and :class:`OptionError` for a bad mode.
 
     Attributes: ``z_star`` ``[B, n]``, ``batch`` (B), ``n``, ``c``, ``eps``, ``mode``, ``dtype``,
     ``device``, ``has_vjp``, ``vectorized``, ``force_at_star`` (``nc_force(z*)``, ``[B, n]``),
@@ -71,9 +71,9 @@ class JacobianOperators:
         linearize: bool = False,
     ) -> None:
         if mode not in MATVEC_MODES:
-            raise UsageError(f"unknown matvec mode {mode!r} (valid: {', '.join(MATVEC_MODES)})")
+            raise OptionError(f"unknown matvec mode {mode!r} (valid: {', '.join(MATVEC_MODES)})")
         if not (math.isfinite(c) and math.isfinite(eps)):
-            raise UsageError(f"c and eps must be finite, got c={c}, eps={eps}")
+            raise OptionError(f"c and eps must be finite, got c={c}, eps={eps}")
         if z_star.ndim != 2 or not z_star.is_floating_point() or 0 in z_star.shape:
             raise ValueError(f"z_star must be a non-empty real [B, n] tensor, got {z_star.dtype} {list(z_star.shape)}")
         if chunk_size is not None and chunk_size < 1:
@@ -98,6 +98,7 @@ class JacobianOperators:
         self._jvp_forward_rows: RowFn | None = None
         if mode == "autograd":
             self._setup_autograd()
+        self._check_finite_derivative()
 
     # ---------------------------------------------------------------------------------------------
     # Public matvecs
@@ -143,7 +144,7 @@ class JacobianOperators:
         """``J_nc^T u`` for ``u`` ``[B, *block, n]``; autograd mode only (``has_vjp``)."""
         self._check(u, "vjp")
         if self._vjp_rows is None:
-            raise UsageError(
+            raise OptionError(
                 "J^T u (vjp) is not available with --matvec fd: finite differences give J v only, so "
                 "quantities that need the transpose (omega, the adjoint check) need --matvec autograd "
                 "or a dense finite-difference Jacobian"
@@ -244,6 +245,24 @@ class JacobianOperators:
         except Exception as exc:  # a backward that is not itself differentiable
             self._jvp_rows = self._jvp_forward_rows
             self.notes.append(f"J v by forward mode (the vjp is not differentiable: {_one_line(exc)})")
+
+    def _check_finite_derivative(self) -> None:
+        """One ``J v`` (and ``J^T u``) on a random vector must be finite, or no solver can use them.
+
+        An operator that is not differentiable at ``z*`` (``sqrt(|z|)`` at 0, say) gives nan/inf
+        derivatives; LAPACK would then fail inside a solver, which reads as a bug (exit 4). It is a
+        property of the input: an :class:`InputError` naming the checkpoint (exit 2).
+        """
+        generator = torch.Generator(device=self.device).manual_seed(0)
+        v = torch.randn(self.batch, 1, self.n, generator=generator, dtype=self.dtype, device=self.device)
+        products = [("J v", self.jvp)] + ([("J^T u", self.vjp)] if self.has_vjp else [])
+        for name, product in products:
+            if not bool(torch.isfinite(product(v)).all()):
+                raise InputError(
+                    self.path,
+                    f"the derivative of nc_force at z_star is not finite ({name} has nan/inf): the operator is "
+                    "not differentiable there",
+                )
 
     def _setup_forward_mode(self, z: Tensor, probe: Tensor) -> RowFn:
         """The forward-mode ``J v`` (linearize when requested, else ``torch.func.jvp``)."""

@@ -15,12 +15,14 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from spectral_probe.linalg.defaults import DEFAULTS
+
 #: Machine epsilon by dtype name (``torch.finfo(dtype).eps``; a test keeps the two equal).
 MACHINE_EPS = {"float64": 2.0**-52, "float32": 2.0**-23}
-#: ``tol = u ** DEFAULT_TOL_EXPONENT`` when ``--tol`` is not given: two thirds of the digits for the
-#: residual, the last third left for the agreement checks (``sqrt(tol) = u^(1/3)`` is still above the
-#: round-off of a central difference).
-DEFAULT_TOL_EXPONENT = 2.0 / 3.0
+#: ``tol = u ** DEFAULT_TOL_EXPONENT`` when ``--tol`` is not given (the solvers' own default, one home:
+#: :data:`spectral_probe.linalg.defaults.DEFAULTS`): two thirds of the digits for the residual, the last
+#: third left for the agreement checks.
+DEFAULT_TOL_EXPONENT = DEFAULTS.tol_exponent
 
 
 def default_tol(dtype: str) -> float:
