@@ -98,3 +98,23 @@ def tolerances(dtype: str, tol: float | None = None, band: float = 1e-6, fixed_p
         band=float(band),
         fixed_point=float(fixed_point),
     )
+
+
+def tolerances_markdown() -> str:
+    """The README's table of every threshold at the default ``--tol``, float64 and float32 (a test
+    keeps README.md equal to this)."""
+    f64, f32 = tolerances("float64"), tolerances("float32")
+    rows = [
+        ("`--tol` (every eigensolver's normwise residual)", "u^(2/3)", f64.tol, f32.tol),
+        ("independent starts, invariants (times the scale)", "sqrt(tol)", f64.agreement, f32.agreement),
+        ("block Rayleigh-Ritz against Arnoldi (times max(1, norm))", "10 sqrt(tol)",
+         f64.rayleigh_ritz_agreement, f32.rayleigh_ritz_agreement),
+        ("dense eigenpair residual (times max(1, norm) max(1, eps))", "100 tol",
+         f64.dense_residual, f32.dense_residual),
+        ("autograd against central differences, adjoint identity", "100 sqrt(u)", f64.autograd, f32.autograd),
+        ("the same matvec twice", "100 u", f64.determinism, f32.determinism),
+        ("residual floor of an error bound (times norm)", "u", f64.machine_eps, f32.machine_eps),
+    ]  # fmt: skip
+    lines = ["| threshold | rule | float64 | float32 |", "|---|---|---|---|"]
+    lines += [f"| {what} | `{rule}` | {a:.2g} | {b:.2g} |" for what, rule, a, b in rows]
+    return "\n".join(lines)

@@ -123,28 +123,48 @@ def dense_bound(conditions: EigenConditions, b: int, mu: complex, scale: float, 
     )
 
 
-def krylov_bound(
-    mu: complex,
-    right: torch.Tensor,
-    residual: float,
-    mu_left: complex | None,
-    left: torch.Tensor | None,
-    scale: float,
-    tolerances: Tolerances,
-) -> EigenBound:
-    """The bound of a Ritz value ``mu`` with unit right vector ``right`` (``J_F x = mu x``) and unit
-    ``left`` from the ``J_F^T`` run (``J_F^T w = mu w``, so ``y = conj(w)`` and ``y^H x = w^T x``)."""
-    n = right.shape[-1]
-    residual = max(residual, tolerances.residual_floor(scale))
-    spread = 0.0 if mu_left is None else abs(mu - mu_left)
-    if left is None:  # no J^T u (--matvec fd): condition number 1 assumed, the spread of the two runs kept
+@dataclass(frozen=True)
+class RitzPair:
+    """A Ritz pair ``(mu, x)`` of ``J_F`` (unit ``x``), its TRUE residual norm, and, where the vjp exists,
+    the residual vector ``r = J_F x - mu x`` and the left pair of the ``J_F^T`` run: unit ``w`` with
+    ``J_F^T w = mu_left w`` (so ``y = conj(w)``, ``y^H x = w^T x``) and its residual norm."""
+
+    mu: complex
+    vector: torch.Tensor
+    residual: float
+    mu_left: complex | None = None
+    left: torch.Tensor | None = None
+    left_residual: float = 0.0
+    residual_vector: torch.Tensor | None = None
+
+
+def krylov_bound(pair: RitzPair, scale: float, tolerances: Tolerances) -> EigenBound:
+    """The bound of a Ritz value from its residual, its left vector and the second run.
+
+    First order ``X_1 = ||r|| kappa``. Where ``mu`` is not nearly defective, the two-sided Rayleigh
+    quotient ``theta = w^T J_F x / w^T x = mu + w^T r / w^T x`` is second-order accurate
+    (``|lambda - theta| <~ ||r|| ||s|| kappa``, ``s`` the left residual), so
+    ``|lambda - mu| <~ |w^T r| kappa + ||r|| ||s|| kappa``: a near-normal eigenvalue (``w^T r ~ 0``) is
+    not given the first-order bound it beats by orders. Never below the spread of the two runs, nor the
+    round-off ``u ||J_F|| kappa``; never above Elsner's rigorous bound.
+    """
+    n = pair.vector.shape[-1]
+    floor = tolerances.residual_floor(scale)
+    residual = max(pair.residual, floor)
+    spread = 0.0 if pair.mu_left is None else abs(pair.mu - pair.mu_left)
+    if pair.left is None:  # no J^T u (--matvec fd): condition number 1 assumed, the two runs' spread kept
         bound = max(residual, spread)
         return EigenBound(bound, None, residual, digits=digits_left(bound, scale, tolerances))
-    overlap = abs(complex((left * right).sum()))
+    overlap = abs(complex((pair.left * pair.vector).sum()))
     condition = math.inf if overlap == 0 else 1.0 / overlap
     first_order = residual * condition
-    bound = min(max(first_order, spread), elsner_bound(residual, scale, n))
     # Half the residual's digits lost or more (kappa^2 ||r|| >= ||J||): to this arithmetic the
     # eigenvalue is as sensitive as a double, defective one (whose error is sqrt(||r|| ||J||)).
     defective = first_order >= math.sqrt(residual * max(1.0, scale))
+    estimate = first_order
+    if not defective and pair.residual_vector is not None and math.isfinite(condition):
+        projected = abs(complex((pair.left * pair.residual_vector).sum()))
+        second_order = (projected + residual * max(pair.left_residual, floor)) * condition
+        estimate = min(first_order, max(second_order, floor * condition))
+    bound = min(max(estimate, spread), elsner_bound(residual, scale, n))
     return EigenBound(bound, condition, residual, None, defective, digits_left(bound, scale, tolerances))

@@ -14,7 +14,7 @@ from spectral_probe.jacobian import JacobianOperators
 from spectral_probe.linalg.arnoldi import krylov_schur, largest_modulus, rightmost
 from spectral_probe.linalg.lanczos import lanczos
 from spectral_probe.linalg.result import EigResult
-from spectral_probe.probe.bounds import EigenBound, krylov_bound
+from spectral_probe.probe.bounds import EigenBound, RitzPair, krylov_bound
 from spectral_probe.probe.checks import invariant_checks, judge
 from spectral_probe.probe.rr_confirm import confirm_rho
 from spectral_probe.probe.spectra import Spectra, leading
@@ -90,20 +90,40 @@ def _omega(ops: JacobianOperators, run: _Run, options: ProbeOptions) -> tuple[li
 class _Pair:
     """One target's leading Ritz pair from the J_F run and from the second run, for problem ``b``."""
 
-    value: complex
-    residual: float
+    ritz: RitzPair
     converged: bool
     scale: float
-    vector: torch.Tensor
     other_value: complex
     other_converged: bool
-    other_vector: torch.Tensor | None  # the left vector (J_F^T run), None under --matvec fd
+
+    @property
+    def value(self) -> complex:
+        return self.ritz.mu
 
 
-def _pairs(right: EigResult, second: EigResult, b: int, has_left: bool) -> _Pair:
-    (v1, r1, c1, s1), (v2, _, c2, s2) = ((x[b] for x in leading(r)) for r in (right, second))
-    left = second.vectors[b, 0] if has_left else None
-    return _Pair(v1, r1, c1, max(s1, s2), right.vectors[b, 0], v2, c2, left)
+def _pairs(right: EigResult, second: EigResult, b: int, residual_vector: torch.Tensor | None) -> _Pair:
+    (v1, r1, c1, s1), (v2, r2, c2, s2) = ((x[b] for x in leading(r)) for r in (right, second))
+    has_left = residual_vector is not None
+    ritz = RitzPair(
+        v1,
+        right.vectors[b, 0],
+        r1,
+        v2,
+        second.vectors[b, 0] if has_left else None,
+        r2 if has_left else 0.0,
+        residual_vector[b] if has_left else None,
+    )
+    return _Pair(ritz, c1, max(s1, s2), v2, c2)
+
+
+def _residual_vectors(ops: JacobianOperators, run: _Run, result: EigResult) -> torch.Tensor:
+    """``r = J_F x - mu x`` of the leading Ritz pair, ``[B, n]`` complex (two jvps: Re x and Im x)."""
+    x = result.vectors[..., 0, :]
+    x = x if x.is_complex() else x.to(torch.complex128 if x.dtype == torch.float64 else torch.complex64)
+    applied = ops.jf(torch.stack([x.real, x.imag], dim=-2).contiguous())
+    run.counts["jvp"] += 2
+    mu = result.values[..., 0].to(x.dtype).unsqueeze(-1)
+    return torch.complex(applied[..., 0, :], applied[..., 1, :]) - mu * x
 
 
 def _second_run(ops: JacobianOperators, run: _Run, targets: tuple, right: dict, noise: torch.Tensor) -> dict:
@@ -138,15 +158,7 @@ def _agreement(name: str, first: float, second: float, allowed: float, what: str
 
 def _judge_target(run: _Run, b: int, name: str, pair: _Pair, eps: float) -> EigenBound:
     """The bound of one target's eigenvalue and its agreement with the second run, into ``run``."""
-    bound = krylov_bound(
-        pair.value,
-        pair.vector,
-        pair.residual,
-        pair.other_value,
-        pair.other_vector,
-        pair.scale,
-        run.tolerances,
-    )
+    bound = krylov_bound(pair.ritz, pair.scale, run.tolerances)
     # The two runs agree within round-off of the agreement rule, or within their first-order bounds.
     first_order = 2 * bound.residual * (bound.condition or 1.0)
     allowed = max(run.tolerances.agreement * max(1.0, pair.scale), first_order)
@@ -176,15 +188,16 @@ def _alpha_and_lead(
     right = krylov_schur(ops.jf, first_start, targets=targets, **run.krylov)
     run.counts["jvp"] += next(iter(right.values())).matvecs
     second = _second_run(ops, run, targets, right, noise)
+    residuals = [_residual_vectors(ops, run, right[t.name]) if ops.has_vjp else None for t in targets]
     mu_alpha: list[complex] = []
     mu_lead: list[complex] = []
     bounds: tuple[list[EigenBound | None], list[EigenBound | None]] = ([], [])
     for b in range(batch):
-        pairs = [_pairs(right[t.name], second[t.name], b, ops.has_vjp) for t in targets]
+        pairs = [_pairs(right[t.name], second[t.name], b, residuals[k]) for k, t in enumerate(targets)]
         mu_alpha.append(complex(pairs[0].value.real, abs(pairs[0].value.imag)))
         mu_lead.append(complex(pairs[1].value.real, abs(pairs[1].value.imag)))
-        run.residuals[b]["alpha"] = pairs[0].residual
-        run.residuals[b]["rho"] = eps * pairs[1].residual
+        run.residuals[b]["alpha"] = pairs[0].ritz.residual
+        run.residuals[b]["rho"] = eps * pairs[1].ritz.residual
         unconverged = sum(float(not p.converged) + float(not p.other_converged) for p in pairs)
         run.checks[b].append(
             judge("converged:arnoldi", "convergence", unconverged, 0.0, "Arnoldi for alpha/rho did not converge")
