@@ -34,6 +34,13 @@ def _real(v: torch.Tensor) -> torch.Tensor:
     return v.real + v.imag if v.is_complex() else v
 
 
+def _label(problem) -> str:
+    spec = problem.spec
+    if spec.family == "conv":
+        return f"conv C={spec.channels} {spec.side}x{spec.side} (n={spec.n:,}), eps {problem.eps:g}"
+    return f"{spec.family} n={spec.n:,}, eps {problem.eps:g}"
+
+
 def measure(problem) -> dict:
     """Products of the J_F run, of the J_F^T run (warm-started as the probe does) and of the second
     J_F run from a random start that it replaces; and the probe's own counts and bound."""
@@ -51,7 +58,7 @@ def measure(problem) -> dict:
     started = time.perf_counter()
     (result,), _ = probe_fixed_points(problem.nc_force, z, c=problem.c, eps=problem.eps, options=options)
     return {
-        "operator": problem.description or f"{problem.spec.family} n={problem.spec.n}",
+        "operator": _label(problem),
         "right": next(iter(right.values())).matvecs,
         "left": next(iter(left.values())).matvecs,
         "replaced": next(iter(second.values())).matvecs,
