@@ -56,7 +56,7 @@ def failed_reasons(checks: tuple[Check, ...] | list[Check]) -> list[str]:
 
 @dataclass(frozen=True)
 class FixedPointResult:
-    """Everything measured at one fixed point z*; field names are the JSON keys of SPEC section 6.
+    """Everything measured at one fixed point z*; field names are the JSON keys of docs/SPEC.md section 6.
 
     ``None`` marks a quantity that was not computed (``omega`` under ``--matvec fd`` at large n, the
     adjoint check without a vjp); it is written as JSON ``null`` and a gate on it is a usage error.
@@ -98,7 +98,7 @@ class FixedPointResult:
     notes: tuple[str, ...] = ()
     sha256: str | None = None
     step: int | None = None
-    # Every judgement behind the verdict (SPEC 2 cross-checks and the error-bound checks).
+    # Every judgement behind the verdict (docs/SPEC.md section 2 cross-checks and the error-bound checks).
     checks: tuple[Check, ...] = ()
     # Error bounds, in the frame of J_F: |alpha_true - alpha| <= alpha_bound, |mu_true - mu_lead| <=
     # mu_lead_bound, |rho_true - rho| <= rho_bound = eps mu_lead_bound; condition = 1 / |y^H x|.

@@ -1,6 +1,6 @@
 """Every threshold the probe and the verdicts use, in one frozen object derived from the dtype and ``--tol``.
 
-Symbols (SPEC section 1): ``u`` is the machine epsilon of the probe dtype (``torch.finfo(dtype).eps``),
+Symbols (docs/SPEC.md section 1): ``u`` is the machine epsilon of the probe dtype (``torch.finfo(dtype).eps``),
 ``tol`` the normwise residual tolerance of every eigensolver, ``||A||`` an estimate of the norm of the
 operator a check is about. A threshold below is either a multiple of ``tol`` (what a converged solver
 promises), of ``sqrt(tol)`` (agreement between two solves: two results each correct to a normwise

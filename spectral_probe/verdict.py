@@ -1,4 +1,4 @@
-"""The verdict of SPEC section 2 for one fixed point, decided with the error bound of the leading eigenvalue.
+"""The verdict of docs/SPEC.md section 2 for one fixed point, decided with the error bound of the leading eigenvalue.
 
 A verdict is a region of the table; its boundaries are ``rho = 1 +- b``, the sign of ``Re(mu_lead)``
 (hopf against neimark-sacker), real against complex ``lead``, the sign of a real ``lead`` (saddle against
@@ -109,7 +109,7 @@ class Lead:
 
 
 def _table(lead: Lead, omega: float | None, band: float) -> str:
-    """The SPEC 2 table, on the computed values."""
+    """The docs/SPEC.md section 2 table, on the computed values."""
     rho = lead.rho
     if rho < 1.0 - band:
         return CONTRACTIVE if omega is not None and math.isfinite(omega) and omega < 0 else STABLE

@@ -1,5 +1,5 @@
 """The cross-checks that need no eigensolver: matvec determinism, autograd against finite differences,
-the adjoint identity, and the SPEC section 2 invariants between omega, alpha and rho."""
+the adjoint identity, and the docs/SPEC.md section 2 invariants between omega, alpha and rho."""
 
 from __future__ import annotations
 
@@ -118,8 +118,8 @@ def invariant_checks(
     slack: float,
     norm_accuracy: float = 0.0,
 ) -> list[Check]:
-    """SPEC 2 invariants: ``alpha <= omega``, ``rho >= 1 + eps alpha``, ``rho <= ||M||_2`` (up to ``slack``,
-    times ``eps`` in the frame of ``M``; ``||M||_2`` itself known to ``norm_accuracy ||M||_2``: the
+    """docs/SPEC.md section 2 invariants: ``alpha <= omega``, ``rho >= 1 + eps alpha``, ``rho <= ||M||_2``
+    (up to ``slack``, times ``eps`` in the frame of ``M``; ``||M||_2`` itself known to ``norm_accuracy ||M||_2``: the
     Lanczos estimate is a lower bound, and at a small step ``eps`` its tolerance dominates)."""
     rho = abs(1 + eps * mu_lead)
     records = []

@@ -17,7 +17,7 @@ from spectral_probe.tolerances import Tolerances
 
 
 def _residual_checks(residuals: dict[str, float], threshold: float) -> list[Check]:
-    """Each eigenpair's TRUE residual within ``threshold`` (normwise, SPEC 2)."""
+    """Each eigenpair's TRUE residual within ``threshold`` (normwise, docs/SPEC.md section 2)."""
     return [
         judge(
             f"residual:{name}",
