@@ -43,6 +43,7 @@ RANK: dict[str, float] = {
     "operators": 1,
     "checkpoint": 1,
     "callable_module": 1,
+    "tolerances": 0.5,  # every threshold of the probe and the verdicts, from the dtype and --tol
     "user_model": 0.5,
     "batching": 0.5,
     "linalg": 0,
