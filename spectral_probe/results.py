@@ -27,6 +27,7 @@ class Check:
     reason: str = ""
 
     def to_dict(self) -> dict[str, Any]:
+        """The check as JSON-ready plain values."""
         return {
             "name": self.name,
             "kind": self.kind,
@@ -151,6 +152,7 @@ class GateFinding:
 
     @property
     def where(self) -> str:
+        """``checkpoint[index]``: the fixed point the finding is about."""
         return f"{self.checkpoint}[{self.index}]"
 
 

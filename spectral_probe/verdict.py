@@ -93,18 +93,22 @@ class Lead:
 
     @property
     def lead(self) -> complex:
+        """The leading eigenvalue of ``M``: ``lead = 1 + eps mu_lead``."""
         return 1 + self.eps * self.mu
 
     @property
     def rho(self) -> float:
+        """``rho = |lead|``."""
         return abs(self.lead)
 
     @property
     def rho_bound(self) -> float:
+        """The error bound of rho: ``eps`` times mu_lead's bound."""
         return self.eps * self.mu_bound
 
     @property
     def finite(self) -> bool:
+        """``mu_lead`` is finite (both parts)."""
         return math.isfinite(self.mu.real) and math.isfinite(self.mu.imag)
 
 
