@@ -5,7 +5,7 @@
   before anything runs: ``scan x.safetensors --json x.safetensors`` must never overwrite the checkpoint.
 * A report file is written to a temporary file beside it and renamed over it, so a write that fails
   (a full disk, a read-only place) leaves what the file held; the failure is an
-  :class:`~spectral_probe.errors.OutputError` naming the path (exit code 2, docs/SPEC.md 7).
+  :class:`~spectral_probe.errors.OutputError` naming the path (exit code 2, docs/SPEC.md section 7).
 * ``--json -`` on a closed pipe (``| true``) is the same error, naming standard output.
 * What an operator plugin prints goes to standard error, so ``--json -`` stays one JSON document.
 
@@ -76,10 +76,10 @@ def check_outputs(
         for what, source in inputs.items():
             if source and _same_file(target, source):
                 raise UsageError(f"{where}: is {what}, an input of this run; refusing to overwrite it")
-        if PurePath(target).suffix.lower() in CHECKPOINT_SUFFIXES:
-            raise UsageError(f"{where}: refusing to write a report under a checkpoint's suffix")
         if directory is not None and _below(target, directory, pattern):
             raise UsageError(f"{where}: is a checkpoint this audit reads; refusing to overwrite it")
+        if PurePath(target).suffix.lower() in CHECKPOINT_SUFFIXES:
+            raise UsageError(f"{where}: refusing to write a report under a checkpoint's suffix")
         for other, path in seen.items():
             if _same_file(target, path):
                 raise UsageError(f"{where}: {other} writes the same file")
