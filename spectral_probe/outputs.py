@@ -15,6 +15,7 @@ No torch here.
 from __future__ import annotations
 
 import contextlib
+import errno
 import io
 import os
 import sys
@@ -98,6 +99,11 @@ def write_report(path: str, text: str, flag: str) -> None:
             with open(target, "w", encoding="utf-8", errors="backslashreplace") as handle:
                 handle.write(text)
             return
+        for folder in (target.parent, *target.parent.parents):
+            if folder.exists():
+                if not folder.is_dir():
+                    raise NotADirectoryError(errno.ENOTDIR, f"{folder} is not a folder")
+                break
         target.parent.mkdir(parents=True, exist_ok=True)
         mode = target.stat().st_mode & 0o7777 if target.exists() else 0o666 & ~_umask()
         descriptor, temporary = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")

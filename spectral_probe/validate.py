@@ -68,9 +68,14 @@ class Spec:
         noun = {**nouns, "strings": "a list of strings"}.get(self.kind, "a mapping")
         if self.low is None and self.high is None:
             return noun
-        left = "" if self.low is None else f"{'>' if self.low_open else '>='} {self.low:g}"
-        right = "" if self.high is None else f"{'<' if self.high_open else '<='} {self.high:g}"
+        left = "" if self.low is None else f"{'>' if self.low_open else '>='} {self._bound(self.low)}"
+        right = "" if self.high is None else f"{'<' if self.high_open else '<='} {self._bound(self.high)}"
         return f"{noun} {' and '.join(p for p in (left, right) if p)}"
+
+    def _bound(self, value: float) -> str:
+        if self.kind != "int":
+            return f"{value:g}"
+        return "2^63 - 1" if value == MAX_INT else str(int(value))
 
 
 #: The range of each option of :class:`~spectral_probe.config.ProbeOptions` (docs/SPEC.md symbols in comments).
