@@ -222,7 +222,7 @@ def ours_probe(
     nc_force: Callable[[Tensor], Tensor], z_star: Tensor, c: float, eps: float, method: str = "krylov"
 ) -> SolverRun:
     """The whole probe (``probe_fixed_points``): omega, alpha, rho and every cross-check, default tol."""
-    import spectral_probe.probe as probe_module
+    import spectral_probe.probe.fixed_points as probe_module
     from spectral_probe.config import ProbeOptions
 
     # Time the probe's own matvecs (for its in-run overhead) with a subclass that clocks the public

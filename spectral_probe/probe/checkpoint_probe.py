@@ -1,0 +1,86 @@
+"""Read one checkpoint (through :mod:`spectral_probe.checkpoint`) and probe each of its fixed points."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import torch
+
+from spectral_probe.checkpoint import (
+    checkpoint_settings,
+    load_checkpoint,
+    load_fixed_point,
+    prepare_fixed_points,
+    to_probe,
+)
+from spectral_probe.config import DEFAULT_C, DEFAULT_EPS, ProbeOptions
+from spectral_probe.errors import InputError
+from spectral_probe.operators import build_nc_force, resolve_operator
+from spectral_probe.probe.fixed_points import probe_fixed_points
+from spectral_probe.probe.warm import WarmStart
+from spectral_probe.results import FixedPointResult
+
+
+@dataclass(frozen=True)
+class CheckpointProbe:
+    """What probing one checkpoint produced."""
+
+    path: str
+    sha256: str
+    results: tuple[FixedPointResult, ...]
+    warm: WarmStart | None
+
+
+def probe_checkpoint(
+    path: str, options: ProbeOptions, *, warm: WarmStart | None = None, use_warm: bool = True
+) -> CheckpointProbe:
+    """Read ``path`` and probe each of its fixed points (``[n]`` or ``[B, n]``)."""
+    checkpoint = load_checkpoint(path)
+    settings = checkpoint_settings(checkpoint.metadata)
+    if options.fixed_point is not None:
+        z_star = load_fixed_point(options.fixed_point)
+    elif checkpoint.z_star is not None:
+        z_star = checkpoint.z_star
+    else:
+        raise InputError(path, "has no 'z_star' tensor; store it in the checkpoint or pass --fixed-point")
+
+    from_metadata = options.operator is None
+    spec = options.operator if options.operator is not None else settings.get("operator")
+    if spec is None:
+        raise InputError(path, "names no operator (metadata 'spectral_probe.operator'); pass --operator")
+    factory, _ = resolve_operator(spec, from_metadata=from_metadata, path=path)
+    c = options.c if options.c is not None else settings.get("c", DEFAULT_C)
+    eps = options.eps if options.eps is not None else settings.get("eps", DEFAULT_EPS)
+    operator_options = {**settings.get("options", {}), **options.operator_options}
+
+    dtype = getattr(torch, options.dtype)
+    device = torch.device(options.device)
+    params = to_probe(checkpoint.params, dtype, device)
+    nc_force = build_nc_force(factory, params, operator_options, path)
+    fixed_points = to_probe({"z_star": z_star}, dtype, device)["z_star"]
+    n = fixed_points.shape[-1]
+    fixed_points = prepare_fixed_points(fixed_points, n, options.fixed_point or path)
+    try:
+        probe_out = nc_force(fixed_points[0])
+    except Exception as exc:  # a user operator that cannot take this z*: a bad input, not a bug
+        raise InputError(path, f"the operator failed on z_star: {type(exc).__name__}: {exc}") from exc
+    if probe_out.shape != fixed_points[0].shape:
+        raise InputError(
+            path, f"nc_force maps z_star of shape {tuple(fixed_points[0].shape)} to {tuple(probe_out.shape)}"
+        )
+    results, new_warm = probe_fixed_points(
+        nc_force,
+        fixed_points,
+        c=float(c),
+        eps=float(eps),
+        options=options,
+        label=path,
+        warm=warm if use_warm else None,
+    )
+    step = settings.get("step")
+    stamped = tuple(_stamp(r, checkpoint.sha256, step) for r in results)
+    return CheckpointProbe(path=path, sha256=checkpoint.sha256, results=stamped, warm=new_warm)
+
+
+def _stamp(result: FixedPointResult, sha256: str, step: int | None) -> FixedPointResult:
+    return replace(result, sha256=sha256, step=step)
