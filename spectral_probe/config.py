@@ -51,6 +51,13 @@ class ProbeOptions:
     fd_directions: int = 3
     dense_max_n: int = 256  # --method auto: dense at n <= this (measured, see BENCHMARKS.md)
     fd_dense_max_n: int = 2048  # --matvec fd: omega from a dense FD Jacobian up to this n
+    # analyses beyond omega/alpha/rho (spectral_probe.analysis; priced in BENCHMARKS.md)
+    margins: bool = True  # eps_max with its rho probes (c_crit is always reported: it is free)
+    transient: bool = False  # lower bounds on max_k ||M^k|| and sup_t ||exp(t J_F)||
+    transient_horizon: int = 100  # K: steps searched (and T = K eps for the flow)
+    modes: bool = False  # the leading modes and the units with the largest weight
+    save_modes: str | None = None  # safetensors file (scan) or folder (audit) for the modes
+    plot: str | None = None  # PNG: spectra (scan) or rho/alpha/omega over the run (audit)
     # gates
     max_rho: float | None = None
     max_alpha: float | None = None
@@ -80,6 +87,8 @@ class ProbeOptions:
             raise UsageError(f"--band must be >= 0, not {self.band}")
         if self.tol is not None and not 0 < self.tol < 1:
             raise UsageError(f"--tol must be in (0, 1), not {self.tol}")
+        if self.transient_horizon < 1:
+            raise UsageError(f"--transient-horizon must be at least 1, not {self.transient_horizon}")
         if self.block_size < 1 or self.krylov_dim < 2 or self.jobs < 1:
             raise UsageError("--block-size, --krylov-dim and --jobs must be positive")
 

@@ -103,7 +103,7 @@ def candidate_eigenvalues(
         ops.jf,
         x0,
         targets=(STEP_TARGET, largest_modulus()),
-        nev=nev,
+        nev=min(nev, ops.n),
         tol=tol,
         krylov_dim=krylov_dim,
         max_restarts=max_restarts,
@@ -116,7 +116,7 @@ def candidate_eigenvalues(
                 if ok:
                     out[b].extend(_with_conjugate(complex(value)))
     matvecs = next(iter(runs.values())).matvecs
-    return [_unique(v) for v in out], matvecs
+    return [unique_eigenvalues(v) for v in out], matvecs
 
 
 def dense_eigenvalues(ops: JacobianOperators) -> tuple[list[list[complex]], int]:
@@ -205,7 +205,7 @@ def _probe(
         m.rho_above = abs(1 + (1 + PROBE_DELTA) * m.eps_max * mu_above)
         if m.rho_below >= 1:
             # An eigenvalue outside the computed set crosses first: take it in and try again.
-            m.eigenvalues = _unique([*m.eigenvalues, *_with_conjugate(mu_below)])
+            m.eigenvalues = unique_eigenvalues([*m.eigenvalues, *_with_conjugate(mu_below)])
             m.eps_max, m.mu = eps_max_of(m.eigenvalues)
             m.basis += " + eigenvalues found by the rho probes"
             m.confirmed = False
@@ -222,7 +222,7 @@ def _with_conjugate(mu: complex) -> list[complex]:
     return [mu] if mu.imag == 0 else [mu, mu.conjugate()]
 
 
-def _unique(values: list[complex]) -> list[complex]:
+def unique_eigenvalues(values: list[complex]) -> list[complex]:
     """Drop repeats (the same eigenvalue found by two targets) to a relative ``1e-10``."""
     out: list[complex] = []
     for v in values:

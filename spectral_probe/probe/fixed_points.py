@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 import torch
 
+from spectral_probe.analysis.run import extend_results
 from spectral_probe.config import ProbeOptions
 from spectral_probe.jacobian import JacobianOperators
 from spectral_probe.linalg.result import default_tol
@@ -83,6 +84,7 @@ def probe_fixed_points(
             fp_before=None if residual_before is None else float(residual_before[b]),
         )
         results.append(_assemble(shared, spectra, b, reasons, measured, tuple(notes + spectra.notes)))
+    results = extend_results(results, ops, options, random, method=method, tol=tol)  # issue 11 analyses
     return results, spectra.warm
 
 
