@@ -10,5 +10,6 @@
 * :mod:`bench.worker`: everything measured on ONE problem, in its own subprocess;
 * :mod:`bench.scenarios`: the batched probe, the start-up times and the ``--method auto`` crossover;
 * :mod:`bench.report`: the generated ``BENCHMARKS.md`` (never edited by hand);
+* :mod:`bench.markers`: each writer rewrites only its own ``<!-- NAME:start -->`` region of it;
 * :mod:`bench.run`: the command line.
 """

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from . import report, scenarios
+from .markers import write_region
 from .operators import ProblemSpec, conv_spec, spec_for_size
 
 DEFAULT_SIZES = (512, 2048, 8192, 65_536, 1_048_576)
@@ -147,7 +148,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.from_json:
         results = json.loads(Path(args.from_json).read_text(encoding="utf-8"))
-        Path(args.output).write_text(report.render(results), encoding="utf-8")
+        write_region(args.output, "bench", report.render(results), legacy_prefix="# Benchmarks")
         return 0
     log = sys.stderr
     started = time.perf_counter()
@@ -207,7 +208,8 @@ def main(argv: list[str] | None = None) -> int:
         except Exception as exc:  # noqa: BLE001 (reported, not fatal)
             results["startup"] = {"error": f"{type(exc).__name__}: {exc}"}
     results["total_seconds"] = time.perf_counter() - started
-    Path(args.output).write_text(report.render(results), encoding="utf-8")
+    # Only this benchmark's marked region: other writers' sections of the file stay as they are.
+    write_region(args.output, "bench", report.render(results), legacy_prefix="# Benchmarks")
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=1, default=str), encoding="utf-8")
     print(f"[bench] wrote {args.output} in {results['total_seconds']:.0f} s", file=log, flush=True)

@@ -18,3 +18,20 @@ class InputError(SpectralProbeError):
 
 class UsageError(SpectralProbeError):
     """Bad command-line or config usage (an unknown option value, a gate on an uncomputed quantity)."""
+
+
+class OptionError(UsageError):
+    """An option value that the library layers (Jacobian, probe, operators) cannot use.
+
+    Raised below the CLI, whichever front end the value came from (command line, config file,
+    Python API); a :class:`UsageError`, so every caller that handles usage errors handles it.
+    """
+
+
+class OutputError(SpectralProbeError):
+    """An output that cannot be written (a full disk, a read-only folder, a path that is an input)."""
+
+    def __init__(self, path: object, problem: str) -> None:
+        self.path = str(path)
+        self.problem = problem
+        super().__init__(f"{self.path}: {problem}")

@@ -30,7 +30,7 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
-from spectral_probe.errors import InputError, UsageError
+from spectral_probe.errors import InputError, OptionError
 from spectral_probe.linalg.fdcheck import central_difference_jvp
 
 __all__ = ["MATVEC_MODES", "JacobianOperators"]
@@ -51,7 +51,7 @@ class JacobianOperators:
     ``nc_force`` maps one state ``[n]`` to ``[n]``; it is batched with ``torch.func.vmap`` (or, if it is
     not vmap-compatible, by a Python loop: ``vectorized`` is then False). ``path`` names the checkpoint
     in errors. Raises :class:`InputError` if ``nc_force`` fails at ``z*`` or, in autograd mode, cannot be
-    differentiated with ``torch.func`` (use ``mode="fd"``), and :class:`UsageError` for a bad mode.
+    differentiated with ``torch.func`` (use ``mode="fd"``), and :class:`OptionError` for a bad mode.
 
     Attributes: ``z_star`` ``[B, n]``, ``batch`` (B), ``n``, ``c``, ``eps``, ``mode``, ``dtype``,
     ``device``, ``has_vjp``, ``vectorized``, ``force_at_star`` (``nc_force(z*)``, ``[B, n]``),
@@ -71,9 +71,9 @@ class JacobianOperators:
         linearize: bool = False,
     ) -> None:
         if mode not in MATVEC_MODES:
-            raise UsageError(f"unknown matvec mode {mode!r} (valid: {', '.join(MATVEC_MODES)})")
+            raise OptionError(f"unknown matvec mode {mode!r} (valid: {', '.join(MATVEC_MODES)})")
         if not (math.isfinite(c) and math.isfinite(eps)):
-            raise UsageError(f"c and eps must be finite, got c={c}, eps={eps}")
+            raise OptionError(f"c and eps must be finite, got c={c}, eps={eps}")
         if z_star.ndim != 2 or not z_star.is_floating_point() or 0 in z_star.shape:
             raise ValueError(f"z_star must be a non-empty real [B, n] tensor, got {z_star.dtype} {list(z_star.shape)}")
         if chunk_size is not None and chunk_size < 1:
@@ -143,7 +143,7 @@ class JacobianOperators:
         """``J_nc^T u`` for ``u`` ``[B, *block, n]``; autograd mode only (``has_vjp``)."""
         self._check(u, "vjp")
         if self._vjp_rows is None:
-            raise UsageError(
+            raise OptionError(
                 "J^T u (vjp) is not available with --matvec fd: finite differences give J v only, so "
                 "quantities that need the transpose (omega, the adjoint check) need --matvec autograd "
                 "or a dense finite-difference Jacobian"

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from spectral_probe.errors import InputError, UsageError
+from spectral_probe.errors import InputError, OptionError
 from spectral_probe.jacobian import JacobianOperators
 from spectral_probe.linalg.fdcheck import (
     adjoint_rel_err,
@@ -123,7 +123,7 @@ def test_fd_matvecs_match_dense_jacobian(family: str) -> None:
     _close(ops.m(v), v + EPS * _apply(j_f, v), TOL_FD)
     _close(ops.dense_jacobian(), j_nc, TOL_FD)
     for method in (ops.vjp, ops.jf_t, ops.sym, ops.m_t):
-        with pytest.raises(UsageError, match="--matvec fd"):
+        with pytest.raises(OptionError, match="--matvec fd"):
             method(v)
 
 
@@ -179,7 +179,7 @@ def test_cuda_matches_cpu() -> None:
 def test_bad_arguments() -> None:
     nc_force, n = _model("linear")
     z = _randn(B, n, seed=1)
-    with pytest.raises(UsageError, match="autograd, fd"):
+    with pytest.raises(OptionError, match="autograd, fd"):
         JacobianOperators(nc_force, z, mode="magic")
     with pytest.raises(ValueError, match=r"\[B, n\]"):
         JacobianOperators(nc_force, z[0])

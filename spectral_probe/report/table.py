@@ -8,19 +8,9 @@ from rich.console import Console
 from rich.table import Table
 
 from spectral_probe.report.numbers import fmt, fmt_complex
+from spectral_probe.report.styles import VERDICT_STYLES
 from spectral_probe.report.trajectory import render_trajectory
 from spectral_probe.results import Report
-
-VERDICT_STYLES = {
-    "contractive": "bold green",
-    "stable": "green",
-    "marginal": "yellow",
-    "hopf": "bold red",
-    "neimark-sacker": "red",
-    "saddle": "bold red",
-    "flip": "red",
-    "inconclusive": "bold magenta",
-}
 
 FOOTER = (
     "omega: lambda_max of Sym(J_F) (transient growth; not a stability verdict).  "

@@ -1,6 +1,6 @@
 """The training-trajectory view of ``audit`` in the terminal: sparklines and the first bifurcation.
 
-It renders ``Report.trajectory`` as :func:`spectral_probe.audit.build_trajectory` made it; it decides
+It renders ``Report.trajectory`` as :func:`spectral_probe.audit.trajectory.build_trajectory` made it; it decides
 nothing. The rho sparkline is coloured per checkpoint by verdict where it fits the terminal.
 """
 
@@ -12,8 +12,9 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from spectral_probe.audit import sparkline
 from spectral_probe.report.numbers import fmt
+from spectral_probe.report.sparkline import sparkline
+from spectral_probe.report.styles import VERDICT_STYLES
 from spectral_probe.results import Report
 
 # Room left of and right of a sparkline (quantity name, min -> max).
@@ -25,8 +26,6 @@ def render_trajectory(report: Report, console: Console) -> None:
     trajectory = report.trajectory
     if not trajectory:
         return
-    from spectral_probe.report.table import VERDICT_STYLES  # here: table imports this module
-
     series: list[dict[str, Any]] = trajectory["series"]
     axis = trajectory.get("x", "index")
     first, last = series[0], series[-1]
