@@ -15,7 +15,7 @@ import typer
 from rich.console import Console
 
 from spectral_probe import __version__
-from spectral_probe.errors import SpectralProbeError
+from spectral_probe.errors import SpectralProbeError, UsageError
 from spectral_probe.exitcodes import ExitCode
 
 app = typer.Typer(
@@ -60,6 +60,43 @@ MarkdownOpt = Annotated[Path | None, typer.Option("--markdown", help="Write a Ma
 JunitOpt = Annotated[Path | None, typer.Option("--junit", help="Write JUnit XML to PATH.", rich_help_panel=_O)]
 QuietOpt = Annotated[bool, typer.Option("--quiet", help="No table, no progress bar.", rich_help_panel=_O)]
 DebugOpt = Annotated[bool, typer.Option("--debug", help="Show tracebacks on errors.", rich_help_panel=_O)]
+_A = "beyond omega, alpha, rho"
+TransientOpt = Annotated[
+    bool | None,
+    typer.Option(
+        "--transient/--no-transient",
+        help="Lower bounds on max_k ||M^k|| and sup_t ||exp(t J_F)|| (default off: costly).",
+        rich_help_panel=_A,
+        show_default=False,
+    ),
+]
+HorizonOpt = Annotated[
+    int | None, typer.Option("--transient-horizon", help="Steps K searched (default 100).", rich_help_panel=_A)
+]
+MarginsOpt = Annotated[
+    bool | None,
+    typer.Option(
+        "--margins/--no-margins",
+        help="eps_max with its rho probes (default on).",
+        rich_help_panel=_A,
+        show_default=False,
+    ),
+]
+ModesOpt = Annotated[
+    bool | None,
+    typer.Option(
+        "--modes/--no-modes", help="Leading modes: units of largest weight.", rich_help_panel=_A, show_default=False
+    ),
+]
+SaveModesOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--save-modes", help="Write the modes: a .safetensors file (scan) or a folder.", rich_help_panel=_A
+    ),
+]
+PlotOpt = Annotated[
+    str | None, typer.Option("--plot", help="PNG: the spectra (scan), rho/alpha/omega over the run (audit).")
+]
 
 
 #: Width of the table when the output is not a terminal (rich would fall back to 80 columns and fold paths).
@@ -155,6 +192,29 @@ def _emit(report, options) -> None:
             handle.write(FORMATTERS[OutputFormat.MARKDOWN](report))
 
 
+def _require_plotting(options) -> None:
+    """Fail before any probing when ``--plot`` is asked for without matplotlib (exit 2, the install line)."""
+    if options.plot:
+        from spectral_probe.report.plot import INSTALL_HINT, matplotlib_available
+
+        if not matplotlib_available():
+            raise UsageError(INSTALL_HINT)
+
+
+def _plot(report, options, command: str) -> None:
+    """``--plot``: the spectra (scan) or the run (audit); matplotlib is imported only here."""
+    if not options.plot or not report.results:
+        return
+    from spectral_probe.report.plot import plot_run, plot_spectrum
+
+    path = Path(options.plot)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        (plot_spectrum if command == "scan" else plot_run)(report.results, path)
+    except OSError as exc:
+        raise SpectralProbeError(f"{path}: cannot write the plot ({exc.strerror})") from None
+
+
 def _write_report(path: Path, text: str) -> None:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -185,6 +245,12 @@ def scan(
     json: JsonOpt = None,
     markdown: MarkdownOpt = None,
     junit: JunitOpt = None,
+    transient: TransientOpt = None,
+    transient_horizon: HorizonOpt = None,
+    margins: MarginsOpt = None,
+    modes: ModesOpt = None,
+    save_modes: SaveModesOpt = None,
+    plot: PlotOpt = None,
     quiet: QuietOpt = False,
     debug: DebugOpt = False,
 ) -> None:
@@ -195,8 +261,10 @@ def scan(
         from spectral_probe.scan import run_scan
 
         options = _options(params)
+        _require_plotting(options)
         report = run_scan(str(ckpt), options, progress=_progress_enabled(options))
         _emit(report, options)
+        _plot(report, options, "scan")
         raise typer.Exit(report.gate.exit_code)
 
     _guarded(debug, body)
@@ -239,6 +307,12 @@ def audit(
     json: JsonOpt = None,
     markdown: MarkdownOpt = None,
     junit: JunitOpt = None,
+    transient: TransientOpt = None,
+    transient_horizon: HorizonOpt = None,
+    margins: MarginsOpt = None,
+    modes: ModesOpt = None,
+    save_modes: SaveModesOpt = None,
+    plot: PlotOpt = None,
     quiet: QuietOpt = False,
     debug: DebugOpt = False,
 ) -> None:
@@ -249,8 +323,12 @@ def audit(
         from spectral_probe.audit import run_audit
 
         options = _options(params)
+        _require_plotting(options)
+        if options.save_modes and options.save_modes.endswith(".safetensors"):
+            raise UsageError("audit --save-modes takes a folder (one file per checkpoint), not a .safetensors file")
         report = run_audit(str(directory), options, progress=_progress_enabled(options))
         _emit(report, options)
+        _plot(report, options, "audit")
         raise typer.Exit(report.gate.exit_code)
 
     _guarded(debug, body)

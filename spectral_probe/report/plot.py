@@ -19,20 +19,17 @@ import math
 import os
 from collections.abc import Sequence
 
-from spectral_probe.errors import UsageError
 from spectral_probe.results import FixedPointResult
 
 INSTALL_HINT = "--plot needs matplotlib: pip install 'spectral-probe[plot]' (or pip install matplotlib)"
 
 
-def require_matplotlib() -> None:
-    """Raise :class:`UsageError` (exit 2) with the install line when matplotlib is missing."""
-    if importlib.util.find_spec("matplotlib") is None:
-        raise UsageError(INSTALL_HINT)
+def matplotlib_available() -> bool:
+    """Whether matplotlib can be imported (checked without importing it; the CLI says INSTALL_HINT)."""
+    return importlib.util.find_spec("matplotlib") is not None
 
 
 def _pyplot():
-    require_matplotlib()
     import matplotlib
 
     matplotlib.use("Agg")
