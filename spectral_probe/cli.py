@@ -13,6 +13,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from spectral_probe import __version__
 from spectral_probe.errors import SpectralProbeError, UsageError
@@ -114,7 +115,7 @@ def _stderr() -> Console:
 
 
 def _fail(code: ExitCode, message: str, debug: bool) -> None:
-    _stderr().print(f"[bold red]error:[/] {message}", markup=True, soft_wrap=True)
+    _stderr().print(f"[bold red]error:[/] {escape(message)}", markup=True, soft_wrap=True)  # [..] in a path is text
     if debug:
         traceback.print_exc()
     raise typer.Exit(int(code))
