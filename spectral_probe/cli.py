@@ -91,9 +91,7 @@ ModesOpt = Annotated[
 ]
 SaveModesOpt = Annotated[
     str | None,
-    typer.Option(
-        "--save-modes", help="Write the modes: a .safetensors file (scan) or a folder.", rich_help_panel=_A
-    ),
+    typer.Option("--save-modes", help="Write the modes: a .safetensors file (scan) or a folder.", rich_help_panel=_A),
 ]
 PlotOpt = Annotated[
     str | None, typer.Option("--plot", help="PNG: the spectra (scan), rho/alpha/omega over the run (audit).")

@@ -41,7 +41,7 @@ def _pyplot():
 def plot_spectrum(results: Sequence[FixedPointResult], path: str | os.PathLike[str]) -> None:
     """The eigenvalue picture of ``scan`` (one colour per fixed point) written to ``path`` (PNG)."""
     plt = _pyplot()
-    fig, (ax_m, ax_j) = plt.subplots(1, 2, figsize=(11, 5))
+    fig, (ax_m, ax_j) = plt.subplots(1, 2, figsize=(11, 6))
     theta = [2 * math.pi * i / 400 for i in range(401)]
     ax_m.plot([math.cos(t) for t in theta], [math.sin(t) for t in theta], color="0.4", lw=1, label="|lambda| = 1")
     ax_j.axvline(0.0, color="0.4", lw=1, label="Re mu = 0")
@@ -67,7 +67,8 @@ def plot_spectrum(results: Sequence[FixedPointResult], path: str | os.PathLike[s
                 label=f"|1 + eps mu| = 1 (eps = {r.eps:g})",
             )
         if r.lead_real is not None:
-            ax_m.scatter([r.lead_real], [r.lead_imag], marker="*", s=220, color="red", zorder=5, label=f"lead {tag}")
+            lead_label = "lead (largest |lambda|)" if i == 0 else None
+            ax_m.scatter([r.lead_real], [r.lead_imag], marker="*", s=220, color="red", zorder=5, label=lead_label)
             ax_j.scatter([r.mu_lead_real], [r.mu_lead_imag], marker="*", s=220, color="red", zorder=5)
         if r.alpha is not None:
             ax_j.scatter(
@@ -78,7 +79,7 @@ def plot_spectrum(results: Sequence[FixedPointResult], path: str | os.PathLike[s
                 facecolor="none",
                 edgecolor="black",
                 zorder=6,
-                label=f"alpha {tag}",
+                label="alpha (rightmost)" if i == 0 else None,
             )
         if r.eps_max_mu_real is not None and r.eps_max:
             ax_j.scatter(
@@ -89,7 +90,7 @@ def plot_spectrum(results: Sequence[FixedPointResult], path: str | os.PathLike[s
                 facecolor="none",
                 edgecolor="purple",
                 zorder=6,
-                label=f"sets eps_max = {r.eps_max:.4g} {tag}",
+                label=f"sets eps_max = {r.eps_max:.4g} {tag}" if len(results) <= 2 else None,
             )
     first = results[0]
     ax_m.set_title(f"eigenvalues of M = I + eps J_F   (rho = {_num(first.rho)})")
@@ -99,7 +100,7 @@ def plot_spectrum(results: Sequence[FixedPointResult], path: str | os.PathLike[s
         ax.set_ylabel(f"Im {name}")
         ax.set_aspect("equal", adjustable="datalim")
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=7, loc="best")
+        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(0.0, -0.14), ncol=3, frameon=False)
     fig.suptitle(f"{first.checkpoint}: {first.verdict}", fontsize=10)
     fig.tight_layout()
     fig.savefig(os.fspath(path), dpi=110)
