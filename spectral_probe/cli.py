@@ -5,6 +5,8 @@ torch is imported lazily inside the commands so that ``spectral-probe --help`` s
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import os
 import sys
 import traceback
@@ -13,9 +15,10 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
-from rich.markup import escape
+from rich.text import Text
 
 from spectral_probe import __version__
+from spectral_probe.cli_options import DebugOpt, QuietOpt, probe_options
 from spectral_probe.errors import SpectralProbeError, UsageError
 from spectral_probe.exitcodes import ExitCode
 
@@ -27,76 +30,6 @@ app = typer.Typer(
     rich_markup_mode=None,
     pretty_exceptions_enable=False,
 )
-
-_P = "numerics"
-_G = "gates"
-_O = "output"
-
-FixedPointOpt = Annotated[Path | None, typer.Option("--fixed-point", help="File holding z_star [n] or [B, n].")]
-OperatorOpt = Annotated[
-    str | None, typer.Option("--operator", help="Registered NAME, package.module:factory or file.py:factory.")
-]
-ConfigOpt = Annotated[Path | None, typer.Option("--config", help="YAML file with any of these options.")]
-COpt = Annotated[float | None, typer.Option("--c", help="Extra damping c (default 0).", rich_help_panel=_P)]
-EpsOpt = Annotated[float | None, typer.Option("--eps", help="Euler step eps of M = I + eps J_F (default 1).")]
-DtypeOpt = Annotated[str | None, typer.Option("--dtype", help="float64 (default) or float32.", rich_help_panel=_P)]
-DeviceOpt = Annotated[str | None, typer.Option("--device", help="cpu (default) or cuda.", rich_help_panel=_P)]
-SeedOpt = Annotated[int | None, typer.Option("--seed", help="Seed of the random start vectors (default 0).")]
-TolOpt = Annotated[float | None, typer.Option("--tol", help="Normwise residual tolerance (default eps^(2/3)).")]
-MatvecOpt = Annotated[str | None, typer.Option("--matvec", help="autograd (default) or fd.", rich_help_panel=_P)]
-MethodOpt = Annotated[str | None, typer.Option("--method", help="auto (default), dense or krylov.")]
-RefineOpt = Annotated[
-    bool | None, typer.Option("--refine/--no-refine", help="Polish z* by Newton-Krylov first.", show_default=False)
-]
-BandOpt = Annotated[float | None, typer.Option("--band", help="Marginal band b around rho = 1 (default 1e-6).")]
-MaxRhoOpt = Annotated[float | None, typer.Option("--max-rho", help="Gate: fail when rho > R.", rich_help_panel=_G)]
-MaxAlphaOpt = Annotated[
-    float | None, typer.Option("--max-alpha", help="Gate: fail when alpha > A.", rich_help_panel=_G)
-]
-MaxOmegaOpt = Annotated[
-    float | None, typer.Option("--max-omega", help="Gate: fail when omega > W.", rich_help_panel=_G)
-]
-JsonOpt = Annotated[str | None, typer.Option("--json", help="Write the JSON report to PATH, or - for stdout.")]
-MarkdownOpt = Annotated[Path | None, typer.Option("--markdown", help="Write a Markdown summary to PATH.")]
-JunitOpt = Annotated[Path | None, typer.Option("--junit", help="Write JUnit XML to PATH.", rich_help_panel=_O)]
-QuietOpt = Annotated[bool, typer.Option("--quiet", help="No table, no progress bar.", rich_help_panel=_O)]
-DebugOpt = Annotated[bool, typer.Option("--debug", help="Show tracebacks on errors.", rich_help_panel=_O)]
-_A = "beyond omega, alpha, rho"
-TransientOpt = Annotated[
-    bool | None,
-    typer.Option(
-        "--transient/--no-transient",
-        help="Lower bounds on max_k ||M^k|| and sup_t ||exp(t J_F)|| (default off: costly).",
-        rich_help_panel=_A,
-        show_default=False,
-    ),
-]
-HorizonOpt = Annotated[
-    int | None, typer.Option("--transient-horizon", help="Steps K searched (default 100).", rich_help_panel=_A)
-]
-MarginsOpt = Annotated[
-    bool | None,
-    typer.Option(
-        "--margins/--no-margins",
-        help="eps_max with its rho probes (default on).",
-        rich_help_panel=_A,
-        show_default=False,
-    ),
-]
-ModesOpt = Annotated[
-    bool | None,
-    typer.Option(
-        "--modes/--no-modes", help="Leading modes: units of largest weight.", rich_help_panel=_A, show_default=False
-    ),
-]
-SaveModesOpt = Annotated[
-    str | None,
-    typer.Option("--save-modes", help="Write the modes: a .safetensors file (scan) or a folder.", rich_help_panel=_A),
-]
-PlotOpt = Annotated[
-    str | None, typer.Option("--plot", help="PNG: the spectra (scan), rho/alpha/omega over the run (audit).")
-]
-
 
 #: Width of the table when the output is not a terminal (rich would fall back to 80 columns and fold paths).
 PIPE_WIDTH = 160
@@ -112,8 +45,13 @@ def _stderr() -> Console:
     return _console(stderr=True)
 
 
+def _error_line(label: str, message: str) -> Text:
+    """``error: message`` with the message shown literally (a path like ``run[/]x`` is no markup)."""
+    return Text.assemble((f"{label}: ", "bold red"), message)
+
+
 def _fail(code: ExitCode, message: str, debug: bool) -> None:
-    _stderr().print(f"[bold red]error:[/] {escape(message)}", markup=True, soft_wrap=True)  # [..] in a path is text
+    _stderr().print(_error_line("error", message), soft_wrap=True)
     if debug:
         traceback.print_exc()
     raise typer.Exit(int(code))
@@ -124,8 +62,8 @@ def _options(params: dict[str, Any]):
     from spectral_probe.checkpoint import load_yaml_config
     from spectral_probe.config import merge_options
 
-    config_path = params.get("config")
-    config = load_yaml_config(str(config_path)) if config_path is not None else {}
+    config_path = str(params["config"]) if params.get("config") is not None else None
+    config = load_yaml_config(config_path) if config_path is not None else {}
     command_line = {}
     for key, value in params.items():
         if key in ("config", "ckpt", "directory"):
@@ -135,7 +73,7 @@ def _options(params: dict[str, Any]):
         if isinstance(value, bool) and key in ("quiet", "debug") and not value:
             value = None  # an unset flag must not override the config file
         command_line[key] = value
-    return merge_options(command_line, config)
+    return merge_options(command_line, config, config_path)
 
 
 def _progress_enabled(options) -> bool:
@@ -161,8 +99,9 @@ def _guarded(debug: bool, body) -> None:
         )
 
 
-def _emit(report, options) -> None:
-    """Write every requested output; none of them changes the exit code."""
+def _emit(report, options) -> list[str]:
+    """Write every requested output; none changes the exit code, a failed write is reported (exit 2)."""
+    from spectral_probe.outputs import append_step_summary, write_report, write_stdout
     from spectral_probe.report import FORMATTERS, OutputFormat
     from spectral_probe.report.table import render
 
@@ -171,107 +110,128 @@ def _emit(report, options) -> None:
         render(report, human)
     problems = _stderr()
     for error in report.errors:
-        problems.print(f"[bold red]error:[/] {error.error}", soft_wrap=True)
+        problems.print(_error_line("error", error.error), soft_wrap=True)
     if options.quiet or not report.results:
         for line in (*report.gate.untrusted, *report.gate.violations):
-            problems.print(f"[bold red]gate:[/] {line}", soft_wrap=True)
-    if options.json == "-":
-        sys.stdout.write(FORMATTERS[OutputFormat.JSON](report))
-        sys.stdout.flush()
-    for target, kind in (
-        (options.json, OutputFormat.JSON),
-        (options.markdown, OutputFormat.MARKDOWN),
-        (options.junit, OutputFormat.JUNIT),
+            problems.print(_error_line("gate", line), soft_wrap=True)
+    writes = [(lambda: write_stdout(FORMATTERS[OutputFormat.JSON](report)))] if options.json == "-" else []
+    for flag, target, kind in (
+        ("--json", options.json, OutputFormat.JSON),
+        ("--markdown", options.markdown, OutputFormat.MARKDOWN),
+        ("--junit", options.junit, OutputFormat.JUNIT),
     ):
         if target and target != "-":
-            _write_report(Path(target), FORMATTERS[kind](report))
-    summary = os.environ.get("GITHUB_STEP_SUMMARY")
-    if summary:
-        with open(summary, "a", encoding="utf-8") as handle:
-            handle.write(FORMATTERS[OutputFormat.MARKDOWN](report))
+            writes.append(functools.partial(write_report, target, FORMATTERS[kind](report), flag))
+    writes.append(lambda: append_step_summary(FORMATTERS[OutputFormat.MARKDOWN](report)))
+    failed = []
+    for write in writes:  # each is tried: one failed write does not lose the others
+        try:
+            write()
+        except SpectralProbeError as exc:
+            failed.append(str(exc))
+    return failed
 
 
-def _require_plotting(options) -> None:
-    """Fail before any probing when ``--plot`` is asked for without matplotlib (exit 2, the install line)."""
+def _check_beyond(options, command: str, target: Path) -> None:
+    """Before any probing: ``--plot`` needs matplotlib; ``--save-modes`` must not land on an input."""
     if options.plot:
         from spectral_probe.report.plot import INSTALL_HINT, matplotlib_available
 
         if not matplotlib_available():
             raise UsageError(INSTALL_HINT)
+    if options.save_modes:
+        modes = Path(options.save_modes)
+        if command == "audit" and modes.suffix == ".safetensors":
+            raise UsageError("audit --save-modes takes a folder (one file per checkpoint), not a .safetensors file")
+        if command == "scan" and modes.suffix != ".safetensors":
+            raise UsageError(f"--save-modes {options.save_modes}: name a .safetensors file")
+        if command == "scan" and modes.exists() and modes.resolve() == target.resolve():
+            raise UsageError(f"--save-modes {options.save_modes}: is the checkpoint; refusing to overwrite it")
+        if command == "audit" and modes.resolve().is_relative_to(target.resolve()):
+            raise UsageError(f"--save-modes {options.save_modes}: is inside the audited folder")
 
 
-def _plot(report, options, command: str) -> None:
-    """``--plot``: the spectra (scan) or the run (audit); matplotlib is imported only here."""
-    if not options.plot or not report.results:
-        return
-    from spectral_probe.report.plot import plot_run, plot_spectrum
-
-    path = Path(options.plot)
+def _attempt(write) -> list[str]:
+    """Run one more output; a failure is a message (exit 2), never a traceback."""
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        (plot_spectrum if command == "scan" else plot_run)(report.results, path)
+        write()
     except OSError as exc:
-        raise SpectralProbeError(f"{path}: cannot write the plot ({exc.strerror})") from None
+        return [f"--plot: cannot write the picture ({exc.strerror})"]
+    return []
 
 
-def _write_report(path: Path, text: str) -> None:
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text)
-    except OSError as exc:
-        raise SpectralProbeError(f"{path}: cannot write the report ({exc.strerror})") from None
+def _inputs(target: Path, options, command: str, config: Path | None) -> dict[str, str | None]:
+    """The files this run reads, by what they are (an output must not be one of them)."""
+    operator_file = None
+    if options.operator and ":" in options.operator:
+        module = options.operator.rsplit(":", 1)[0]
+        operator_file = module if module.endswith(".py") else None
+    return {
+        "the checkpoint" if command == "scan" else "the audited folder": str(target),
+        "the --fixed-point file": options.fixed_point,
+        "the --config file": str(config) if config is not None else None,
+        "the --operator file": operator_file,
+    }
 
 
-@app.command()
-def scan(
-    ckpt: Annotated[Path, typer.Argument(help="Checkpoint: .safetensors, or .pt/.pth (weights_only).")],
-    fixed_point: FixedPointOpt = None,
-    operator: OperatorOpt = None,
-    config: ConfigOpt = None,
-    c: COpt = None,
-    eps: EpsOpt = None,
-    dtype: DtypeOpt = None,
-    device: DeviceOpt = None,
-    seed: SeedOpt = None,
-    tol: TolOpt = None,
-    matvec: MatvecOpt = None,
-    method: MethodOpt = None,
-    refine: RefineOpt = None,
-    band: BandOpt = None,
-    max_rho: MaxRhoOpt = None,
-    max_alpha: MaxAlphaOpt = None,
-    max_omega: MaxOmegaOpt = None,
-    json: JsonOpt = None,
-    markdown: MarkdownOpt = None,
-    junit: JunitOpt = None,
-    transient: TransientOpt = None,
-    transient_horizon: HorizonOpt = None,
-    margins: MarginsOpt = None,
-    modes: ModesOpt = None,
-    save_modes: SaveModesOpt = None,
-    plot: PlotOpt = None,
-    quiet: QuietOpt = False,
-    debug: DebugOpt = False,
-) -> None:
-    """Probe the fixed point(s) of one checkpoint and print a verdict per fixed point."""
-    params = dict(locals())
+def _run(command: str, target: Path, own: dict[str, Any], shared: dict[str, Any]) -> None:
+    """Options -> checks -> probe -> outputs -> exit code, for ``scan`` and ``audit`` alike."""
 
     def body() -> None:
-        from spectral_probe.scan import run_scan
+        for stream in (sys.stdout, sys.stderr):  # a non-UTF-8 file name prints escaped, never raises
+            with contextlib.suppress(AttributeError, ValueError):
+                stream.reconfigure(errors="backslashreplace")
+        from spectral_probe.exitcodes import combine
+        from spectral_probe.outputs import STEP_SUMMARY, check_outputs, plugin_output_to_stderr
+        from spectral_probe.validate import check_device
 
-        options = _options(params)
-        _require_plotting(options)
-        report = run_scan(str(ckpt), options, progress=_progress_enabled(options))
-        _emit(report, options)
-        _plot(report, options, "scan")
-        raise typer.Exit(report.gate.exit_code)
+        options = _options({**own, **shared})
+        outputs = {"--json": options.json, "--markdown": options.markdown, "--junit": options.junit}
+        outputs |= {"--jsonl": options.jsonl, STEP_SUMMARY: os.environ.get(STEP_SUMMARY) or None}
+        outputs |= {"--plot": options.plot}
+        directory = str(target) if command == "audit" else None
+        check_outputs(
+            outputs, _inputs(target, options, command, shared.get("config")), directory=directory, pattern=options.glob
+        )
+        check_device(options.device)
+        _check_beyond(options, command, target)
+        with plugin_output_to_stderr():
+            if command == "scan":
+                from spectral_probe.scan import run_scan
 
-    _guarded(debug, body)
+                report = run_scan(str(target), options, progress=_progress_enabled(options))
+            else:
+                from spectral_probe.audit import run_audit
+
+                report = run_audit(str(target), options, progress=_progress_enabled(options))
+        failed = _emit(report, options)
+        if options.plot and report.results:
+            from spectral_probe.report.plot import plot_run, plot_spectrum
+
+            failed += _attempt(lambda: (plot_spectrum if command == "scan" else plot_run)(report.results, options.plot))
+        for message in failed:
+            _stderr().print(_error_line("error", message), soft_wrap=True)
+        codes = {ExitCode(report.gate.exit_code)} | ({ExitCode.BAD_INPUT} if failed else set())
+        raise typer.Exit(int(combine(codes)))
+
+    _guarded(bool(shared.get("debug")), body)
 
 
 @app.command()
+@probe_options
+def scan(
+    ckpt: Annotated[Path, typer.Argument(help="Checkpoint: .safetensors, or .pt/.pth (weights_only).")],
+    shared: dict[str, Any],
+) -> None:
+    """Probe the fixed point(s) of one checkpoint and print a verdict per fixed point."""
+    _run("scan", ckpt, {}, shared)
+
+
+@app.command()
+@probe_options
 def audit(
     directory: Annotated[Path, typer.Argument(help="Folder of checkpoints (a training run, a sweep).")],
+    shared: dict[str, Any],
     glob: Annotated[
         str | None, typer.Option("--glob", help="Pattern below DIR (default *.safetensors, *.pt, *.pth).")
     ] = None,
@@ -287,50 +247,10 @@ def audit(
             help="Seed each probe with the previous checkpoint's Krylov vectors (default on; --jobs 1 only).",
         ),
     ] = None,
-    fixed_point: FixedPointOpt = None,
-    operator: OperatorOpt = None,
-    config: ConfigOpt = None,
-    c: COpt = None,
-    eps: EpsOpt = None,
-    dtype: DtypeOpt = None,
-    device: DeviceOpt = None,
-    seed: SeedOpt = None,
-    tol: TolOpt = None,
-    matvec: MatvecOpt = None,
-    method: MethodOpt = None,
-    refine: RefineOpt = None,
-    band: BandOpt = None,
-    max_rho: MaxRhoOpt = None,
-    max_alpha: MaxAlphaOpt = None,
-    max_omega: MaxOmegaOpt = None,
-    json: JsonOpt = None,
-    markdown: MarkdownOpt = None,
-    junit: JunitOpt = None,
-    transient: TransientOpt = None,
-    transient_horizon: HorizonOpt = None,
-    margins: MarginsOpt = None,
-    modes: ModesOpt = None,
-    save_modes: SaveModesOpt = None,
-    plot: PlotOpt = None,
-    quiet: QuietOpt = False,
-    debug: DebugOpt = False,
 ) -> None:
     """Probe every checkpoint below DIR, in natural order; one bad file never stops the batch."""
-    params = dict(locals())
-
-    def body() -> None:
-        from spectral_probe.audit import run_audit
-
-        options = _options(params)
-        _require_plotting(options)
-        if options.save_modes and options.save_modes.endswith(".safetensors"):
-            raise UsageError("audit --save-modes takes a folder (one file per checkpoint), not a .safetensors file")
-        report = run_audit(str(directory), options, progress=_progress_enabled(options))
-        _emit(report, options)
-        _plot(report, options, "audit")
-        raise typer.Exit(report.gate.exit_code)
-
-    _guarded(debug, body)
+    own = {"glob": glob, "jobs": jobs, "jsonl": jsonl, "resume": resume, "warm_start": warm_start}
+    _run("audit", directory, own, shared)
 
 
 @app.command()

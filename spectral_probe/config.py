@@ -16,6 +16,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from spectral_probe.errors import UsageError
+from spectral_probe.validate import (
+    OPTION_SPECS,
+    Spec,
+    check_device_name,
+    check_glob,
+    check_option,
+    shown,
+    spec_for,
+)
 
 DEFAULT_C = 0.0
 DEFAULT_EPS = 1.0
@@ -23,6 +32,9 @@ DEFAULT_EPS = 1.0
 DTYPES = ("float64", "float32")
 MATVECS = ("autograd", "fd")
 METHODS = ("auto", "dense", "krylov")
+OPTION_SPECS.update(dtype=Spec("choice", choices=DTYPES), matvec=Spec("choice", choices=MATVECS))
+OPTION_SPECS.update(method=Spec("choice", choices=METHODS))
+OPTION_SPECS.update(transient_horizon=Spec("int", 1, 100_000))
 
 
 @dataclass(frozen=True)
@@ -76,32 +88,18 @@ class ProbeOptions:
     warm_start: bool = True  # audit --jobs 1: seed each probe with the previous checkpoint's vectors
 
     def __post_init__(self) -> None:
-        _check_choice("dtype", self.dtype, DTYPES)
-        _check_choice("matvec", self.matvec, MATVECS)
-        _check_choice("method", self.method, METHODS)
-        if self.device not in ("cpu", "cuda") and not self.device.startswith("cuda:"):
-            raise UsageError(f"--device must be cpu or cuda[:index], not {self.device!r}")
-        if self.eps is not None and not self.eps > 0:
-            raise UsageError(f"--eps must be positive, not {self.eps}")
-        if self.band < 0:
-            raise UsageError(f"--band must be >= 0, not {self.band}")
-        if self.tol is not None and not 0 < self.tol < 1:
-            raise UsageError(f"--tol must be in (0, 1), not {self.tol}")
-        if self.transient_horizon < 1:
-            raise UsageError(f"--transient-horizon must be at least 1, not {self.transient_horizon}")
-        if self.block_size < 1 or self.krylov_dim < 2 or self.jobs < 1:
-            raise UsageError("--block-size, --krylov-dim and --jobs must be positive")
+        for item in dataclasses.fields(self):
+            checked = check_option(item.name, getattr(self, item.name), spec_for(item.name, item.type))
+            if checked is not getattr(self, item.name):
+                object.__setattr__(self, item.name, checked)  # a number given as a string (YAML 1e-8)
+        check_glob(self.glob)
+        check_device_name(self.device)
 
     @property
     def gates(self) -> dict[str, float]:
         """The gates that are set, by quantity name."""
         named = {"rho": self.max_rho, "alpha": self.max_alpha, "omega": self.max_omega}
         return {name: value for name, value in named.items() if value is not None}
-
-
-def _check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:
-    if value not in choices:
-        raise UsageError(f"--{name} must be one of {', '.join(choices)}, not {value!r}")
 
 
 OPTION_NAMES = frozenset(f.name for f in dataclasses.fields(ProbeOptions))
@@ -112,25 +110,29 @@ def defaults() -> dict[str, Any]:
     return {f.name: getattr(ProbeOptions(), f.name) for f in dataclasses.fields(ProbeOptions)}
 
 
-def merge_options(command_line: Mapping[str, Any], config_file: Mapping[str, Any]) -> ProbeOptions:
+def merge_options(
+    command_line: Mapping[str, Any], config_file: Mapping[str, Any], config_path: str | None = None
+) -> ProbeOptions:
     """Build :class:`ProbeOptions` with command line > config file > default.
 
-    ``command_line`` holds ``None`` for every option the user did not type.
-    Unknown keys in the config file are a usage error that names them.
+    ``command_line`` holds ``None`` for every option the user did not type. Every config value is
+    checked (type, finiteness, range) with a message naming the key and ``config_path``; unknown keys
+    in the config file are a usage error that names them.
     """
+    where = config_path or "the config file"
     normalized = {str(key).replace("-", "_"): value for key, value in config_file.items()}
     if "options" in normalized:  # the config file may say `options:` as the metadata does
         normalized["operator_options"] = normalized.pop("options")
     unknown = sorted(set(normalized) - OPTION_NAMES)
     if unknown:
-        raise UsageError(f"unknown option(s) in the config file: {', '.join(unknown)}")
-    merged: dict[str, Any] = dict(normalized)
+        raise UsageError(f"{where}: unknown option(s): {', '.join(shown(k) for k in unknown)}")
+    annotations = {f.name: f.type for f in dataclasses.fields(ProbeOptions)}
+    merged: dict[str, Any] = {
+        key: check_option(key, value, spec_for(key, annotations[key]), where) for key, value in normalized.items()
+    }
     for key, value in command_line.items():
         if value is not None:
             merged[key] = value
-    if "operator_options" in merged and not isinstance(merged["operator_options"], dict):
-        raise UsageError("operator options must be a mapping")
-    try:
-        return ProbeOptions(**merged)
-    except TypeError as exc:  # a wrongly typed YAML value
-        raise UsageError(f"bad option value: {exc}") from None
+    if merged.get("operator_options") is None:
+        merged.pop("operator_options", None)
+    return ProbeOptions(**merged)

@@ -98,6 +98,7 @@ class JacobianOperators:
         self._jvp_forward_rows: RowFn | None = None
         if mode == "autograd":
             self._setup_autograd()
+        self._check_finite_derivative()
 
     # ---------------------------------------------------------------------------------------------
     # Public matvecs
@@ -244,6 +245,24 @@ class JacobianOperators:
         except Exception as exc:  # a backward that is not itself differentiable
             self._jvp_rows = self._jvp_forward_rows
             self.notes.append(f"J v by forward mode (the vjp is not differentiable: {_one_line(exc)})")
+
+    def _check_finite_derivative(self) -> None:
+        """One ``J v`` (and ``J^T u``) on a random vector must be finite, or no solver can use them.
+
+        An operator that is not differentiable at ``z*`` (``sqrt(|z|)`` at 0, say) gives nan/inf
+        derivatives; LAPACK would then fail inside a solver, which reads as a bug (exit 4). It is a
+        property of the input: an :class:`InputError` naming the checkpoint (exit 2).
+        """
+        generator = torch.Generator(device=self.device).manual_seed(0)
+        v = torch.randn(self.batch, 1, self.n, generator=generator, dtype=self.dtype, device=self.device)
+        products = [("J v", self.jvp)] + ([("J^T u", self.vjp)] if self.has_vjp else [])
+        for name, product in products:
+            if not bool(torch.isfinite(product(v)).all()):
+                raise InputError(
+                    self.path,
+                    f"the derivative of nc_force at z_star is not finite ({name} has nan/inf): the operator is "
+                    "not differentiable there",
+                )
 
     def _setup_forward_mode(self, z: Tensor, probe: Tensor) -> RowFn:
         """The forward-mode ``J v`` (linearize when requested, else ``torch.func.jvp``)."""

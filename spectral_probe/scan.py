@@ -51,8 +51,9 @@ def run_scan(path: str, options: ProbeOptions, *, progress: bool = False) -> Rep
     try:
         if progress:
             from rich.console import Console
+            from rich.text import Text
 
-            with Console(stderr=True).status(f"probing {path}"):
+            with Console(stderr=True).status(Text(f"probing {path}")):
                 probed = probe_checkpoint(path, options)
         else:
             probed = probe_checkpoint(path, options)

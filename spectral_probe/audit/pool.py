@@ -156,6 +156,7 @@ def progress_bar(
         yield (lambda _path: None), (lambda: None)
         return
     from rich.console import Console
+    from rich.markup import escape
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     progress = Progress(
@@ -170,6 +171,6 @@ def progress_bar(
     with progress:
         task = progress.add_task("", total=total, completed=completed)
         yield (
-            lambda path: progress.update(task, description=Path(path).name),
+            lambda path: progress.update(task, description=escape(Path(path).name)),  # a name is no markup
             lambda: progress.advance(task),
         )

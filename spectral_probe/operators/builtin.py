@@ -269,4 +269,6 @@ def conv(params: Mapping[str, Tensor], options: dict) -> Callable[[Tensor], Tens
         out = nnf.conv2d(hidden_state, w2, b2, padding=pad2).reshape(n)
         return out if flat_bias is None else out + flat_bias
 
+    # The hidden activation [C_hidden, H, W] is what one evaluation allocates: checked before any call.
+    nc_force.workspace = hidden * height * width
     return _with_size(nc_force, n)

@@ -19,6 +19,7 @@ from spectral_probe.operators import build_nc_force, resolve_operator
 from spectral_probe.probe.fixed_points import probe_fixed_points
 from spectral_probe.probe.warm import WarmStart
 from spectral_probe.results import FixedPointResult
+from spectral_probe.validate import check_probe_fits, is_allocation_failure, shown
 
 
 @dataclass(frozen=True)
@@ -34,9 +35,31 @@ class CheckpointProbe:
 def probe_checkpoint(
     path: str, options: ProbeOptions, *, warm: WarmStart | None = None, use_warm: bool = True
 ) -> CheckpointProbe:
-    """Read ``path`` and probe each of its fixed points (``[n]`` or ``[B, n]``)."""
+    """Read ``path`` and probe each of its fixed points (``[n]`` or ``[B, n]``).
+
+    Sizes are checked before allocation (:func:`spectral_probe.validate.check_probe_fits`); an
+    allocation that fails anyway is an :class:`InputError` naming ``path`` (exit 2), not a bug.
+    """
+    try:
+        return _probe_checkpoint(path, options, warm=warm, use_warm=use_warm)
+    except InputError as exc:
+        if exc.path is not None:
+            raise
+        raise InputError(path, exc.problem) from None  # every problem with this checkpoint names it
+    except Exception as exc:
+        if not is_allocation_failure(exc):
+            raise
+        raise InputError(path, f"not enough memory to probe it ({_first_line(exc)})") from None
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    return shown(lines[0] if lines else type(exc).__name__, 160).strip("'\"")
+
+
+def _probe_checkpoint(path: str, options: ProbeOptions, *, warm: WarmStart | None, use_warm: bool) -> CheckpointProbe:
     checkpoint = load_checkpoint(path)
-    settings = checkpoint_settings(checkpoint.metadata)
+    settings = checkpoint_settings(checkpoint.metadata, path)
     if options.fixed_point is not None:
         z_star = load_fixed_point(options.fixed_point)
     elif checkpoint.z_star is not None:
@@ -60,6 +83,7 @@ def probe_checkpoint(
     fixed_points = to_probe({"z_star": z_star}, dtype, device)["z_star"]
     n = fixed_points.shape[-1]
     fixed_points = prepare_fixed_points(fixed_points, n, options.fixed_point or path)
+    check_probe_fits(nc_force, fixed_points.shape, fixed_points.element_size(), options, path)
     try:
         probe_out = nc_force(fixed_points[0])
     except Exception as exc:  # a user operator that cannot take this z*: a bad input, not a bug

@@ -60,7 +60,7 @@ def probe_fixed_points(
     if options.refine:
         residual_before = fixed_point_residual(nc_force, fixed_points, c)
         fixed_points = newton_krylov(nc_force, fixed_points, c, eps, options, tol)
-    ops = JacobianOperators(nc_force, fixed_points, c=c, eps=eps, mode=options.matvec)
+    ops = JacobianOperators(nc_force, fixed_points, c=c, eps=eps, mode=options.matvec, path=label)
     fp_residual = fixed_point_residual(nc_force, fixed_points, c)
 
     checks = matvec_checks(ops, options, random)

@@ -103,7 +103,7 @@ def plot_spectrum(results: Sequence[FixedPointResult], path: str | os.PathLike[s
         ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(0.0, -0.14), ncol=3, frameon=False)
     fig.suptitle(f"{first.checkpoint}: {first.verdict}", fontsize=10)
     fig.tight_layout()
-    fig.savefig(os.fspath(path), dpi=110)
+    _save(fig, path)
     plt.close(fig)
 
 
@@ -137,8 +137,13 @@ def plot_run(results: Sequence[FixedPointResult], path: str | os.PathLike[str]) 
         axes[-1].set_xticks(xs, [p["label"] for p in points], rotation=30, ha="right", fontsize=7)
     axes[0].set_title("spectral-probe audit: worst over the fixed points of each checkpoint")
     fig.tight_layout()
-    fig.savefig(os.fspath(path), dpi=110)
+    _save(fig, path)
     plt.close(fig)
+
+
+def _save(fig, path: str | os.PathLike[str]) -> None:
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    fig.savefig(os.fspath(path), dpi=110)
 
 
 def _per_checkpoint(results: Sequence[FixedPointResult]) -> list[dict]:

@@ -6,6 +6,7 @@ from collections import Counter
 
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from spectral_probe.report import beyond
 from spectral_probe.report.numbers import fmt, fmt_complex
@@ -38,11 +39,12 @@ def render(report: Report, console: Console) -> None:
     table.add_column("verdict")
     for r in report.results:
         rho = fmt(r.rho, 8) + (f" ({fmt(r.rho_rr, 8)})" if r.rho_rr is not None else "")
-        verdict = f"[{VERDICT_STYLES.get(r.verdict, '')}]{r.verdict}[/]"
+        # Paths and reasons are data, never markup: a file named `run[/]x` prints as it is named.
+        verdict = Text(r.verdict, style=VERDICT_STYLES.get(r.verdict, ""))
         if r.reason:
-            verdict += f"\n[dim]{r.reason}[/]"
+            verdict.append("\n" + r.reason, style="dim")
         table.add_row(
-            r.checkpoint,
+            Text(r.checkpoint),
             str(r.index),
             str(r.n),
             fmt(r.omega),
@@ -54,8 +56,8 @@ def render(report: Report, console: Console) -> None:
             verdict,
         )
     for e in report.errors:
-        dashes = ["-"] * (8 if extra else 7)
-        table.add_row(e.checkpoint, *dashes, f"[bold red]error[/]\n{e.error}")
+        message = Text.assemble(("error", "bold red"), "\n" + e.error)
+        table.add_row(Text(e.checkpoint), *["-"] * (8 if extra else 7), message)
     console.print(table)
     if report.trajectory:
         render_trajectory(report, console)
@@ -69,6 +71,6 @@ def render(report: Report, console: Console) -> None:
         state = "[green]passed[/]" if gate.passed else "[bold red]failed[/]"
         console.print(f"gate ({', '.join(f'max-{k} {v:g}' for k, v in gate.gates.items())}): {state}")
     for line in gate.violations:
-        console.print(f"  [red]violation[/] {line}")
+        console.print(Text.assemble(("  violation ", "red"), line))
     for line in gate.untrusted:
-        console.print(f"  [magenta]untrusted[/] {line}")
+        console.print(Text.assemble(("  untrusted ", "magenta"), line))

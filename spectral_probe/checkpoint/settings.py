@@ -1,0 +1,181 @@
+"""The ``spectral_probe.*`` metadata of a checkpoint and the ``--config`` YAML file (docs/SPEC.md 3).
+
+Every value is bounded before use: a value is quoted back only in part, the operator options (JSON in
+the metadata, a mapping in YAML) are refused when they nest too deep or expand, through YAML aliases,
+to too many values, and every number must be finite.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from spectral_probe.errors import InputError, UsageError
+from spectral_probe.validate import MAX_INT, check_json_like, shown
+
+METADATA_PREFIX = "spectral_probe."
+#: A --config file larger than this is not a config file.
+MAX_CONFIG_BYTES = 1_000_000
+#: Longest operator name accepted from metadata.
+MAX_NAME = 256
+
+
+def checkpoint_settings(metadata: Mapping[str, str], path: str | os.PathLike[str] | None = None) -> dict[str, Any]:
+    """Parse the ``spectral_probe.*`` keys of a checkpoint's metadata (docs/SPEC.md 3).
+
+    Returns a dict with only the keys present, among
+    ``operator`` (str, a registered operator name), ``c`` (finite float, the damping in
+    ``F(z) = nc_force(z) - (1 + c) z``), ``eps`` (finite float > 0, the Euler step in
+    ``M = I + eps J_F``), ``options`` (dict, from a JSON object) and ``step`` (int >= 0, the training
+    step, used to order an audit). Other keys are ignored; a malformed value raises
+    :class:`InputError` naming ``path`` and the key, quoting at most the start of the value.
+    """
+    settings: dict[str, Any] = {}
+
+    def value(key: str) -> str | None:
+        raw = metadata.get(METADATA_PREFIX + key)
+        if raw is not None and not isinstance(raw, str):
+            raise InputError(path, f"metadata '{METADATA_PREFIX}{key}' must be a string, got {type(raw).__name__}")
+        return raw
+
+    operator = value("operator")
+    if operator is not None:
+        if not operator.strip():
+            raise InputError(path, f"metadata '{METADATA_PREFIX}operator' is empty")
+        if len(operator) > MAX_NAME or "\x00" in operator:
+            raise InputError(path, f"metadata '{METADATA_PREFIX}operator' is not an operator name: {shown(operator)}")
+        settings["operator"] = operator.strip()
+    for key in ("c", "eps"):
+        raw = value(key)
+        if raw is not None:
+            settings[key] = _number(raw, key, path)
+    raw = value("options")
+    if raw is not None:
+        settings["options"] = _options_json(raw, path)
+    raw = value("step")
+    if raw is not None:
+        settings["step"] = _step(raw, path)
+    return settings
+
+
+def _number(raw: str, key: str, path: str | os.PathLike[str] | None) -> float:
+    label = f"metadata '{METADATA_PREFIX}{key}'"
+    try:
+        number = float(raw) if len(raw) <= 64 else None
+    except ValueError:
+        number = None
+    if number is None:
+        raise InputError(path, f"{label} is not a number: {shown(raw)}")
+    if not math.isfinite(number):
+        raise InputError(path, f"{label} is not finite: {shown(raw)}")
+    if key == "eps" and number <= 0:
+        raise InputError(path, f"{label} must be > 0, got {shown(raw)}")
+    return number
+
+
+def _reject_constant(name: str) -> None:
+    raise ValueError(f"{name} is not a finite number")
+
+
+def _options_json(raw: str, path: str | os.PathLike[str] | None) -> dict[str, Any]:
+    label = f"metadata '{METADATA_PREFIX}options'"
+    try:
+        options = json.loads(raw, parse_constant=_reject_constant)
+    except json.JSONDecodeError as exc:
+        raise InputError(path, f"{label} is not valid JSON: {exc.msg}") from None
+    except RecursionError:
+        raise InputError(path, f"{label} is nested too deeply") from None
+    except ValueError as exc:  # NaN/Infinity, or an integer of more than 4300 digits
+        raise InputError(path, f"{label} is not valid JSON: {shown(str(exc), 100)}") from None
+    if not isinstance(options, dict):
+        raise InputError(path, f"{label} must be a JSON object, got {type(options).__name__}")
+    try:
+        check_json_like(options, label)
+    except UsageError as exc:
+        raise InputError(path, str(exc)) from None
+    return options
+
+
+def _step(raw: str, path: str | os.PathLike[str] | None) -> int:
+    label = f"metadata '{METADATA_PREFIX}step'"
+    text = raw.strip()
+    if not (text.isascii() and text.isdigit() and len(text) <= 19) or int(text) > MAX_INT:
+        if text.lstrip("-").isdigit() and text.startswith("-"):
+            raise InputError(path, f"{label} must be >= 0, got {shown(raw)}")
+        raise InputError(path, f"{label} is not an integer in 0 .. 2^63-1: {shown(raw)}")
+    return int(text)
+
+
+def load_yaml_config(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Read a ``--config`` YAML file: a mapping of option name to value (docs/SPEC.md 3).
+
+    Top-level keys may be spelled like the command line (``max-rho``, even ``--max-rho``) or with
+    underscores (``max_rho``); they are normalized to underscores. Nested mappings (operator
+    ``options``) are kept as written. An empty file is an empty config. Raises :class:`InputError`
+    for a missing, unreadable or oversized file, invalid YAML (with its line), a top level that is not
+    a mapping, a non-string key, two spellings of one key, or a document that nests too deep or expands
+    (through aliases) to too many values. The values' types are checked by
+    :func:`spectral_probe.config.merge_options`, which names this file.
+    """
+    import yaml  # only the config path needs it: keep `import spectral_probe.checkpoint` light
+
+    text = _read_text(path)
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise InputError(path, f"invalid YAML{where}: {shown(problem, 120)}") from None
+    except RecursionError:
+        raise InputError(path, "invalid YAML: nested too deeply") from None
+    except ValueError as exc:  # PyYAML's int() of a 5,000-digit literal
+        raise InputError(path, f"invalid YAML: {shown(str(exc), 100)}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise InputError(path, f"a config file must be a mapping of option: value, got a {type(data).__name__}")
+    for key in data:
+        if not isinstance(key, str):
+            raise InputError(path, f"config keys must be strings, got {shown(key)}")
+    try:
+        check_json_like(data, "the YAML")  # before anything walks it: an alias bomb stops here
+    except UsageError as exc:
+        raise InputError(path, str(exc)) from None
+    config: dict[str, Any] = {}
+    spelled: dict[str, str] = {}
+    for key, item in data.items():
+        name = key.strip().lstrip("-").replace("-", "_")
+        if not name:
+            raise InputError(path, f"invalid config key {shown(key)}")
+        if name in config:
+            raise InputError(path, f"config option '{name}' is given twice (as '{spelled[name]}' and '{key}')")
+        config[name] = item
+        spelled[name] = key
+    return config
+
+
+def _read_text(path: str | os.PathLike[str]) -> str:
+    p = Path(path)
+    if not p.exists():
+        raise InputError(path, "no such file")
+    if not p.is_file():
+        raise InputError(path, "is not a regular file")
+    try:
+        size = p.stat().st_size
+        if size > MAX_CONFIG_BYTES:
+            raise InputError(path, f"is {size} bytes; a config file holds at most {MAX_CONFIG_BYTES}")
+        with p.open("rb") as handle:
+            data = handle.read(MAX_CONFIG_BYTES + 1)
+    except OSError as exc:
+        raise InputError(path, f"cannot read file: {exc.strerror or exc}") from None
+    if len(data) > MAX_CONFIG_BYTES:
+        raise InputError(path, f"holds more than {MAX_CONFIG_BYTES} bytes; not a config file")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise InputError(path, "not a UTF-8 text file") from None

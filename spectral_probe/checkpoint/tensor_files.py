@@ -1,0 +1,323 @@
+"""The tensor files: ``.safetensors`` (its header checked first) and ``.pt``/``.pth`` (``weights_only``).
+
+Every size is checked before it is allocated: the safetensors header (its length, nesting, dtypes,
+shapes and offsets) against the file and the machine; a ``.pt`` zip archive's records against the
+file (``torch.save`` stores them uncompressed, so a record that inflates is refused); and each loaded
+tensor's element count against the bytes the file holds (a stride-0 view cannot claim 10^12 elements).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import pickle
+import struct
+import warnings
+import zipfile
+from pathlib import Path
+
+import torch
+from torch import Tensor
+
+from spectral_probe.errors import InputError
+from spectral_probe.validate import check_fits, shown
+
+SAFETENSORS_SUFFIXES = (".safetensors",)
+TORCH_SUFFIXES = (".pt", ".pth")
+SUFFIXES = SAFETENSORS_SUFFIXES + TORCH_SUFFIXES
+
+# safetensors itself refuses headers above 100 MB; a larger length prefix means "not a safetensors file".
+_MAX_SAFETENSORS_HEADER = 100_000_000
+_HASH_CHUNK = 1 << 20
+# A .pt checkpoint may carry metadata like a safetensors header, as a dict of str under this key.
+_PT_METADATA_KEY = "__metadata__"
+# torch.save writes a zip archive (since torch 1.6), or, in the legacy format, a pickled magic number.
+_ZIP_MAGIC = b"PK\x03\x04"
+_LEGACY_TORCH_MAGIC = b"\x80\x02\x8a\nl\xfc\x9cF\xf9 j\xa8P\x19"
+#: The safetensors dtypes read, with their sizes in bytes; others (float8, uint16 ...) are refused by name.
+_SAFETENSORS_DTYPES = {
+    "F64": 8,
+    "F32": 4,
+    "F16": 2,
+    "BF16": 2,
+    "I64": 8,
+    "I32": 4,
+    "I16": 2,
+    "I8": 1,
+    "U8": 1,
+    "BOOL": 1,
+}
+_TORCH_DTYPES = (
+    *(torch.float64, torch.float32, torch.float16, torch.bfloat16, torch.complex64, torch.complex128),
+    *(torch.int64, torch.int32, torch.int16, torch.int8, torch.uint8, torch.bool),
+)
+_READABLE = "float16, bfloat16, float32 or float64 (or integer/bool index tensors)"
+#: More dimensions than any checkpoint tensor has; more records than any torch.save archive has.
+_MAX_NDIM = 64
+_MAX_ZIP_RECORDS = 100_000
+
+
+def _check_regular_file(path: str | os.PathLike[str]) -> Path:
+    p = Path(path)
+    if not p.exists():
+        raise InputError(path, "no such file")
+    if p.is_dir():
+        raise InputError(path, "is a directory, not a checkpoint file")
+    if not p.is_file():
+        raise InputError(path, "is not a regular file")
+    try:
+        size = p.stat().st_size
+    except OSError as exc:
+        raise InputError(path, f"cannot read file: {exc.strerror or exc}") from None
+    if size == 0:
+        raise InputError(path, "file is empty")
+    return p
+
+
+def file_sha256(path: str | os.PathLike[str]) -> str:
+    """The SHA-256 of a file's bytes (how ``audit --resume`` recognizes an unchanged checkpoint)."""
+    return _sha256(_check_regular_file(path), path)
+
+
+def _sha256(p: Path, path: str | os.PathLike[str]) -> str:
+    digest = hashlib.sha256()
+    try:
+        with p.open("rb") as handle:
+            while chunk := handle.read(_HASH_CHUNK):
+                digest.update(chunk)
+    except OSError as exc:
+        raise InputError(path, f"cannot read file: {exc.strerror or exc}") from None
+    return digest.hexdigest()
+
+
+def read_tensor_file(path: str | os.PathLike[str]) -> tuple[dict[str, Tensor], dict[str, str], str]:
+    """(tensors, metadata, sha256) of a checkpoint file, every problem as an InputError naming it."""
+    if isinstance(path, str) and not path:
+        raise InputError(None, "empty file path")
+    p = _check_regular_file(path)
+    suffix = p.suffix.lower()
+    if suffix not in SUFFIXES:
+        raise InputError(path, f"unsupported file type {shown(p.suffix)}: expected one of {', '.join(SUFFIXES)}")
+    digest = _sha256(p, path)
+    size = p.stat().st_size
+    if suffix in SAFETENSORS_SUFFIXES:
+        tensors, metadata = _read_safetensors(p, path, size)
+    else:
+        tensors, metadata = _read_torch(p, path, size)
+    if not tensors:
+        raise InputError(path, "holds no tensors")
+    for name, tensor in tensors.items():
+        _check_tensor(name, tensor, path, size)
+    return tensors, metadata, digest
+
+
+def _check_tensor(name: str, tensor: Tensor, path: str | os.PathLike[str], file_size: int) -> None:
+    label = f"tensor {shown(name)}"
+    if tensor.layout != torch.strided:
+        raise InputError(path, f"{label} has layout {tensor.layout}; only dense tensors are supported")
+    if tensor.device.type != "cpu":
+        raise InputError(path, f"{label} is on the {tensor.device.type} device: it holds no data to probe")
+    if tensor.dtype not in _TORCH_DTYPES:
+        raise InputError(
+            path, f"{label} has dtype {tensor.dtype}, which spectral-probe does not read; store {_READABLE}"
+        )
+    if tensor.numel() * tensor.element_size() > file_size:
+        # Only a view with zero strides can claim more elements than the file stores: refuse it before
+        # anything (the finiteness check below, the cast to the probe dtype) materializes it.
+        raise InputError(
+            path, f"{label} claims {tensor.numel()} elements of shape {list(tensor.shape)}, more than the file holds"
+        )
+    if tensor.is_floating_point() or tensor.is_complex():
+        bad = int((~torch.isfinite(tensor)).sum())
+        if bad:
+            raise InputError(path, f"{label} has {bad} non-finite value{'s' if bad > 1 else ''} (nan/inf)")
+
+
+def _read_header(p: Path, path: str | os.PathLike[str], size: int) -> tuple[dict, int]:
+    """The safetensors header (a JSON object) and the length of the data after it."""
+    # Checked ourselves first: safetensors' own errors ("invalid header length", "header too large")
+    # do not tell a truncated file from a file of another format.
+    try:
+        with p.open("rb") as handle:
+            prefix = handle.read(8)
+            if len(prefix) < 8:
+                raise InputError(path, f"not a safetensors file: only {size} bytes")
+            (header_len,) = struct.unpack("<Q", prefix)
+            if header_len > _MAX_SAFETENSORS_HEADER:
+                raise InputError(path, "not a safetensors file (corrupt header length)")
+            if header_len > size - 8:
+                raise InputError(
+                    path, f"truncated safetensors file: the header needs {header_len} bytes, {size - 8} are left"
+                )
+            header_bytes = handle.read(header_len)
+    except OSError as exc:
+        raise InputError(path, f"cannot read file: {exc.strerror or exc}") from None
+    try:
+        header = json.loads(header_bytes.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError, ValueError):
+        raise InputError(path, "not a safetensors file (the header is not valid JSON)") from None
+    except RecursionError:
+        raise InputError(path, "corrupt safetensors header: nested too deeply") from None
+    if not isinstance(header, dict):
+        raise InputError(path, "not a safetensors file (the header is not a JSON object)")
+    return header, size - 8 - header_len
+
+
+def _check_header(header: dict, data_len: int, path: str | os.PathLike[str]) -> int:
+    """Check every entry's dtype, shape and offsets against each other and the file; the bytes they need."""
+    metadata = header.get("__metadata__", {})
+    if not isinstance(metadata, dict) or not all(isinstance(v, str) for v in metadata.values()):
+        raise InputError(path, "corrupt safetensors header: '__metadata__' must map strings to strings")
+    spans: list[tuple[int, int, str]] = []
+    for name, entry in header.items():
+        if name == "__metadata__":
+            continue
+        label = f"tensor {shown(name)}"
+        if not isinstance(entry, dict):
+            raise InputError(path, f"corrupt safetensors header: bad entry for {label}")
+        dtype, shape, offsets = entry.get("dtype"), entry.get("shape"), entry.get("data_offsets")
+        if not (isinstance(offsets, list) and len(offsets) == 2 and all(_is_count(o) for o in offsets)):
+            raise InputError(path, f"corrupt safetensors header: bad entry for {label}")
+        if not (isinstance(shape, list) and len(shape) <= _MAX_NDIM and all(_is_count(d) for d in shape)):
+            raise InputError(path, f"corrupt safetensors header: {label} has shape {shown(shape)}")
+        if dtype not in _SAFETENSORS_DTYPES:
+            raise InputError(
+                path, f"{label} has dtype {shown(dtype)}, which spectral-probe does not read; store {_READABLE}"
+            )
+        start, end = offsets
+        if end > data_len:
+            raise InputError(
+                path, f"truncated safetensors file: the tensor data needs {end} bytes, {data_len} are present"
+            )
+        if start > end or end - start != math.prod(shape) * _SAFETENSORS_DTYPES[dtype]:
+            raise InputError(
+                path,
+                f"corrupt safetensors header: {label} of shape {shown(shape)} does not fit its {end - start} bytes",
+            )
+        spans.append((start, end, name))
+    spans.sort()
+    for (_, end, first), (start, _, second) in zip(spans, spans[1:], strict=False):
+        if start < end:
+            raise InputError(path, f"corrupt safetensors header: tensors {shown(first)} and {shown(second)} overlap")
+    return sum(end - start for start, end, _ in spans)
+
+
+def _is_count(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 2**63
+
+
+def _read_safetensors(p: Path, path: str | os.PathLike[str], size: int) -> tuple[dict[str, Tensor], dict[str, str]]:
+    header, data_len = _read_header(p, path, size)
+    needed = _check_header(header, data_len, path)
+    check_fits(needed, "loading its tensors", path)
+
+    from safetensors import safe_open  # imported here: `spectral-probe --help` must not load it
+    from safetensors.torch import load as load_bytes
+
+    tensors: dict[str, Tensor] = {}
+    try:
+        try:
+            str(p).encode("utf-8")
+        except UnicodeEncodeError:  # safetensors takes UTF-8 paths only: read a non-UTF-8 name's bytes ourselves
+            tensors = load_bytes(p.read_bytes())
+            raw_metadata = header.get("__metadata__", {})
+        else:
+            with safe_open(str(p), framework="pt", device="cpu") as handle:
+                raw_metadata = handle.metadata() or {}
+                for name in handle.keys():  # noqa: SIM118 - safe_open handles are not iterable
+                    tensors[name] = handle.get_tensor(name)
+    except InputError:
+        raise
+    except Exception as exc:  # safetensors raises its own SafetensorError, and others on odd files
+        raise InputError(path, f"corrupt safetensors file: {_first_line(exc)}") from None
+    return tensors, {str(k): str(v) for k, v in raw_metadata.items()}
+
+
+def _check_zip(p: Path, path: str | os.PathLike[str], size: int) -> None:
+    """``torch.save`` stores records uncompressed: one that inflates (a zip bomb) is refused unread."""
+    try:
+        with zipfile.ZipFile(p) as archive:
+            records = archive.infolist()
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError) as exc:
+        raise InputError(path, f"cannot read torch checkpoint (truncated or corrupt): {_first_line(exc)}") from None
+    if len(records) > _MAX_ZIP_RECORDS:
+        raise InputError(path, f"not a torch checkpoint: its zip archive has {len(records)} records")
+    for record in records:
+        if record.compress_type != zipfile.ZIP_STORED or record.file_size > size:
+            raise InputError(
+                path,
+                f"not a torch checkpoint: zip record {shown(record.filename)} is compressed "
+                f"({record.compress_size} bytes that inflate to {record.file_size}); torch.save never compresses",
+            )
+    total = sum(record.file_size for record in records)
+    if total > size:
+        raise InputError(path, f"not a torch checkpoint: its zip records claim {total} bytes in a {size}-byte file")
+
+
+def _read_torch(p: Path, path: str | os.PathLike[str], size: int) -> tuple[dict[str, Tensor], dict[str, str]]:
+    refused = (
+        "not a plain tensor checkpoint: it holds Python objects that weights_only loading refuses "
+        "(spectral-probe never unpickles arbitrary objects); save a dict of tensors, or a .safetensors file"
+    )
+    try:
+        with p.open("rb") as handle:
+            magic = handle.read(len(_LEGACY_TORCH_MAGIC))
+    except OSError as exc:
+        raise InputError(path, f"cannot read file: {exc.strerror or exc}") from None
+    if not (magic.startswith(_ZIP_MAGIC) or magic == _LEGACY_TORCH_MAGIC):
+        # Without this, random bytes reach the unpickler and read as "refused", not as corrupt.
+        raise InputError(path, "not a torch checkpoint (corrupt, or not written by torch.save)")
+    if magic.startswith(_ZIP_MAGIC):
+        _check_zip(p, path, size)
+    check_fits(size, "loading its tensors", path)
+    try:
+        with warnings.catch_warnings():
+            # torch warns about pickle protocols it did not write; the error below says enough.
+            warnings.simplefilter("ignore")
+            # weights_only=True is the whole point: an arbitrary pickle can run code when loaded.
+            obj = torch.load(p.open("rb"), map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError:
+        raise InputError(path, refused) from None
+    except Exception as exc:  # a truncated zip archive, random bytes, an old format ...
+        raise InputError(path, f"cannot read torch checkpoint (truncated or corrupt): {_first_line(exc)}") from None
+    return _plain_tensors(obj, path)
+
+
+def _plain_tensors(obj: object, path: str | os.PathLike[str]) -> tuple[dict[str, Tensor], dict[str, str]]:
+    if not isinstance(obj, dict):
+        raise InputError(path, f"not a plain tensor checkpoint: expected a dict of name -> tensor, got {_kind(obj)}")
+    tensors: dict[str, Tensor] = {}
+    metadata: dict[str, str] = {}
+    for key, item in obj.items():
+        if key == _PT_METADATA_KEY and isinstance(item, dict):
+            if not all(isinstance(k, str) and isinstance(v, str) for k, v in item.items()):
+                raise InputError(path, f"'{_PT_METADATA_KEY}' must map strings to strings")
+            metadata = dict(item)
+            continue
+        if not isinstance(key, str):
+            raise InputError(path, f"not a plain tensor checkpoint: key {shown(key)} is not a string")
+        if not isinstance(item, Tensor):
+            raise InputError(
+                path,
+                f"not a plain tensor checkpoint: {shown(key)} holds {_kind(item)}, expected a tensor "
+                "(nested state dicts are not unpacked)",
+            )
+        # nn.Parameter loads as a Parameter; keep plain, gradient-free tensors.
+        tensors[key] = item.detach()
+    return tensors, metadata
+
+
+def _kind(obj: object) -> str:
+    return f"a {type(obj).__name__}"
+
+
+def _first_line(exc: BaseException) -> str:
+    """The first sentence of a library's message: torch appends paragraphs of advice to it."""
+    text = str(exc).strip().splitlines()
+    line = text[0] if text else type(exc).__name__
+    cut = line.find(". ", 40)
+    if cut > 0:
+        line = line[:cut]
+    return line if len(line) <= 200 else line[:197] + "..."

@@ -1,0 +1,367 @@
+"""One validation layer for every number, string, path and size that comes from outside.
+
+A value from the command line, a ``--config`` YAML file, a checkpoint's metadata or the Python API is
+checked here before anything uses it: its type (a YAML ``seed: "x"`` is not an integer, ``krylov_dim:
+2.5`` is not one either), finiteness (``--band nan`` or ``--max-rho nan`` would make a verdict or a gate
+silently wrong), its range, and its size (a 5,000-digit integer, a 1 MB string, an alias bomb). Every
+error is a :class:`~spectral_probe.errors.UsageError` or :class:`~spectral_probe.errors.InputError`
+(exit code 2, docs/SPEC.md 7) that names the option, and the file it came from.
+
+Memory sizes are checked against what the machine can hold before anything is allocated
+(:func:`check_fits`); output paths are checked against the inputs of the run (:mod:`spectral_probe.outputs`).
+
+No torch at import: ``spectral-probe --help`` imports :mod:`spectral_probe.config`, which imports this.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from spectral_probe.errors import InputError, UsageError
+
+#: Longest excerpt of a user's value quoted back in a message (a 1 MB metadata value is not echoed whole).
+MAX_ECHO = 60
+#: Longest string option (paths, names, globs) accepted.
+MAX_STRING = 4096
+#: Operator options (metadata JSON or YAML): at most this many values once aliases are expanded ...
+MAX_OPTION_NODES = 10_000
+#: ... and this deep.
+MAX_OPTION_DEPTH = 32
+#: Largest integer accepted anywhere an integer is read (seeds, steps, sizes): 2^63 - 1.
+MAX_INT = 2**63 - 1
+
+
+def shown(value: object, limit: int = MAX_ECHO) -> str:
+    """``repr(value)``, cut to ``limit`` characters with the full length noted."""
+    if isinstance(value, int) and value.bit_length() > 4 * limit:  # repr of a huge int is slow, or refused
+        return f"<an integer of about {int(value.bit_length() * 0.30103)} digits>"
+    if isinstance(value, str) and len(value) > 10 * limit:
+        text, full = repr(value[: 10 * limit]), len(value)  # repr of a huge string costs its length
+    else:
+        text = repr(value)
+        full = len(text)
+    if len(text) <= limit and full == len(text):
+        return text
+    return f"{text[: limit - 3]}... ({full} characters)"
+
+
+@dataclass(frozen=True)
+class Spec:
+    """What one option accepts: its kind and range (``None`` is always accepted for an unset option)."""
+
+    kind: str  # "float", "int", "bool", "str", "choice", "mapping"
+    low: float | None = None
+    high: float | None = None
+    low_open: bool = False
+    high_open: bool = False
+    choices: tuple[str, ...] = ()
+
+    def describe(self) -> str:
+        if self.kind == "choice":
+            return "one of " + ", ".join(self.choices)
+        noun = {"float": "a finite number", "int": "an integer", "bool": "true or false", "str": "a string"}.get(
+            self.kind, "a mapping"
+        )
+        if self.low is None and self.high is None:
+            return noun
+        left = "" if self.low is None else f"{'>' if self.low_open else '>='} {self.low:g}"
+        right = "" if self.high is None else f"{'<' if self.high_open else '<='} {self.high:g}"
+        return f"{noun} {' and '.join(p for p in (left, right) if p)}"
+
+
+#: The range of each option of :class:`~spectral_probe.config.ProbeOptions` (SPEC symbols in comments).
+#: A field not listed here is checked by the kind of its type annotation (see :func:`spec_for`).
+OPTION_SPECS: dict[str, Spec] = {
+    "c": Spec("float", -1e12, 1e12),  # damping in F(z) = nc_force(z) - (1 + c) z
+    "eps": Spec("float", 0.0, 1e12, low_open=True),  # Euler step of M = I + eps J_F
+    "seed": Spec("int", 0, MAX_INT),
+    "tol": Spec("float", 0.0, 1.0, low_open=True, high_open=True),
+    "band": Spec("float", 0.0, 1.0, high_open=True),  # marginal band b around rho = 1
+    "krylov_dim": Spec("int", 2, 100_000),
+    "block_size": Spec("int", 1, 1024),
+    "max_restarts": Spec("int", 0, 1_000_000),
+    "fixed_point_tol": Spec("float", 0.0, 1e12, low_open=True),
+    "fd_directions": Spec("int", 0, 10_000),
+    "dense_max_n": Spec("int", 0, 1_000_000),
+    "fd_dense_max_n": Spec("int", 0, 1_000_000),
+    "jobs": Spec("int", 1, 4096),
+    "max_rho": Spec("float", -1e300, 1e300),
+    "max_alpha": Spec("float", -1e300, 1e300),
+    "max_omega": Spec("float", -1e300, 1e300),
+    "operator_options": Spec("mapping"),
+}
+
+_KIND_OF_ANNOTATION = (("bool", "bool"), ("float", "float"), ("int", "int"), ("str", "str"), ("dict", "mapping"))
+
+
+def spec_for(name: str, annotation: object) -> Spec:
+    """The spec of option ``name``: from :data:`OPTION_SPECS`, else from its annotation's kind."""
+    if name in OPTION_SPECS:
+        return OPTION_SPECS[name]
+    text = annotation if isinstance(annotation, str) else getattr(annotation, "__name__", str(annotation))
+    for token, kind in _KIND_OF_ANNOTATION:
+        if re.search(rf"\b{token}\b", text):
+            return Spec(kind, *((-MAX_INT, MAX_INT) if kind == "int" else ()))
+    return Spec("any")
+
+
+def option_label(name: str, source: str | None) -> str:
+    """How a message names an option: ``--max-rho`` on the command line, ``config.yaml: option 'max_rho'``."""
+    return f"--{name.replace('_', '-')}" if source is None else f"{source}: option '{name}'"
+
+
+def check_option(name: str, value: Any, spec: Spec, source: str | None = None) -> Any:
+    """``value`` checked against ``spec`` (and converted where YAML is ambiguous); ``None`` passes.
+
+    ``source`` is the config file the value came from (``None``: the command line or the API). A
+    string in a float option is read as a number (PyYAML reads ``1e-8`` without a dot as a string).
+    """
+    if value is None:
+        return None
+    label = option_label(name, source)
+    problem = f"{label} must be {spec.describe()}, got {shown(value)}"
+    if spec.kind == "float":
+        value = _as_float(value, problem)
+    elif spec.kind == "int":
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise UsageError(problem)
+    elif spec.kind == "bool":
+        if not isinstance(value, bool):
+            raise UsageError(problem)
+    elif spec.kind in ("str", "choice"):
+        check_string(value, label)
+        if spec.kind == "choice" and value not in spec.choices:
+            raise UsageError(problem)
+    elif spec.kind == "mapping":
+        if not isinstance(value, Mapping):
+            raise UsageError(f"{label} must be a mapping of option: value, got {shown(value)}")
+        check_json_like(value, label)
+        return dict(value)
+    if spec.kind in ("float", "int") and not _in_range(value, spec):
+        raise UsageError(problem)
+    return value
+
+
+def check_string(value: Any, label: str) -> str:
+    """A string of at most :data:`MAX_STRING` characters without NUL (a path or a name)."""
+    if not isinstance(value, str):
+        raise UsageError(f"{label} must be a string, got {shown(value)}")
+    if len(value) > MAX_STRING:
+        raise UsageError(f"{label} is {len(value)} characters long (at most {MAX_STRING})")
+    if "\x00" in value:
+        raise UsageError(f"{label} contains a NUL character")
+    return value
+
+
+def _as_float(value: Any, problem: str) -> float:
+    if isinstance(value, bool):
+        raise UsageError(problem)
+    if isinstance(value, str) and len(value) <= 64:
+        try:
+            value = float(value.strip())
+        except ValueError:
+            raise UsageError(problem) from None
+    if not isinstance(value, int | float):
+        raise UsageError(problem)
+    try:
+        number = float(value)
+    except OverflowError:  # an integer beyond the float range
+        raise UsageError(problem) from None
+    if not math.isfinite(number):
+        raise UsageError(problem)
+    return number
+
+
+def _in_range(value: float, spec: Spec) -> bool:
+    if spec.low is not None and (value < spec.low or (spec.low_open and value == spec.low)):
+        return False
+    return not (spec.high is not None and (value > spec.high or (spec.high_open and value == spec.high)))
+
+
+def check_json_like(value: Any, label: str) -> None:
+    """A JSON-like tree (str keys; str, finite numbers, bool, None leaves), bounded in size and depth.
+
+    The size counts every value as often as it is reached, so a YAML alias bomb (a few lines whose
+    aliases expand to billions of values) is refused after :data:`MAX_OPTION_NODES` steps.
+    """
+    budget = [MAX_OPTION_NODES]
+
+    def visit(item: Any, depth: int) -> None:
+        budget[0] -= 1
+        if budget[0] < 0:
+            raise UsageError(f"{label}: more than {MAX_OPTION_NODES} values (aliases expanded); refusing it")
+        if depth > MAX_OPTION_DEPTH:
+            raise UsageError(f"{label}: nested deeper than {MAX_OPTION_DEPTH} levels")
+        if isinstance(item, Mapping):
+            for key, sub in item.items():
+                if not isinstance(key, str):
+                    raise UsageError(f"{label}: keys must be strings, got {shown(key)}")
+                check_string(key, label)
+                visit(sub, depth + 1)
+        elif isinstance(item, list | tuple):
+            for sub in item:
+                visit(sub, depth + 1)
+        elif isinstance(item, str):
+            check_string(item, label)
+        elif isinstance(item, float) and not math.isfinite(item):
+            raise UsageError(f"{label}: non-finite number {item!r}")
+        elif isinstance(item, int) and not isinstance(item, bool) and abs(item) > MAX_INT:
+            raise UsageError(f"{label}: integer {shown(item)} is out of range")
+        elif not (item is None or isinstance(item, bool | int | float)):
+            raise UsageError(f"{label}: unsupported value {shown(item)} of type {type(item).__name__}")
+
+    visit(value, 0)
+
+
+_DEVICE = re.compile(r"^(cpu|cuda(:\d{1,4})?)$")
+
+
+def check_device_name(device: str) -> None:
+    """``cpu``, ``cuda`` or ``cuda:N`` (spelling only: :func:`check_device` asks the machine)."""
+    if not isinstance(device, str) or not _DEVICE.match(device):
+        raise UsageError(f"--device must be cpu, cuda or cuda:N, not {shown(device)}")
+
+
+def check_device(device: str) -> None:
+    """:func:`check_device_name`, and a CUDA device must exist on this machine (imports torch)."""
+    check_device_name(device)
+    if device == "cpu":
+        return
+    import torch
+
+    if not torch.cuda.is_available():
+        raise UsageError(f"--device {device}: no CUDA device is available on this machine (use --device cpu)")
+    index = int(device.partition(":")[2] or 0)
+    if index >= torch.cuda.device_count():
+        raise UsageError(f"--device {device}: this machine has {torch.cuda.device_count()} CUDA device(s)")
+
+
+def check_glob(pattern: str | None) -> None:
+    """An ``audit --glob`` pattern: relative to DIR and staying below it."""
+    if pattern is None:
+        return
+    check_string(pattern, "--glob")
+    if not pattern.strip():
+        raise UsageError("--glob must not be empty")
+    if os.path.isabs(pattern) or pattern.startswith("~"):
+        raise UsageError(f"--glob {shown(pattern)}: the pattern must be relative to DIR, not an absolute path")
+    if ".." in re.split(r"[/\\]", pattern):
+        raise UsageError(f"--glob {shown(pattern)}: the pattern must stay below DIR (no '..')")
+
+
+# --------------------------------------------------------------------------------------------------
+# Sizes: checked before anything is allocated
+
+
+def human_bytes(size: float) -> str:
+    """``34.4 GB`` (decimal units, as disks and ``free -g`` are read)."""
+    for unit in ("B", "kB", "MB", "GB", "TB", "PB"):
+        if abs(size) < 1000 or unit == "PB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1000
+    return f"{size:.1f} PB"
+
+
+def available_memory(device: str = "cpu") -> int:
+    """Bytes this process can still allocate on ``device``: the tightest of RAM, cgroup and rlimits.
+
+    On the CPU: ``MemAvailable`` of ``/proc/meminfo``, the cgroup's ``memory.max`` less its usage, and
+    ``RLIMIT_AS`` / ``RLIMIT_DATA`` less what this process already maps. On CUDA: the free device memory.
+    A source that cannot be read does not count (the allocation itself remains the last line).
+    """
+    if device != "cpu":
+        import torch
+
+        free, _ = torch.cuda.mem_get_info(torch.device(device))
+        return int(free)
+    limits = [_meminfo("MemAvailable"), _cgroup_room()]
+    try:
+        import resource
+
+        status = _proc_status()
+        for limit_name, used_key in (("RLIMIT_AS", "VmSize"), ("RLIMIT_DATA", "VmData")):
+            soft, _ = resource.getrlimit(getattr(resource, limit_name))
+            if soft != resource.RLIM_INFINITY and used_key in status:
+                limits.append(max(0, soft - status[used_key]))
+    except (ImportError, OSError, ValueError):
+        pass
+    known = [limit for limit in limits if limit is not None]
+    return min(known) if known else MAX_INT
+
+
+def _proc_status() -> dict[str, int]:
+    values: dict[str, int] = {}
+    with open("/proc/self/status", encoding="ascii", errors="replace") as handle:
+        for line in handle:
+            key, _, rest = line.partition(":")
+            parts = rest.split()
+            if len(parts) == 2 and parts[1] == "kB" and parts[0].isdigit():
+                values[key] = int(parts[0]) * 1024
+    return values
+
+
+def _meminfo(key: str) -> int | None:
+    try:
+        with open("/proc/meminfo", encoding="ascii", errors="replace") as handle:
+            for line in handle:
+                if line.startswith(key + ":"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
+
+
+def _cgroup_room() -> int | None:
+    try:
+        with open("/sys/fs/cgroup/memory.max", encoding="ascii") as handle:
+            limit = handle.read().strip()
+        if limit == "max":
+            return None
+        with open("/sys/fs/cgroup/memory.current", encoding="ascii") as handle:
+            return max(0, int(limit) - int(handle.read().strip()))
+    except (OSError, ValueError):
+        return None
+
+
+def check_fits(needed: int, what: str, path: object, device: str = "cpu") -> None:
+    """Raise :class:`InputError` naming ``path`` when ``needed`` bytes cannot be allocated on ``device``."""
+    room = available_memory(device)
+    if needed > room:
+        raise InputError(
+            path,
+            f"{what} needs at least {human_bytes(needed)} of memory, but only {human_bytes(room)} "
+            f"is available{'' if device == 'cpu' else ' on ' + device}; refusing it before allocating",
+        )
+
+
+def is_allocation_failure(exc: BaseException) -> bool:
+    """An allocation that failed (host or device): torch's OOM, MemoryError, or the allocator's message."""
+    if isinstance(exc, MemoryError):
+        return True
+    name = type(exc).__name__
+    text = str(exc)
+    return name == "OutOfMemoryError" or (
+        isinstance(exc, RuntimeError) and ("can't allocate memory" in text or "out of memory" in text)
+    )
+
+
+def check_probe_fits(nc_force: Any, shape: tuple[int, ...], itemsize: int, options: Any, path: object) -> None:
+    """Refuse a probe whose smallest possible footprint exceeds the memory left (before allocating it).
+
+    A lower bound, so that nothing that fits is refused: for ``B`` fixed points of size ``n``, the
+    autograd evaluation of ``nc_force`` keeps its input, output and declared ``workspace`` (elements
+    per evaluation, e.g. the hidden activation of ``conv``) twice; the Krylov path stores a basis of
+    ``min(krylov_dim, n) + 1`` vectors, the dense path the ``n x n`` Jacobian.
+    """
+    batch, n = int(shape[0]), int(shape[-1])
+    workspace = getattr(nc_force, "workspace", 0)
+    workspace = workspace if isinstance(workspace, int) and workspace > 0 else 0
+    dense = options.method == "dense" or (options.method == "auto" and n <= options.dense_max_n)
+    stored = n * n if dense else n * (min(options.krylov_dim, n) + 1)
+    needed = itemsize * batch * (2 * (2 * n + workspace) + stored)
+    check_fits(needed, f"probing {batch} fixed point(s) of size n = {n}", path, options.device)
