@@ -181,7 +181,7 @@ def ours_block_rr(counted: CountedOps, x0_block: Tensor, tol: float, max_iters: 
     result = block_rayleigh_ritz(counted.m, x0_block, tol=tol, max_iters=max_iters)
     value = complex(result.values[0, 0])
     notes = []
-    stagnated = result.info.get("stagnated")
+    stagnated = result.info.stagnated
     if stagnated is not None and bool(stagnated.any()):
         notes.append("stagnated")
     return SolverRun(

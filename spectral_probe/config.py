@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from spectral_probe.errors import UsageError
+from spectral_probe.linalg.defaults import DEFAULTS
 from spectral_probe.validate import (
     OPTION_SPECS,
     Spec,
@@ -56,9 +57,9 @@ class ProbeOptions:
     method: str = "auto"
     refine: bool = False
     band: float = 1e-6
-    krylov_dim: int = 40
+    krylov_dim: int = DEFAULTS.krylov_dim  # the solvers' own default: one place (linalg/defaults.py)
     block_size: int = 2
-    max_restarts: int = 300
+    max_restarts: int = DEFAULTS.max_restarts
     fixed_point_tol: float = 1e-6
     fd_directions: int = 3
     dense_max_n: int = 256  # --method auto: dense at n <= this (measured, see BENCHMARKS.md)

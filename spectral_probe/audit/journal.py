@@ -3,32 +3,52 @@
 The journal is written by the parent process only, each line a single ``write()`` followed by
 ``fsync``, so an interrupted audit loses no finished line; ``--resume`` reloads what is there (matched
 by path, sha256 and the numeric options) and the audit probes the rest.
+
+Nothing about the file is trusted. It must be a regular file (a FIFO or ``/dev/zero`` would hang the
+read), it must not be a checkpoint or have a checkpoint's name, and an existing file must already be
+a journal: the audit appends only to its own kind of file. The read is bounded (the size the file
+had when opened, lines of at most :data:`MAX_LINE` bytes, records only for the checkpoints being
+audited) and every line is validated (:mod:`.records`). A write that fails (a full disk) cuts the
+partial line, keeps every line before it and is one :class:`OutputError` naming the file.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import errno
 import hashlib
 import json
 import os
-from dataclasses import dataclass
+import stat
+from collections.abc import Collection, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 from spectral_probe.audit.outcome import Outcome
+from spectral_probe.audit.records import (
+    FIXED_POINTS_KEY,
+    HEADER_KEY,
+    OPTIONS_KEY,
+    Recorded,
+    parse_json_line,
+    valid_error_line,
+    valid_result_line,
+)
 from spectral_probe.config import ProbeOptions
-from spectral_probe.errors import UsageError
-from spectral_probe.results import CheckpointError, FixedPointResult, result_from_dict
+from spectral_probe.errors import OutputError
+from spectral_probe.results import CheckpointError
 
 # Options that change no reported number: a resumed audit may change them and still reuse lines.
 _NOT_NUMERIC = frozenset(
     {"max_rho", "max_alpha", "max_omega", "json", "markdown", "junit", "quiet", "debug"}
-    | {"glob", "jobs", "jsonl", "resume", "warm_start"}
+    | {"glob", "jobs", "jsonl", "resume", "warm_start", "shard"}
 )
-# Extra keys on a JSONL result line (SPEC 6 allows more fields): how many fixed points the checkpoint
-# has (so a checkpoint cut between two of its lines is probed again) and the options fingerprint.
-_FIXED_POINTS_KEY = "fixed_points"
-_OPTIONS_KEY = "options_sha256"
+#: The longest journal line that is read (a shard header lists its checkpoints; results are ~2 KB).
+MAX_LINE = 16 << 20
+#: The names a journal may not have: those of the checkpoints an audit looks for.
+CHECKPOINT_SUFFIXES = (".safetensors", ".pt", ".pth")
+_CHUNK = 1 << 20
 
 
 def options_fingerprint(options: ProbeOptions) -> str:
@@ -47,24 +67,6 @@ def path_key(path: str) -> str:
     return os.path.normcase(os.path.abspath(path))
 
 
-@dataclass
-class Recorded:
-    """The newest record of one checkpoint in the journal."""
-
-    sha256: str | None
-    results: dict[int, FixedPointResult] = dataclasses.field(default_factory=dict)
-    fixed_points: int | None = None
-    error: str | None = None
-
-    def complete(self) -> bool:
-        if self.error is not None:
-            return True
-        if not self.results:
-            return False
-        expected = self.fixed_points if self.fixed_points is not None else max(self.results) + 1
-        return set(self.results) == set(range(expected))
-
-
 class Journal:
     """The ``--jsonl`` file: appended by the parent process only, one ``write()`` + ``fsync`` per line."""
 
@@ -72,50 +74,96 @@ class Journal:
         self.path = Path(path)
         self._fd: int | None = None
 
-    def load(self, fingerprint: str) -> dict[str, Recorded]:
+    def _fail(self, problem: str) -> OutputError:
+        return OutputError(self.path, problem)
+
+    def guard(self, inputs: Sequence[str]) -> None:
+        """Refuse a journal path that would damage a file: an input, a checkpoint name, a non-journal.
+
+        Decided before anything is read or written: a ``.safetensors``/``.pt``/``.pth`` name, one of
+        the checkpoints being audited (the same inode, however it is spelt), a FIFO, device or folder,
+        and an existing file whose first line is no journal line are each refused.
+        """
+        if self.path.suffix.lower() in CHECKPOINT_SUFFIXES:
+            raise self._fail(f"the --jsonl journal may not have a checkpoint's name ({self.path.suffix})")
+        try:
+            info = os.stat(self.path)
+        except FileNotFoundError:
+            return
+        except OSError as exc:
+            raise self._fail(f"cannot use as the --jsonl journal ({exc.strerror or exc})") from None
+        if not stat.S_ISREG(info.st_mode):
+            raise self._fail("the --jsonl journal must be a regular file (not a FIFO, device or folder)")
+        for path in inputs:
+            with contextlib.suppress(OSError):
+                if os.path.samestat(info, os.stat(path)):
+                    raise self._fail(f"is the checkpoint {path} being audited; the journal must be another file")
+        if info.st_size and not self._looks_like_journal():
+            raise self._fail("exists and is not a spectral-probe journal; refusing to append to it")
+
+    def _looks_like_journal(self) -> bool:
+        """Whether the first line is a journal line (or, cut before its end, starts like one)."""
+        fd = self._open_regular(os.O_RDONLY)
+        try:
+            head = os.read(fd, MAX_LINE + 1)
+        finally:
+            os.close(fd)
+        line, newline, _ = head.partition(b"\n")
+        if not newline:
+            return head.startswith(b'{"')
+        entry = parse_json_line(line)
+        return entry is not None and ("checkpoint" in entry or HEADER_KEY in entry)
+
+    def _open_regular(self, flags: int) -> int:
+        """Open without blocking on a FIFO, and refuse anything but a regular file (race-free: fstat)."""
+        try:
+            fd = os.open(self.path, flags | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0), 0o644)
+        except OSError as exc:
+            raise self._fail(f"cannot open the --jsonl journal ({exc.strerror or exc})") from None
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            os.close(fd)
+            raise self._fail("the --jsonl journal must be a regular file (not a FIFO, device or folder)")
+        os.set_blocking(fd, True)
+        return fd
+
+    def lines(self) -> Iterator[bytes]:
+        """Every whole line (without its newline) up to the size the file had when opened.
+
+        Lines longer than :data:`MAX_LINE` are skipped without being held; the part after the last
+        newline is a line cut by a killed writer and is not returned.
+        """
+        if not self.path.exists():
+            return
+        fd = self._open_regular(os.O_RDONLY)
+        try:
+            yield from _bounded_lines(fd, os.fstat(fd).st_size)
+        except OSError as exc:
+            raise self._fail(f"cannot read the --jsonl journal ({exc.strerror or exc})") from None
+        finally:
+            os.close(fd)
+
+    def load(self, fingerprint: str, wanted: Collection[str] | None = None) -> dict[str, Recorded]:
         """The newest complete record per checkpoint (by path key), for ``--resume``.
 
-        A trailing partial line (a writer killed mid-line despite the single ``write()``) and any
-        unreadable line are ignored: their checkpoints are simply probed again.
+        Only lines of this options ``fingerprint`` count, and with ``wanted`` (path keys) only those
+        checkpoints are kept, so the memory is bounded by the audit, not by the file. A cut or
+        invalid line is ignored: its checkpoint is simply probed again.
         """
-        try:
-            text = self.path.read_text(encoding="utf-8", errors="replace")
-        except FileNotFoundError:
-            return {}
-        except OSError as exc:
-            raise UsageError(f"{self.path}: cannot read the --jsonl file: {exc.strerror or exc}") from None
-        lines = text.split("\n")[:-1]  # the part after the last newline is empty or partial
         records: dict[str, Recorded] = {}
-        for line in lines:
-            entry = _parse_line(line)
-            if entry is None or entry.get(_OPTIONS_KEY, fingerprint) != fingerprint:
+        for line in self.lines():
+            entry = parse_json_line(line)
+            if entry is None or entry.get(OPTIONS_KEY, fingerprint) != fingerprint:
                 continue
-            key = path_key(str(entry["checkpoint"]))
-            sha = entry.get("sha256")
-            current = records.get(key)
-            if current is None or current.sha256 != sha:
-                current = records[key] = Recorded(sha256=sha)
-            if "verdict" in entry:
-                try:
-                    result = result_from_dict(entry)
-                except (TypeError, ValueError):  # a line from another tool or version: probe again
-                    continue
-                if current.error is not None:  # a newer result replaces an older error
-                    current.error, current.results = None, {}
-                current.results[result.index] = result
-                if isinstance(entry.get(_FIXED_POINTS_KEY), int):
-                    current.fixed_points = entry[_FIXED_POINTS_KEY]
-            else:
-                current.error, current.results = str(entry["error"]), {}
+            add_entry(records, entry, wanted)
         return {key: rec for key, rec in records.items() if rec.complete()}
 
     def open(self) -> None:
         """Open for appending, after cutting a trailing partial line so the next line starts clean."""
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o644)
         except OSError as exc:
-            raise UsageError(f"{self.path}: cannot open the --jsonl file: {exc.strerror or exc}") from None
+            raise self._fail(f"cannot create the folder of the --jsonl journal ({exc.strerror or exc})") from None
+        self._fd = self._open_regular(os.O_RDWR | os.O_CREAT | os.O_APPEND)
         size = os.fstat(self._fd).st_size
         if size:
             tail = os.pread(self._fd, min(size, 1 << 16), max(0, size - (1 << 16)))
@@ -123,8 +171,7 @@ class Journal:
                 cut = tail.rfind(b"\n")
                 # With no newline in the last 64 KiB the partial line is longer than that: find it.
                 keep = size - len(tail) + cut + 1 if cut >= 0 else self._last_newline(size)
-                os.ftruncate(self._fd, keep)
-                os.fsync(self._fd)
+                self._truncate(keep)
 
     def _last_newline(self, size: int) -> int:
         assert self._fd is not None
@@ -138,20 +185,45 @@ class Journal:
             position = start
         return 0
 
-    def append(self, outcome: Outcome, fingerprint: str) -> None:
-        """One line per fixed point (or one for the error), each a single write of a whole line."""
+    def _truncate(self, size: int) -> None:
         assert self._fd is not None
-        if outcome.error is not None:
-            entries = [{**outcome.error.to_dict(), "sha256": outcome.sha256, _OPTIONS_KEY: fingerprint}]
-        else:
-            batch = len(outcome.results)
-            entries = [{**r.to_dict(), _FIXED_POINTS_KEY: batch, _OPTIONS_KEY: fingerprint} for r in outcome.results]
-        for entry in entries:
-            data = (json.dumps(entry, allow_nan=False) + "\n").encode("utf-8")
+        try:
+            os.ftruncate(self._fd, size)
+            os.fsync(self._fd)
+        except OSError as exc:
+            raise self._fail(f"cannot write the --jsonl journal ({exc.strerror or exc})") from None
+
+    def write_line(self, entry: dict[str, Any]) -> None:
+        """Append one whole line and fsync it; on failure cut what was written of it and raise.
+
+        Every line written before is kept: the file is cut back to its size before this line.
+        """
+        assert self._fd is not None
+        data = (json.dumps(entry, allow_nan=False) + "\n").encode("utf-8")
+        before = os.fstat(self._fd).st_size
+        try:
             written = os.write(self._fd, data)
             while written < len(data):  # a short write on a regular file is rare but allowed
                 written += os.write(self._fd, data[written:])
             os.fsync(self._fd)
+        except OSError as exc:
+            with contextlib.suppress(OSError):
+                os.ftruncate(self._fd, before)
+            full = exc.errno in (errno.ENOSPC, errno.EDQUOT)
+            why = "the disk is full" if full else (exc.strerror or str(exc))
+            raise self._fail(
+                f"cannot write the --jsonl journal ({why}); every line before is kept, rerun with --resume"
+            ) from None
+
+    def append(self, outcome: Outcome, fingerprint: str) -> None:
+        """One line per fixed point (or one for the error), each a single write of a whole line."""
+        if outcome.error is not None:
+            entries = [{**outcome.error.to_dict(), "sha256": outcome.sha256, OPTIONS_KEY: fingerprint}]
+        else:
+            batch = len(outcome.results)
+            entries = [{**r.to_dict(), FIXED_POINTS_KEY: batch, OPTIONS_KEY: fingerprint} for r in outcome.results]
+        for entry in entries:
+            self.write_line(entry)
 
     def close(self) -> None:
         if self._fd is not None:
@@ -159,16 +231,46 @@ class Journal:
             self._fd = None
 
 
-def _parse_line(line: str) -> dict[str, Any] | None:
-    try:
-        entry = json.loads(line)
-    except json.JSONDecodeError:
-        return None
-    if not isinstance(entry, dict) or not isinstance(entry.get("checkpoint"), str):
-        return None
-    if "verdict" not in entry and "error" not in entry:
-        return None
-    return entry
+def add_entry(records: dict[str, Recorded], entry: dict[str, Any], wanted: Collection[str] | None) -> None:
+    """Fold one parsed line into ``records`` (newest wins; a changed sha256 starts a new record)."""
+    if "verdict" in entry:
+        result, error = valid_result_line(entry), None
+        if result is None:
+            return
+    else:
+        result, error = None, valid_error_line(entry)
+        if error is None:
+            return
+    key = path_key(entry["checkpoint"])
+    if wanted is not None and key not in wanted:
+        return
+    sha = entry.get("sha256")
+    current = records.get(key)
+    if current is None or current.sha256 != sha:
+        current = records[key] = Recorded(sha256=sha)
+    if result is not None:
+        current.add_result(result, entry.get(FIXED_POINTS_KEY))
+    else:
+        current.add_error(error)
+
+
+def _bounded_lines(fd: int, size: int) -> Iterator[bytes]:
+    """Whole lines of the first ``size`` bytes of ``fd``, skipping any longer than MAX_LINE."""
+    buffer, skipping, remaining = b"", False, size
+    while remaining > 0:
+        chunk = os.read(fd, min(_CHUNK, remaining))
+        if not chunk:
+            break
+        remaining -= len(chunk)
+        buffer += chunk
+        *whole, buffer = buffer.split(b"\n")
+        for line in whole:
+            if skipping:  # the end of an overlong line
+                skipping = False
+            else:
+                yield line
+        if len(buffer) > MAX_LINE:
+            buffer, skipping = b"", True
 
 
 def recorded_outcome(path: str, record: Recorded) -> Outcome:

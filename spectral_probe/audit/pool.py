@@ -108,30 +108,84 @@ def run_parallel(
     probe_fn: ProbeFn | None,
     on_outcome: Callable[[Outcome], None],
 ) -> None:
-    import multiprocessing
-    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+    """Probe in ``options.jobs`` worker processes; a checkpoint whose worker dies is an error row.
 
-    # spawn, not fork: forking a process that has started torch's thread pools can deadlock.
-    context = multiprocessing.get_context("spawn")
-    threads = max(1, _cores() // options.jobs)
-    executor = ProcessPoolExecutor(
-        max_workers=min(options.jobs, len(paths)),
-        mp_context=context,
-        initializer=_init_worker,
-        initargs=(threads,),
+    A worker killed mid-probe (the out-of-memory killer, a signal, a crash in native code) breaks the
+    whole pool and fails every checkpoint then in flight, so which one was to blame is found out by
+    probing each of those again alone, in a fresh single-worker pool: one that kills that worker too
+    becomes an error row, the others get their results, and the rest of the audit goes on in a
+    fresh pool. At most ``jobs`` checkpoints are in flight at a time, so a crash costs at most that.
+    """
+    workers = min(options.jobs, len(paths))
+    remaining = list(paths)
+    while remaining:
+        crashed, remaining = _pool_run(remaining, options, probe_fn, on_outcome, workers)
+        for path in crashed:
+            again, _ = _pool_run([path], options, probe_fn, on_outcome, 1)
+            if again:
+                on_outcome(_worker_died(path))
+
+
+def _worker_died(path: str) -> Outcome:
+    message = (
+        f"{path}: the worker process died while probing it (killed by a signal or out of memory); "
+        "the other checkpoints were probed"
     )
+    return Outcome(path, file_sha256_or_none(path), error=CheckpointError(checkpoint=path, error=message))
+
+
+def _pool_run(
+    paths: Sequence[str],
+    options: ProbeOptions,
+    probe_fn: ProbeFn | None,
+    on_outcome: Callable[[Outcome], None],
+    workers: int,
+) -> tuple[list[str], list[str]]:
+    """Probe ``paths`` in one pool until it finishes or breaks: ``(in flight at the break, not started)``."""
+    from collections import deque
+    from concurrent.futures import FIRST_COMPLETED, wait
+    from concurrent.futures.process import BrokenProcessPool
+
+    executor = _executor(workers, options)
+    todo, running = deque(paths), {}
     try:
-        # Warm starts only make sense along one sequence: in parallel every probe starts cold, so
-        # --jobs N reports what --jobs 1 --no-warm-start does (and --jobs 1 agrees to tolerance).
-        pending = {executor.submit(_probe_task, p, options, probe_fn, None, False) for p in paths}
-        while pending:
-            finished, pending = wait(pending, return_when=FIRST_COMPLETED)
+        while todo or running:
+            while todo and len(running) < workers:
+                path = todo.popleft()
+                # Warm starts only make sense along one sequence: in parallel every probe starts cold, so
+                # --jobs N reports what --jobs 1 --no-warm-start does (and --jobs 1 agrees to tolerance).
+                running[executor.submit(_probe_task, path, options, probe_fn, None, False)] = path
+            finished, _ = wait(running, return_when=FIRST_COMPLETED)
+            broken = []
             for future in finished:
-                on_outcome(future.result())
+                path = running.pop(future)
+                try:
+                    outcome = future.result()
+                except BrokenProcessPool:
+                    broken.append(path)
+                    continue
+                on_outcome(outcome)
+            if broken:
+                _abort(executor)
+                return broken + list(running.values()), list(todo)
     except BaseException:
         _abort(executor)
         raise
     executor.shutdown(wait=True)
+    return [], []
+
+
+def _executor(workers: int, options: ProbeOptions) -> Any:
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    # spawn, not fork: forking a process that has started torch's thread pools can deadlock.
+    return ProcessPoolExecutor(
+        max_workers=workers,
+        mp_context=multiprocessing.get_context("spawn"),
+        initializer=_init_worker,
+        initargs=(max(1, _cores() // options.jobs),),
+    )
 
 
 def _abort(executor: Any) -> None:

@@ -46,6 +46,8 @@ def run_audit(
         raise UsageError("--resume needs --jsonl PATH: the journal is what is resumed")
     fingerprint = options_fingerprint(options)
     journal = Journal(options.jsonl) if options.jsonl else None
+    if journal is not None:
+        journal.guard(paths)
     outcomes = _resumed(journal, paths, fingerprint) if journal is not None and options.resume else {}
     resumed = len(outcomes)
     todo = [p for p in paths if p not in outcomes]
@@ -85,7 +87,7 @@ def run_audit(
 
 def _resumed(journal: Journal, paths: Sequence[str], fingerprint: str) -> dict[str, Outcome]:
     """The checkpoints whose journal record still holds: same path, options and file contents."""
-    recorded = journal.load(fingerprint)
+    recorded = journal.load(fingerprint, wanted={path_key(p) for p in paths})
     outcomes: dict[str, Outcome] = {}
     for path in paths:
         record = recorded.get(path_key(path))

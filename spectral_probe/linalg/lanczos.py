@@ -23,11 +23,12 @@ so the new projected matrix is an arrowhead (``Theta_k`` on the diagonal, the co
 
 Implementation choices, and why
 -------------------------------
-* Full reorthogonalisation, classical Gram-Schmidt twice ("twice is enough", Giraud et al. 2005):
-  Ritz values of the wanted end converge first and, with plain three-term Lanczos, come back as
-  spurious copies. Each projection coefficient ``h = V^T A v_j`` is stored in ``T``, so ``T`` is the
-  Rayleigh quotient ``V^T A V`` to working precision; this covers the arrowhead after a restart and
-  the zero coupling after a breakdown without special cases.
+* Full reorthogonalisation by the package's one kernel (:func:`spectral_probe.linalg.krylov.orthogonalize`:
+  blocked classical Gram-Schmidt, a second pass only where DGKS asks for it): Ritz values of the
+  wanted end converge first and, with plain three-term Lanczos, come back as spurious copies. Each
+  projection coefficient ``h = V^T A v_j`` is stored in ``T``, so ``T`` is the Rayleigh quotient
+  ``V^T A V`` to working precision; this covers the arrowhead after a restart and the zero coupling
+  after a breakdown without special cases.
 * Breakdown (``beta_j <= tol * norm_estimate``): ``span(V_j)`` is invariant to the requested accuracy.
   If it already has ``n`` dimensions every Ritz pair is exact. Otherwise the iteration continues with
   a random unit vector orthogonal to ``V_j``; its coupling to the basis is the (computed, ~0) Rayleigh
@@ -58,8 +59,12 @@ import math
 
 import torch
 
-from spectral_probe.linalg.result import CountingMatvec, EigResult, Matvec, default_tol
+from spectral_probe.linalg.defaults import DEFAULTS
+from spectral_probe.linalg.krylov import KrylovFactorization, orthogonalize
+from spectral_probe.linalg.result import ConvergenceInfo, CountingMatvec, EigResult, Matvec, default_tol
 from spectral_probe.linalg.threads import single_threaded
+
+__all__ = ["lanczos"]
 
 _WHICH = ("LA", "SA")
 
@@ -68,28 +73,6 @@ _BREAKDOWN_ULPS = 10.0
 
 # A true residual that disagrees with the Krylov estimate this many times stops the problem.
 _MAX_FAILED_CHECKS = 3
-
-
-def _inner(basis: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
-    """Batched ``basis @ w``: ``[*, j, n] x [*, n] -> [*, j]`` (inner product with every row)."""
-    return (basis @ w.unsqueeze(-1)).squeeze(-1)
-
-
-def _combine(coef: torch.Tensor, basis: torch.Tensor) -> torch.Tensor:
-    """Batched ``sum_i coef_i basis_i``: ``[*, j] x [*, j, n] -> [*, n]``."""
-    return (coef.unsqueeze(-2) @ basis).squeeze(-2)
-
-
-def _cgs2(w: torch.Tensor, basis: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Classical Gram-Schmidt, twice, of ``w`` against orthonormal rows ``basis``.
-
-    Returns ``(w - basis^T h, h)`` with ``h = basis w`` accumulated over both passes.
-    """
-    h = _inner(basis, w)
-    w = w - _combine(h, basis)
-    h2 = _inner(basis, w)
-    w = w - _combine(h2, basis)
-    return w, h + h2
 
 
 def _norm(x: torch.Tensor) -> torch.Tensor:
@@ -105,10 +88,9 @@ def _random_orthonormal(basis: torch.Tensor, generator: torch.Generator | None, 
     # loses (nearly) all of it, then draw again (a handful of tries is more than enough).
     for _ in range(8):
         r = torch.randn(like.shape, generator=generator, dtype=like.dtype, device=gen_device).to(like.device)
-        norm0 = _norm(r)
-        r, _ = _cgs2(r, basis)
-        nr = _norm(r)
-        good = pending & (nr > 1e-3 * norm0)
+        projected = orthogonalize(basis, r)
+        r, nr = projected.vector, projected.norm
+        good = pending & (nr > 1e-3 * projected.input_norm)
         out = torch.where(good.unsqueeze(-1), r / nr.clamp_min(torch.finfo(like.dtype).tiny).unsqueeze(-1), out)
         pending = pending & ~good
         if not bool(pending.any()):
@@ -158,50 +140,13 @@ def _keep_count(theta: torch.Tensor, which: str, nev: int, m: int, active: torch
     return int(ks[int(score.argmax())])
 
 
-def lanczos(
-    matvec: Matvec,
-    x0: torch.Tensor,
-    *,
-    which: str = "LA",
-    nev: int = 1,
-    krylov_dim: int = 30,
-    tol: float | None = None,
-    max_restarts: int = 100,
-    generator: torch.Generator | None = None,
-) -> EigResult:
-    """The ``nev`` largest (``"LA"``) or smallest (``"SA"``) ALGEBRAIC eigenpairs of a symmetric operator.
-
-    Thick-restart Lanczos with full reorthogonalisation (see the module docstring for the math).
-
-    Args:
-        matvec: ``X -> A X`` on the last dimension, ``A`` symmetric; ``X`` is ``[*batch, n]`` or
-            ``[*batch, k, n]``.
-        x0: start vectors ``[*batch, n]`` (need not be normalised; a zero row is replaced by a random
-            one). Every batch element is an independent problem; all run together.
-        which: ``"LA"`` (largest algebraic) or ``"SA"`` (smallest algebraic). Never largest
-            magnitude: on an indefinite operator that is the other end of the spectrum.
-        nev: number of wanted eigenpairs, ``1 <= nev <= n``.
-        krylov_dim: maximum basis size ``m`` (clipped to ``n``; must exceed ``nev`` when ``< n``).
-        tol: normwise tolerance: converged iff ``||A x - lambda x|| <= tol * norm_estimate``.
-            Defaults to ``default_tol(x0.dtype)``.
-        max_restarts: thick restarts allowed before returning a partial result.
-        generator: random source for the vectors that replace a broken-down direction (and a zero
-            ``x0``); a fixed-seed generator on ``x0``'s device when ``None``.
-
-    Returns:
-        :class:`EigResult` with ``values [*batch, nev]`` (best first), ``vectors [*batch, nev, n]``,
-        TRUE residuals, ``converged`` from them, ``norm_estimate = max |Ritz value|`` seen.
-        ``info``: ``krylov_dim``, ``breakdowns [*batch]``, ``estimates [*batch, nev]`` (Krylov
-        residual estimates at the end), ``true_checks`` (residual matvecs spent), ``failed_checks
-        [*batch]``. Never raises on non-convergence: ``converged`` is ``False`` and the values are the
-        best Ritz pairs found.
-    """
+def _validate(x0: torch.Tensor, which: str, nev: int, krylov_dim: int, max_restarts: int) -> int:
+    """The basis size ``m``, or ``ValueError`` naming the bad argument."""
     if which not in _WHICH:
         raise ValueError(f"which must be one of {', '.join(map(repr, _WHICH))} for a symmetric operator, got {which!r}")
     if x0.ndim < 1 or not x0.dtype.is_floating_point:
         raise ValueError(f"x0 must be a real floating tensor [*batch, n], got {x0.dtype} of shape {tuple(x0.shape)}")
     n = x0.shape[-1]
-    batch = x0.shape[:-1]
     if n < 1:
         raise ValueError("x0 has an empty last dimension (n = 0)")
     if not 1 <= nev <= n:
@@ -211,153 +156,230 @@ def lanczos(
     m = min(krylov_dim, n)
     if m < n and m <= nev:
         raise ValueError(f"krylov_dim ({krylov_dim}) must exceed nev ({nev}) when it is smaller than n ({n})")
-    tol = default_tol(x0.dtype) if tol is None else float(tol)
-    dtype, device = x0.dtype, x0.device
-    eps = torch.finfo(dtype).eps
-    if generator is None:
-        generator = torch.Generator(device=device).manual_seed(0x5EC7)
+    return m
 
-    op = CountingMatvec(matvec, batch_ndim=len(batch))
-    V = x0.new_zeros((*batch, m, n))
-    T = x0.new_zeros((*batch, m, m))
-    norm_est = x0.new_zeros(batch)
-    breakdowns = torch.zeros(batch, dtype=torch.long, device=device)
-    failed = torch.zeros(batch, dtype=torch.long, device=device)
-    # Per-problem estimate threshold (a fraction of tol), tightened when a true residual disagrees.
-    thresh = torch.full(batch, tol, dtype=dtype, device=device)
-    done = torch.zeros(batch, dtype=torch.bool, device=device)
-    # The answer per problem, frozen when the problem is done (later sweeps only refine the others).
-    out_vals = x0.new_full((*batch, nev), float("nan"))
-    out_vecs = x0.new_full((*batch, nev, n), float("nan"))
-    out_res = x0.new_full((*batch, nev), float("nan"))
-    out_est = x0.new_full((*batch, nev), float("nan"))
-    bad = torch.zeros(batch, dtype=torch.bool, device=device)  # non-finite matvec output
-    # The current Krylov block (since the start, or since the last breakdown): its length, and whether
-    # it began with an injected random vector. See the breakdown rule in the loop.
-    block_len = torch.zeros(batch, dtype=torch.long, device=device)
-    block_random = torch.zeros(batch, dtype=torch.bool, device=device)
 
-    # Start vector: x0 normalised; a zero x0 is a breakdown before the first step.
-    x0_norm = _norm(x0)
-    zero_start = x0_norm == 0
-    v = x0 / torch.where(zero_start, torch.ones_like(x0_norm), x0_norm).unsqueeze(-1)
-    if bool(zero_start.any()):
-        v = torch.where(zero_start.unsqueeze(-1), _random_orthonormal(V[..., :0, :], generator, x0), v)
-        block_random |= zero_start
+class _Lanczos:
+    """The state of one thick-restart Lanczos run over a flat batch ``[B]`` (see :func:`lanczos`)."""
 
-    def true_check(y: torch.Tensor, s: int, est: torch.Tensor) -> torch.Tensor:
-        """TRUE residuals of the ``nev`` best Ritz pairs (one batched matvec); returns 'passed'."""
-        nonlocal norm_est
-        x = y[..., :, :nev].mT @ V[..., :s, :]
-        x = x / _norm(x).clamp_min(torch.finfo(dtype).tiny).unsqueeze(-1)
-        ax = op(x)
-        # The Rayleigh quotient minimises ||A x - lambda x|| over lambda for this x.
-        lam = (x * ax).sum(-1)
-        res = _norm(ax - lam.unsqueeze(-1) * x)
-        norm_est = torch.maximum(norm_est, lam.abs().amax(-1))
-        open_ = ~done
-        out_vals.copy_(torch.where(open_.unsqueeze(-1), lam, out_vals))
-        out_vecs.copy_(torch.where(open_[..., None, None], x, out_vecs))
-        out_res.copy_(torch.where(open_.unsqueeze(-1), res, out_res))
-        out_est.copy_(torch.where(open_.unsqueeze(-1), est, out_est))
-        return (res <= tol * norm_est.unsqueeze(-1)).all(-1)
+    def __init__(self, matvec: Matvec, x0: torch.Tensor, which: str, nev: int, m: int, tol: float, gen) -> None:
+        self.batch, n = tuple(x0.shape[:-1]), x0.shape[-1]
+        x0 = x0.reshape(-1, n)
+        B, dtype, device = x0.shape[0], x0.dtype, x0.device
+        self.which, self.nev, self.m, self.n, self.tol, self.generator = which, nev, m, n, tol, gen
+        self.eps = torch.finfo(dtype).eps
+        counter = CountingMatvec(matvec, batch_ndim=len(self.batch))
+        self.counter = counter
+        self.op = lambda x: counter(x.reshape(*self.batch, *x.shape[1:])).reshape(x.shape)
+        zeros = torch.zeros(B, dtype=torch.long, device=device)
+        self.breakdowns, self.failed = zeros.clone(), zeros.clone()
+        # Per-problem estimate threshold (a fraction of tol), tightened when a true residual disagrees.
+        self.thresh = torch.full((B,), tol, dtype=dtype, device=device)
+        self.done = torch.zeros(B, dtype=torch.bool, device=device)
+        self.bad = torch.zeros_like(self.done)  # non-finite matvec output
+        self.norm_est = x0.new_zeros(B)
+        # The answer per problem, frozen when the problem is done (later sweeps only refine the others).
+        self.out_vals = x0.new_full((B, nev), float("nan"))
+        self.out_vecs = x0.new_full((B, nev, n), float("nan"))
+        self.out_res = x0.new_full((B, nev), float("nan"))
+        self.out_est = x0.new_full((B, nev), float("nan"))
+        # The current Krylov block (since the start, or since the last breakdown): its length, and whether
+        # it began with an injected random vector. See the breakdown rule in step().
+        self.block_len = zeros.clone()
+        self.block_random = torch.zeros_like(self.done)
+        # Start vector: x0 normalised; a zero x0 is a breakdown before the first step.
+        x0_norm = _norm(x0)
+        zero_start = x0_norm == 0
+        v = x0 / torch.where(zero_start, torch.ones_like(x0_norm), x0_norm).unsqueeze(-1)
+        if bool(zero_start.any()):
+            v = torch.where(zero_start.unsqueeze(-1), _random_orthonormal(x0.new_zeros((B, 0, n)), gen, x0), v)
+            self.block_random |= zero_start
+        self.fact = KrylovFactorization(v, m)
+        self.everyone = torch.ones(B, dtype=torch.bool, device=device)
+        self.s = 0  # current basis size (the same for the whole batch)
+        self.restarts = 0
+        self.true_checks = 0
 
-    s = 0  # current basis size
-    restarts = 0
-    true_checks = 0
-    beta = x0.new_zeros(batch)
-    while True:
-        # ---- one Lanczos step: v_(s+1) -> column s of T ------------------------------------------
-        V[..., s, :] = v
-        w = op(v)
-        finite = torch.isfinite(w).all(-1)
+    def step(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """One Lanczos step: column ``s`` of ``T``; returns ``(beta, untrusted breakdown)`` per problem."""
+        fact, s, n = self.fact, self.s, self.n
+        step = fact.expand(self.op, self.everyone)
+        orth = step.result
+        finite = torch.isfinite(orth.input_norm)  # a non-finite w has a non-finite norm: no O(n) scan
         if not bool(finite.all()):
             # A non-finite matvec poisons only its own problem: zero it out, report NaN at the end.
-            bad |= ~finite
-            w = torch.where(finite.unsqueeze(-1), w, torch.zeros_like(w))
-        aw = _norm(w)
-        w, h = _cgs2(w, V[..., : s + 1, :])
-        T[..., : s + 1, s] = h
-        s += 1
-        block_len += 1
-        beta = _norm(w)
-        if s < n:
+            self.bad |= ~finite
+            zero = lambda t: torch.where(finite.view(-1, *[1] * (t.ndim - 1)), t, torch.zeros_like(t))  # noqa: E731
+            orth = type(orth)(
+                zero(orth.vector), zero(orth.coefficients), zero(orth.norm), orth.input_norm, orth.in_span
+            )
+            step.result = orth
+        beta = orth.norm
+        self.s = s + 1
+        self.block_len += 1
+        if self.s < n:
             # Invariant to the requested accuracy: beta <= tol ||A|| means every Ritz estimate already
             # passes (a multiple eigenvalue rounded into a tight cluster ends its Krylov space there,
             # not at round-off); the ulps floor covers the first step, before any Ritz value.
-            broke = beta <= torch.maximum(thresh * norm_est, _BREAKDOWN_ULPS * eps * aw)
+            aw = torch.where(finite, orth.input_norm, torch.zeros_like(beta))
+            broke = beta <= torch.maximum(self.thresh * self.norm_est, _BREAKDOWN_ULPS * self.eps * aw)
             # A breakdown makes every Ritz pair exact, but maybe not the WANTED ones: the complement of
             # the basis is invariant and may hold more copies of a multiple eigenvalue (with a random
             # x0, a breakdown before n steps happens only then). Its zero estimates are trusted only
             # when a random vector injected into that complement is itself an eigenvector (a block of
             # length 1 broke down): then, with probability one, the complement is one eigenspace and
             # the whole spectrum is known. Otherwise the iteration goes on with a random vector.
-            trusted = broke & block_random & (block_len == 1)
+            trusted = broke & self.block_random & (self.block_len == 1)
             untrusted = broke & ~trusted
-            v = w / torch.where(broke, torch.ones_like(beta), beta).unsqueeze(-1)
+            v = orth.vector / torch.where(broke, torch.ones_like(beta), beta).unsqueeze(-1)
             if bool(broke.any()):
-                breakdowns += broke.long()
-                v = torch.where(broke.unsqueeze(-1), _random_orthonormal(V[..., :s, :], generator, w), v)
-                block_len = torch.where(broke, 0, block_len)
-                block_random |= broke
+                self.breakdowns += broke.long()
+                v = torch.where(broke.unsqueeze(-1), _random_orthonormal(fact.basis(self.s), self.generator, v), v)
+                self.block_len = torch.where(broke, 0, self.block_len)
+                self.block_random |= broke
         else:
             # The basis spans R^n: A V = V T exactly, nothing is left to couple to.
-            broke = torch.ones_like(bad)
-            untrusted = torch.zeros_like(bad)
-            v = torch.zeros_like(w)
+            broke = torch.ones_like(self.bad)
+            untrusted = torch.zeros_like(self.bad)
+            v = torch.zeros_like(orth.vector)
         beta = torch.where(broke, torch.zeros_like(beta), beta)
+        fact.commit(step, self.everyone, beta, v)
+        return beta, untrusted
 
-        # ---- Rayleigh-Ritz and the Krylov residual estimates ---------------------------------------
-        if s < nev:
-            continue
-        theta, y = _ritz(torch.where(bad[..., None, None], 0.0, T[..., :s, :s]), which)
-        norm_est = torch.maximum(norm_est, theta.abs().amax(-1))
-        est = beta.unsqueeze(-1) * y[..., s - 1, :].abs()  # [*, s]
-        est_ok = (est[..., :nev] <= thresh.unsqueeze(-1) * norm_est.unsqueeze(-1)).all(-1) & ~untrusted | bad
-        exhausted = s == m and (m == n or restarts >= max_restarts)
-        if bool((est_ok | done).all()) or exhausted:
-            true_checks += 1
-            passed = true_check(y, s, est[..., :nev])
-            # A disagreement between estimate and truth: demand a smaller estimate next time.
-            disagree = ~done & est_ok & ~passed
-            failed += disagree.long()
-            thresh = torch.where(disagree, thresh * 0.1, thresh)
-            done |= (est_ok & passed) | (failed >= _MAX_FAILED_CHECKS) | bad
-            if bool(done.all()) or exhausted:
-                break
+    def true_check(self, y: torch.Tensor, est: torch.Tensor) -> torch.Tensor:
+        """TRUE residuals of the ``nev`` best Ritz pairs (one batched matvec); returns 'passed'."""
+        x = y[..., :, : self.nev].mT @ self.fact.basis(self.s)
+        x = x / _norm(x).clamp_min(torch.finfo(x.dtype).tiny).unsqueeze(-1)
+        ax = self.op(x)
+        # The Rayleigh quotient minimises ||A x - lambda x|| over lambda for this x.
+        lam = (x * ax).sum(-1)
+        res = _norm(ax - lam.unsqueeze(-1) * x)
+        self.norm_est = torch.maximum(self.norm_est, lam.abs().amax(-1))
+        open_ = ~self.done
+        self.out_vals.copy_(torch.where(open_.unsqueeze(-1), lam, self.out_vals))
+        self.out_vecs.copy_(torch.where(open_[..., None, None], x, self.out_vecs))
+        self.out_res.copy_(torch.where(open_.unsqueeze(-1), res, self.out_res))
+        self.out_est.copy_(torch.where(open_.unsqueeze(-1), est, self.out_est))
+        return (res <= self.tol * self.norm_est.unsqueeze(-1)).all(-1)
 
-        # ---- thick restart ----------------------------------------------------------------------------
-        if s == m:
-            k = _keep_count(theta, which, nev, m, ~done)
-            V[..., :k, :] = y[..., :, :k].mT @ V
-            T.zero_()
-            T[..., :k, :k] = torch.diag_embed(theta[..., :k])
-            # v, the last residual direction (or its random replacement), is orthogonal to V_m, hence
-            # to the kept Ritz vectors; its couplings beta_m * y_(m,i) are recomputed by the next step.
-            s = k
-            restarts += 1
-            # The kept Ritz vectors join the current block: a breakdown at the next step is no
-            # longer that of a lone random vector.
-            block_len = torch.where(block_len > 0, block_len + k, block_len)
+    def restart(self, theta: torch.Tensor, y: torch.Tensor) -> None:
+        """Thick restart: keep ``k`` Ritz vectors ``V_m Y_k`` and the residual direction ``v_(m+1)``."""
+        m, fact = self.m, self.fact
+        k = _keep_count(theta, self.which, self.nev, m, ~self.done)
+        transform = y.new_zeros((y.shape[0], m + 1, m + 1))
+        transform[:, :k, :m] = y[..., :, :k].mT
+        transform[:, k, m] = 1.0
+        h_new = y.new_zeros((y.shape[0], m + 1, m))
+        h_new[:, :k, :k] = torch.diag_embed(theta[..., :k])
+        # The coupling b^T = beta_m e_m^T Y_k; Lanczos reads only the upper triangle of H, and the next
+        # step recomputes these couplings as V^T A v_(k+1) (the operator is symmetric).
+        h_new[:, k, :k] = fact.H[:, m, m - 1, None] * y[:, m - 1, :k]
+        fact.restart(torch.arange(y.shape[0], device=y.device), transform, h_new, torch.full_like(fact.size, k))
+        self.s = k
+        self.restarts += 1
+        # The kept Ritz vectors join the current block: a breakdown at the next step is no longer that
+        # of a lone random vector.
+        self.block_len = torch.where(self.block_len > 0, self.block_len + k, self.block_len)
 
-    converged = (out_res <= tol * norm_est.unsqueeze(-1)) & ~bad.unsqueeze(-1)
-    nan = torch.tensor(float("nan"), dtype=dtype, device=device)
-    return EigResult(
-        values=torch.where(bad.unsqueeze(-1), nan, out_vals),
-        vectors=torch.where(bad[..., None, None], nan, out_vecs),
-        residuals=torch.where(bad.unsqueeze(-1), nan, out_res),
-        converged=converged,
-        norm_estimate=norm_est,
-        matvecs=op.count,
-        iterations=restarts,
-        tol=tol,
-        info={
-            "which": which,
-            "krylov_dim": m,
-            "breakdowns": breakdowns,
-            "estimates": out_est,
-            "true_checks": true_checks,
-            "failed_checks": failed,
-            "nonfinite": bad,
-        },
-    )
+    def run(self, max_restarts: int) -> EigResult:
+        """Steps, Ritz checks and restarts until every problem is done or the restarts run out."""
+        nev, m, n, tol = self.nev, self.m, self.n, self.tol
+        while True:
+            beta, untrusted = self.step()
+            s = self.s
+            if s < nev:
+                continue
+            t = torch.where(self.bad[..., None, None], 0.0, self.fact.H[:, :s, :s])
+            theta, y = _ritz(t, self.which)
+            self.norm_est = torch.maximum(self.norm_est, theta.abs().amax(-1))
+            est = beta.unsqueeze(-1) * y[..., s - 1, :].abs()  # [B, s]
+            bound = self.thresh.unsqueeze(-1) * self.norm_est.unsqueeze(-1)
+            est_ok = (est[..., :nev] <= bound).all(-1) & ~untrusted | self.bad
+            exhausted = s == m and (m == n or self.restarts >= max_restarts)
+            if bool((est_ok | self.done).all()) or exhausted:
+                self.true_checks += 1
+                passed = self.true_check(y, est[..., :nev])
+                # A disagreement between estimate and truth: demand a smaller estimate next time.
+                disagree = ~self.done & est_ok & ~passed
+                self.failed += disagree.long()
+                self.thresh = torch.where(disagree, self.thresh * 0.1, self.thresh)
+                self.done |= (est_ok & passed) | (self.failed >= _MAX_FAILED_CHECKS) | self.bad
+                if bool(self.done.all()) or exhausted:
+                    return self.result(tol)
+            if s == m:
+                self.restart(theta, y)
+
+    def result(self, tol: float) -> EigResult:
+        bad, batch, nev, n = self.bad, self.batch, self.nev, self.n
+        converged = (self.out_res <= tol * self.norm_est.unsqueeze(-1)) & ~bad.unsqueeze(-1)
+        nan = float("nan")
+        residuals = torch.where(bad.unsqueeze(-1), nan, self.out_res).reshape(*batch, nev)
+        info = ConvergenceInfo(
+            converged=converged.reshape(*batch, nev),
+            residuals=residuals,
+            matvecs=self.counter.count,
+            iterations=self.restarts,
+            tol=tol,
+            norm_estimate=self.norm_est.reshape(batch),
+            estimates=self.out_est.reshape(*batch, nev),
+            breakdowns=self.breakdowns.reshape(batch),
+            nonfinite=bad.reshape(batch),
+            true_residual_retries=self.failed.reshape(batch),
+            krylov_dim=self.m,
+            true_checks=self.true_checks,
+        )
+        return EigResult(
+            values=torch.where(bad.unsqueeze(-1), nan, self.out_vals).reshape(*batch, nev),
+            vectors=torch.where(bad[..., None, None], nan, self.out_vecs).reshape(*batch, nev, n),
+            info=info,
+        )
+
+
+def lanczos(
+    matvec: Matvec,
+    x0: torch.Tensor,
+    *,
+    which: str = "LA",
+    nev: int = 1,
+    krylov_dim: int | None = None,
+    tol: float | None = None,
+    max_restarts: int | None = None,
+    generator: torch.Generator | None = None,
+) -> EigResult:
+    """The ``nev`` largest (``"LA"``) or smallest (``"SA"``) ALGEBRAIC eigenpairs ``A x = lambda x`` of a
+    symmetric operator.
+
+    Thick-restart Lanczos with full reorthogonalisation on ``A V_j = V_j T_j + beta_j v_(j+1) e_j^T``
+    (see the module docstring for the math).
+
+    Args:
+        matvec: ``X -> A X`` on the last dimension, ``A`` symmetric; ``X`` is ``[*batch, n]`` or
+            ``[*batch, k, n]``.
+        x0: start vectors ``[*batch, n]`` (need not be normalised; a zero row is replaced by a random
+            one). Every batch element is an independent problem; all run together.
+        which: ``"LA"`` (largest algebraic) or ``"SA"`` (smallest algebraic). Never largest
+            magnitude: on an indefinite operator that is the other end of the spectrum.
+        nev: number of wanted eigenpairs, ``1 <= nev <= n``.
+        krylov_dim: maximum basis size ``m`` (clipped to ``n``; must exceed ``nev`` when ``< n``);
+            default ``DEFAULTS.krylov_dim``.
+        tol: normwise tolerance: converged iff ``||A x - lambda x|| <= tol * norm_estimate``.
+            Defaults to ``default_tol(x0.dtype)``.
+        max_restarts: thick restarts allowed before returning a partial result (default
+            ``DEFAULTS.max_restarts``).
+        generator: random source for the vectors that replace a broken-down direction (and a zero
+            ``x0``); a fixed-seed generator on ``x0``'s device when ``None``.
+
+    Returns:
+        :class:`EigResult` with ``values [*batch, nev]`` (best first), ``vectors [*batch, nev, n]``,
+        TRUE residuals, ``converged`` from them, ``norm_estimate = max |Ritz value|`` seen; its
+        :class:`ConvergenceInfo` also holds the Krylov ``estimates``, ``breakdowns`` and
+        ``true_residual_retries`` (estimates the true residual contradicted) per problem. Never raises
+        on non-convergence: ``converged`` is ``False`` and the values are the best Ritz pairs found.
+    """
+    krylov_dim = DEFAULTS.krylov_dim if krylov_dim is None else krylov_dim
+    max_restarts = DEFAULTS.max_restarts if max_restarts is None else max_restarts
+    m = _validate(x0, which, nev, krylov_dim, max_restarts)
+    tol = default_tol(x0.dtype) if tol is None else float(tol)
+    if generator is None:
+        generator = torch.Generator(device=x0.device).manual_seed(0x5EC7)
+    return _Lanczos(matvec, x0, which, nev, m, tol, generator).run(max_restarts)

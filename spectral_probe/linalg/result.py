@@ -1,4 +1,4 @@
-"""The one result type every eigensolver returns, and the matvec counter they share.
+"""The one convergence record every solver returns, the two result types on it, and the matvec counter.
 
 Conventions shared by every solver in :mod:`spectral_probe.linalg`:
 
@@ -8,53 +8,167 @@ Conventions shared by every solver in :mod:`spectral_probe.linalg`:
 * A start vector ``x0`` has shape ``[*batch, n]``; every returned tensor carries the same ``*batch``.
 * Vectors are stored as rows: ``vectors[..., k, :]`` is the k-th eigenvector.
 * ``matvecs`` counts operator applications PER PROBLEM: a call on ``[*batch, p, n]`` counts ``p``.
+
+Every solver returns its numbers with one :class:`ConvergenceInfo` (``converged``, TRUE ``residuals``,
+``matvecs``, ``iterations`` and the typed diagnostics): eigensolvers in an :class:`EigResult`, the
+linear solver (GMRES) in a :class:`LinearSolveResult`. A diagnostic a solver does not produce is
+``None`` (or zero counts), never a missing key.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
+
+from spectral_probe.linalg.defaults import DEFAULTS
+
+__all__ = ["ConvergenceInfo", "CountingMatvec", "EigResult", "GmresResult", "LinearSolveResult", "default_tol"]
 
 Matvec = Callable[[torch.Tensor], torch.Tensor]
 
 
 def default_tol(dtype: torch.dtype) -> float:
     """Normwise residual tolerance ``eps(dtype) ** (2/3)`` (1.8e-11 in float64, 4.8e-6 in float32)."""
-    return float(torch.finfo(dtype).eps) ** (2.0 / 3.0)
+    return float(torch.finfo(dtype).eps) ** DEFAULTS.tol_exponent
 
 
 @dataclass(frozen=True)
-class EigResult:
+class ConvergenceInfo:
+    """How a solve ended, the same fields for every solver (shapes: ``*batch`` of the problem, ``k``
+    the reported pairs; a linear solve has ``k`` absent: ``[*batch]``).
+
+    converged:      bool, ``residuals <= tol * norm_estimate`` (eigensolvers: normwise, never relative
+                    to ``|lambda|``, which is 0 at a bifurcation) or ``<= tol * ||b||`` (GMRES).
+    residuals:      TRUE residual norms from explicit matvecs (``||A v - lambda v||``, ``||b - A x||``),
+                    never the Krylov estimate; NaN where the operator returned non-finite numbers.
+    matvecs:        operator applications per problem, the residual ones included (a shared
+                    Krylov-Schur run reports its total in every target's result).
+    iterations:     restarts (Lanczos, Krylov-Schur), sweeps (block Rayleigh-Ritz), cycles (GMRES).
+    tol:            the tolerance used.
+    norm_estimate:  ``[*batch]`` the scale of ``tol``: a lower bound of ``||A||_2`` (eigensolvers) or
+                    ``||b||`` (GMRES).
+    estimates:      the solver's own residual estimates (Krylov ``|beta e_m^T y|``, the Givens residual),
+                    or None.
+    breakdowns:     ``[*batch]`` invariant subspaces met (each continued from a random vector, or exact).
+    nonfinite:      ``[*batch]`` bool, the operator returned non-finite numbers (that problem stopped).
+    stagnated:      ``[*batch]`` bool, stopped because more iterations could not help (block RR), or None.
+    true_residual_retries: ``[*batch]`` times a converged estimate was contradicted by the true residual.
+    fallback_restarts: ``[*batch]`` thick restarts that failed their invariance check (Krylov-Schur).
+    matvecs_per_problem: ``[*batch]`` where problems of a batch stop at different times, else None.
+    iterations_per_problem: ``[*batch]`` restarts / the sweep each answer comes from, else None.
+    krylov_dim:     the basis size ``m`` (block RR: the block size ``p``; GMRES: the restart length).
+    history:        ``[*batch, iterations]`` the leading value per iteration (block RR: ``|mu_1|``), or None.
+    true_checks:    times the true residuals were computed (each a batched matvec), where counted.
+    """
+
+    converged: torch.Tensor
+    residuals: torch.Tensor
+    matvecs: int
+    iterations: int
+    tol: float
+    norm_estimate: torch.Tensor
+    breakdowns: torch.Tensor
+    nonfinite: torch.Tensor
+    krylov_dim: int
+    estimates: torch.Tensor | None = None
+    stagnated: torch.Tensor | None = None
+    true_residual_retries: torch.Tensor | None = None
+    fallback_restarts: torch.Tensor | None = None
+    matvecs_per_problem: torch.Tensor | None = None
+    iterations_per_problem: torch.Tensor | None = None
+    history: torch.Tensor | None = None
+    true_checks: int = 0
+
+    @property
+    def all_converged(self) -> bool:
+        """Every problem (and every reported pair) converged."""
+        return bool(self.converged.all())
+
+
+class _Converging:
+    """The convergence fields of a result, read through its :class:`ConvergenceInfo`."""
+
+    info: ConvergenceInfo
+
+    @property
+    def converged(self) -> torch.Tensor:
+        """Bool per problem (and pair): the TRUE residual meets the tolerance."""
+        return self.info.converged
+
+    @property
+    def residuals(self) -> torch.Tensor:
+        """TRUE residual norms from explicit matvecs."""
+        return self.info.residuals
+
+    @property
+    def matvecs(self) -> int:
+        """Operator applications per problem."""
+        return self.info.matvecs
+
+    @property
+    def iterations(self) -> int:
+        """Restarts, sweeps or cycles performed."""
+        return self.info.iterations
+
+    @property
+    def tol(self) -> float:
+        """The tolerance used."""
+        return self.info.tol
+
+    @property
+    def norm_estimate(self) -> torch.Tensor:
+        """The scale of the tolerance (a lower bound of ``||A||_2``, or ``||b||``)."""
+        return self.info.norm_estimate
+
+    @property
+    def all_converged(self) -> bool:
+        """Every problem (and pair) converged."""
+        return self.info.all_converged
+
+
+@dataclass(frozen=True)
+class EigResult(_Converging):
     """Eigenpairs ``A v = lambda v`` found by a solver, best (by the solver's target) first.
 
-    values:        ``[*batch, k]``, real, or complex for non-symmetric operators.
-    vectors:       ``[*batch, k, n]``, unit 2-norm rows (complex where ``values`` is complex).
-    residuals:     ``[*batch, k]`` TRUE residual norms ``||A v - lambda v||`` from explicit matvecs,
-                   not the Krylov estimate.
-    converged:     ``[*batch, k]`` bool, ``residuals <= tol * norm_estimate`` (normwise, never relative
-                   to ``|lambda|``, which is 0 at a bifurcation).
-    norm_estimate: ``[*batch]`` an estimate of ``||A||_2`` (a lower bound from the Krylov space).
-    matvecs:       operator applications per problem, the extra residual matvecs included.
-    iterations:    restarts (Krylov) or sweeps (subspace iteration) performed.
-    tol:           the normwise tolerance used.
-    info:          solver-specific diagnostics (breakdowns, krylov dimension, history ...).
+    values:  ``[*batch, k]``, real, or complex for non-symmetric operators.
+    vectors: ``[*batch, k, n]``, unit 2-norm rows (complex where ``values`` is complex).
+    info:    :class:`ConvergenceInfo`; ``residuals``, ``converged``, ``matvecs``, ``iterations``,
+             ``tol`` and ``norm_estimate`` read through to it.
     """
 
     values: torch.Tensor
     vectors: torch.Tensor
-    residuals: torch.Tensor
-    converged: torch.Tensor
-    norm_estimate: torch.Tensor
-    matvecs: int
-    iterations: int
-    tol: float
-    info: dict = field(default_factory=dict)
+    info: ConvergenceInfo
+
+
+@dataclass(frozen=True)
+class LinearSolveResult(_Converging):
+    """The solution of ``A x = b`` (GMRES).
+
+    x:    ``[*batch, n]`` the final iterate.
+    info: :class:`ConvergenceInfo`, ``residuals [*batch]`` the TRUE ``||b - A x||``, ``norm_estimate``
+          ``||b||``, ``converged = residuals <= tol * ||b||``.
+    """
+
+    x: torch.Tensor
+    info: ConvergenceInfo
 
     @property
-    def all_converged(self) -> bool:
-        return bool(self.converged.all())
+    def residual_norm(self) -> torch.Tensor:
+        """``[*batch]`` TRUE ``||b - A x||`` (NaN where the operator returned non-finite numbers)."""
+        return self.info.residuals
+
+    @property
+    def relative_residual(self) -> torch.Tensor:
+        """``[*batch]`` ``||b - A x|| / ||b||`` (0 where ``b = 0``, then ``x = 0``)."""
+        bnorm = self.info.norm_estimate
+        return torch.where(bnorm > 0, self.residual_norm / torch.where(bnorm > 0, bnorm, 1.0), self.residual_norm)
+
+
+#: The former name of :class:`LinearSolveResult` (one result family: it is the same class).
+GmresResult = LinearSolveResult
 
 
 class CountingMatvec:
@@ -70,6 +184,7 @@ class CountingMatvec:
         self.count = 0
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        """``A x``, counting one application per vector of the block."""
         block = x.shape[self._batch_ndim : x.ndim - 1]
         n_vectors = 1
         for size in block:

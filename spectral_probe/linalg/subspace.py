@@ -41,8 +41,9 @@ from collections import deque
 
 import torch
 
-from spectral_probe.linalg.result import CountingMatvec, EigResult, Matvec, default_tol
-from spectral_probe.linalg.threads import single_threaded
+from spectral_probe.linalg.defaults import DEFAULTS
+from spectral_probe.linalg.result import ConvergenceInfo, CountingMatvec, EigResult, Matvec, default_tol
+from spectral_probe.linalg.threads import serial_if_small, single_threaded
 
 # Sweeps without progress before a problem is declared stagnated.
 _WINDOW = 20
@@ -54,7 +55,8 @@ def _orth(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     Householder QR returns orthonormal columns even for a rank-deficient block, so a degenerate warm
     start (two equal rows, say) still yields a valid (if arbitrary in the missing directions) basis.
     """
-    q, r = torch.linalg.qr(x.mT, mode="reduced")
+    with serial_if_small(x):  # a QR of a tall thin block: the 2-thread OpenMP trap (threads.py)
+        q, r = torch.linalg.qr(x.mT, mode="reduced")
     return q.mT, r
 
 
@@ -73,7 +75,7 @@ def block_rayleigh_ritz(
     x0: torch.Tensor,
     *,
     tol: float | None = None,
-    max_iters: int = 500,
+    max_iters: int | None = None,
 ) -> EigResult:
     """The ``p`` largest-modulus Ritz pairs of a general real operator by block subspace iteration.
 
@@ -85,39 +87,28 @@ def block_rayleigh_ritz(
             orthonormal). ``p`` larger than ``n`` is clipped to ``n`` (then the block spans R^n and the
             answer is exact after one sweep).
         tol: normwise tolerance on the leading Ritz pair's TRUE residual (default ``default_tol``).
-        max_iters: maximum number of sweeps (``p`` matvecs each).
+        max_iters: maximum number of sweeps (``p`` matvecs each; default ``DEFAULTS.block_max_iters``).
 
     Returns:
         :class:`EigResult` with complex ``values [*batch, p]`` ordered by modulus (largest first, a
         conjugate pair as ``+imag`` then ``-imag``), complex unit ``vectors [*batch, p, n]``, their TRUE
         residuals, ``converged`` per pair (``residual <= tol * norm_estimate``). The run stops (per
         problem) on the LEADING pair's convergence; the other pairs are reported as they are.
-        ``info``: ``rho_history [*batch, sweeps]`` (leading modulus per sweep), ``stagnated [*batch]``,
-        ``sweeps [*batch]`` (the sweep each problem's answer comes from), ``block_size``.
-        Never raises on non-convergence.
+        ``info`` (:class:`ConvergenceInfo`): ``history [*batch, sweeps]`` (leading modulus per sweep),
+        ``stagnated [*batch]``, ``iterations_per_problem [*batch]`` (the sweep each problem's answer comes
+        from), ``krylov_dim`` (the block size ``p``). Never raises on non-convergence.
     """
-    if x0.ndim < 2 or not x0.dtype.is_floating_point:
-        raise ValueError(f"x0 must be a real floating block [*batch, p, n], got {x0.dtype} of shape {tuple(x0.shape)}")
+    x0, max_iters = _validate(x0, max_iters)
     p, n = x0.shape[-2], x0.shape[-1]
-    if p < 1 or n < 1:
-        raise ValueError(f"x0 must have a block size p >= 1 and n >= 1, got shape {tuple(x0.shape)}")
-    if max_iters < 1:
-        raise ValueError(f"max_iters must be >= 1, got {max_iters}")
-    if p > n:
-        x0 = x0[..., :n, :]
-        p = n
     tol = default_tol(x0.dtype) if tol is None else float(tol)
     batch = x0.shape[:-2]
     dtype, device = x0.dtype, x0.device
     eps = torch.finfo(dtype).eps
     cdtype = torch.complex128 if dtype == torch.float64 else torch.complex64
-
     op = CountingMatvec(matvec, batch_ndim=len(batch))
     x, _ = _orth(x0)
     norm_est = x0.new_zeros(batch)
-    done = torch.zeros(batch, dtype=torch.bool, device=device)
-    stagnated = torch.zeros(batch, dtype=torch.bool, device=device)
-    bad = torch.zeros(batch, dtype=torch.bool, device=device)
+    done, stagnated, bad = (torch.zeros(batch, dtype=torch.bool, device=device) for _ in range(3))
     sweep_of = torch.zeros(batch, dtype=torch.long, device=device)
     out_vals = torch.full((*batch, p), complex("nan"), dtype=cdtype, device=device)
     out_vecs = torch.full((*batch, p, n), complex("nan"), dtype=cdtype, device=device)
@@ -130,26 +121,19 @@ def block_rayleigh_ritz(
     sweeps = 0
     for sweeps in range(1, max_iters + 1):  # noqa: B007 (the count is reported)
         y = op(x)
-        finite = torch.isfinite(y).flatten(-2).all(-1)
-        bad |= ~finite & ~done
-        y = torch.where(finite[..., None, None], y, torch.zeros_like(y))
-        h = x @ y.mT  # h[i, j] = x_i . M x_j
-        with single_threaded():
-            mu, s = _sort_by_modulus(*torch.linalg.eig(h))
-        u = s.mT @ x.to(cdtype)  # Ritz vectors as rows: u_i = sum_j s_ji x_j
-        mu_u = s.mT @ y.to(cdtype)  # M u_i, from the explicit matvec
-        scale = torch.linalg.vector_norm(u, dim=-1).clamp_min(torch.finfo(dtype).tiny)
-        u, mu_u = u / scale.unsqueeze(-1), mu_u / scale.unsqueeze(-1)
-        res = torch.linalg.vector_norm(mu_u - mu.unsqueeze(-1) * u, dim=-1)
+        # A non-finite block has a non-finite norm: one reduction, no separate isfinite pass.
+        finite = torch.isfinite(torch.linalg.vector_norm(y, dim=(-2, -1)))
+        if not bool(finite.all()):
+            bad |= ~finite & ~done
+            y = torch.where(finite[..., None, None], y, torch.zeros_like(y))
+        mu, u, res = _rayleigh_ritz(x, y, cdtype)
         x, r = _orth(y)
         # ||M X||_2 for orthonormal X is sigma_max(R); |mu| is a lower bound of ||M|| too.
-        norm_est = torch.maximum(norm_est, torch.linalg.matrix_norm(r, ord=2))
-        norm_est = torch.maximum(norm_est, mu.abs().amax(-1))
-
+        norm_est = torch.maximum(norm_est, torch.maximum(torch.linalg.matrix_norm(r, ord=2), mu.abs().amax(-1)))
+        # The answer of a problem is frozen when it is done (later sweeps only refine the others).
         open_ = ~done
-        out_vals = torch.where(open_.unsqueeze(-1), mu, out_vals)
+        out_vals, out_res = (torch.where(open_.unsqueeze(-1), a, b) for a, b in ((mu, out_vals), (res, out_res)))
         out_vecs = torch.where(open_[..., None, None], u, out_vecs)
-        out_res = torch.where(open_.unsqueeze(-1), res, out_res)
         sweep_of = torch.where(open_, sweeps, sweep_of)
         rho_history.append(mu[..., 0].abs())
         window.append((mu[..., 0], res[..., 0]))
@@ -164,25 +148,70 @@ def block_rayleigh_ritz(
         done |= converged | stuck | bad
         if bool(done.all()):
             break
+    return _result(out_vals, out_vecs, out_res, bad, norm_est, tol, op.count, sweeps, stagnated, sweep_of, rho_history)
 
+
+def _validate(x0: torch.Tensor, max_iters: int | None) -> tuple[torch.Tensor, int]:
+    """The start block (``p`` clipped to ``n``) and the sweep limit, or ``ValueError``."""
+    if x0.ndim < 2 or not x0.dtype.is_floating_point:
+        raise ValueError(f"x0 must be a real floating block [*batch, p, n], got {x0.dtype} of shape {tuple(x0.shape)}")
+    p, n = x0.shape[-2], x0.shape[-1]
+    if p < 1 or n < 1:
+        raise ValueError(f"x0 must have a block size p >= 1 and n >= 1, got shape {tuple(x0.shape)}")
+    max_iters = DEFAULTS.block_max_iters if max_iters is None else max_iters
+    if max_iters < 1:
+        raise ValueError(f"max_iters must be >= 1, got {max_iters}")
+    return (x0[..., :n, :] if p > n else x0), max_iters
+
+
+def _rayleigh_ritz(
+    x: torch.Tensor, y: torch.Tensor, cdtype: torch.dtype
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Ritz values ``mu`` of ``H = X^T M X`` (modulus order), unit Ritz vectors ``u_i = X s_i`` and their
+    TRUE residuals ``||M u_i - mu_i u_i||`` (``M u_i = Y s_i`` from the explicit ``Y = M X``)."""
+    with serial_if_small(x):  # a product of two thin blocks: the 2-thread OpenMP trap (threads.py)
+        h = x @ y.mT  # h[i, j] = x_i . M x_j
+    with single_threaded():
+        mu, s = _sort_by_modulus(*torch.linalg.eig(h))
+    u = s.mT @ x.to(cdtype)  # Ritz vectors as rows: u_i = sum_j s_ji x_j
+    mu_u = s.mT @ y.to(cdtype)  # M u_i, from the explicit matvec
+    scale = torch.linalg.vector_norm(u, dim=-1).clamp_min(torch.finfo(x.dtype).tiny)
+    u, mu_u = u / scale.unsqueeze(-1), mu_u / scale.unsqueeze(-1)
+    return mu, u, torch.linalg.vector_norm(mu_u - mu.unsqueeze(-1) * u, dim=-1)
+
+
+def _result(
+    out_vals: torch.Tensor,
+    out_vecs: torch.Tensor,
+    out_res: torch.Tensor,
+    bad: torch.Tensor,
+    norm_est: torch.Tensor,
+    tol: float,
+    matvecs: int,
+    sweeps: int,
+    stagnated: torch.Tensor,
+    sweep_of: torch.Tensor,
+    history: list[torch.Tensor],
+) -> EigResult:
+    """The :class:`EigResult` of a run (NaN where the operator returned non-finite numbers)."""
+    p = out_vals.shape[-1]
     converged = (out_res <= tol * norm_est.unsqueeze(-1)) & ~bad.unsqueeze(-1)
-    return EigResult(
-        values=torch.where(bad.unsqueeze(-1), complex("nan"), out_vals),
-        vectors=torch.where(bad[..., None, None], complex("nan"), out_vecs),
-        residuals=torch.where(bad.unsqueeze(-1), float("nan"), out_res),
+    info = ConvergenceInfo(
         converged=converged,
-        norm_estimate=norm_est,
-        matvecs=op.count,
+        residuals=torch.where(bad.unsqueeze(-1), float("nan"), out_res),
+        matvecs=matvecs,
         iterations=sweeps,
         tol=tol,
-        info={
-            "rho_history": torch.stack(rho_history, dim=-1),
-            "stagnated": stagnated,
-            "sweeps": sweep_of,
-            "block_size": p,
-            "nonfinite": bad,
-        },
+        norm_estimate=norm_est,
+        breakdowns=torch.zeros_like(sweep_of),
+        nonfinite=bad,
+        krylov_dim=p,
+        stagnated=stagnated,
+        iterations_per_problem=sweep_of,
+        history=torch.stack(history, dim=-1),
     )
+    values = torch.where(bad.unsqueeze(-1), complex("nan"), out_vals)
+    return EigResult(values=values, vectors=torch.where(bad[..., None, None], complex("nan"), out_vecs), info=info)
 
 
 def _stagnated(

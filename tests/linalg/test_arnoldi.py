@@ -313,7 +313,7 @@ def test_low_rank_breakdown_is_exact():
     for name, res in out.items():
         check_honest(res, A)
         assert res.all_converged
-        assert int(res.info["breakdowns"]) > 0
+        assert int(res.info.breakdowns) > 0
         assert res.iterations == 0  # the first cycle was exact: no restart
         assert torch.allclose(res.values, dense_top(A, name, 2), rtol=0, atol=agree(F64) * norm2(A))
 
@@ -343,7 +343,7 @@ def test_krylov_dim_is_clipped_and_zero_start_is_replaced():
     A = nonnormal(30, seed=9)
     out = krylov_schur(op(A), torch.zeros(30, dtype=F64), krylov_dim=500, generator=torch.Generator().manual_seed(0))
     res = out["LR"]
-    assert res.info["krylov_dim"] == 30
+    assert res.info.krylov_dim == 30
     check_honest(res, A)
     assert res.all_converged and res.iterations == 0
     assert torch.allclose(res.values[0], dense_top(A, "LR", 1)[0], rtol=0, atol=agree(F64) * norm2(A))
@@ -376,13 +376,13 @@ def test_batch_equals_separate_solves():
             # Each problem runs its own trajectory: identical up to the rounding of batched kernels.
             assert torch.allclose(t.values[b], s.values, rtol=0, atol=agree(F64) * norm2(As[b]))
             assert torch.allclose(t2.values.reshape(4, 2)[b], s.values, rtol=0, atol=agree(F64) * norm2(As[b]))
-            assert int(t.info["matvecs_per_problem"][b]) == s.matvecs
+            assert int(t.info.matvecs_per_problem[b]) == s.matvecs
             assert torch.allclose(t.values[b], dense_top(As[b], name, 2), rtol=0, atol=agree(F64) * norm2(As[b]))
     for res in batched.values():
         check_honest(res, As)
         assert res.values.shape == (4, 2) and res.vectors.shape == (4, 2, n)
         # The shared count includes calls where a problem idled (kept sizes differ by a pair).
-        per = res.info["matvecs_per_problem"]
+        per = res.info.matvecs_per_problem
         assert int(per.max()) <= res.matvecs <= int(per.sum())
     assert batched_2d["LR"].values.shape == (2, 2, 2)
 
@@ -413,7 +413,7 @@ def test_extreme_nonnormality_exercises_the_restart_fallback():
     Q = orthogonal(n, g)
     A = Q @ T @ Q.T
     out = krylov_schur(op(A), start(n, 0), targets=("LR", largest_modulus(1.0, STEP)), nev=2)
-    assert int(out["LR"].info["fallback_restarts"]) > 0
+    assert int(out["LR"].info.fallback_restarts) > 0
     for res in out.values():
         check_honest(res, A)
         assert res.all_converged
@@ -430,7 +430,7 @@ def test_non_finite_operator_fails_one_problem_only():
     out = krylov_schur(op(As), start(n, 1, batch=(2,)), targets=("LR", "LM"), nev=2)
     for name, res in out.items():
         assert bool(res.converged[0].all()) and not bool(res.converged[1].any())
-        assert bool(res.info["failed"][1]) and bool(torch.isinf(res.residuals[1]).all())
+        assert bool(res.info.nonfinite[1]) and bool(torch.isinf(res.residuals[1]).all())
         assert torch.allclose(res.values[0], dense_top(As[0], name, 2), rtol=0, atol=agree(F64) * norm2(As[0]))
 
 

@@ -12,7 +12,8 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from spectral_probe.linalg.gmres import GmresResult, gmres
+from spectral_probe.linalg import LinearSolveResult as GmresResult
+from spectral_probe.linalg import gmres
 from spectral_probe.linalg.result import default_tol
 
 F64 = torch.float64
@@ -46,7 +47,7 @@ def check_honest(res: GmresResult, A: torch.Tensor, b: torch.Tensor) -> None:
     n = b.shape[-1]
     assert torch.allclose(res.residual_norm.to(F64), true, rtol=0, atol=10 * math.sqrt(n) * eps * scale)
     bnorm = torch.linalg.vector_norm(b64, dim=-1)
-    tol = res.info["tol"]
+    tol = res.info.tol
     assert torch.equal(res.converged, res.residual_norm <= tol * torch.linalg.vector_norm(b, dim=-1))
     expected_rel = torch.where(
         bnorm > 0, res.residual_norm.to(F64) / bnorm.clamp_min(1e-300), res.residual_norm.to(F64)
@@ -80,7 +81,7 @@ def test_restarts_and_initial_guess():
     A, b = nonsymmetric(n, 2, shift=1.5), vec(n, 3)
     res = gmres(op(A), b, restart=5, max_iters=2000)
     check_honest(res, A, b)
-    assert res.all_converged and res.info["restarts"] > 1
+    assert res.all_converged and res.info.true_checks > 1
     x_true = torch.linalg.solve(A, b)
     assert float(torch.linalg.vector_norm(res.x - x_true)) <= float(solve_error_bound(A, res, x_true))
     # Starting from the solution: one residual matvec, nothing else to do.
@@ -119,7 +120,7 @@ def test_nonconvergence_is_honest():
     res = gmres(op(A), b, restart=10, max_iters=15)
     check_honest(res, A, b)
     assert not res.all_converged
-    assert res.info["iterations"] == 15
+    assert res.info.iterations == 15
     assert res.matvecs == 15 + 2  # one true-residual matvec per cycle (2 cycles)
     assert bool(torch.isfinite(res.x).all())
     assert float(res.relative_residual) < 1.0  # GMRES never increases the residual
@@ -154,14 +155,14 @@ def test_tiny_and_breakdown(A):
     check_honest(res, A, b)
     assert res.all_converged
     assert torch.allclose(res.x, torch.linalg.solve(A, b), rtol=1e-10, atol=0)
-    assert res.info["iterations"] <= n
+    assert res.info.iterations <= n
 
 
 def test_float32():
     n = 100
     A, b = nonsymmetric(n, 12, dtype=torch.float32), vec(n, 13, dtype=torch.float32)
     res = gmres(op(A), b)
-    assert res.x.dtype == torch.float32 and res.info["tol"] == default_tol(torch.float32)
+    assert res.x.dtype == torch.float32 and res.info.tol == default_tol(torch.float32)
     check_honest(res, A, b)
     assert res.all_converged
     x_true = torch.linalg.solve(A.double(), b.double())
@@ -175,7 +176,7 @@ def test_non_finite_operator_fails_one_system_only():
     bs = vec(n, 19, batch=(2,))
     res = gmres(op(As), bs)
     assert bool(res.converged[0]) and not bool(res.converged[1])
-    assert math.isnan(float(res.residual_norm[1])) and bool(res.info["failed"][1])
+    assert math.isnan(float(res.residual_norm[1])) and bool(res.info.nonfinite[1])
     assert bool(torch.isfinite(res.x).all())
     assert torch.allclose(res.x[0], torch.linalg.solve(As[0], bs[0]), rtol=0, atol=1e-8)
 

@@ -7,6 +7,7 @@ The test matrices have spectra known by construction (``matrices.block_spectrum`
 from __future__ import annotations
 
 import cmath
+import dataclasses
 import math
 
 import numpy as np
@@ -155,9 +156,11 @@ def test_stagnation_below_round_off_stops_early() -> None:
     a, _ = hopf_matrix(seed=7)
     r = block_rayleigh_ritz(dense_matvec(a), start((2, a.shape[0]), 5), tol=1e-20, max_iters=1000)
     assert not r.all_converged
-    assert bool(r.info["stagnated"])
+    assert bool(r.info.stagnated)
     assert r.iterations < 300
-    check_leading(a, type(r)(**{**r.__dict__, "converged": torch.ones_like(r.converged)}), rel=1e-12)
+    check_leading(
+        a, dataclasses.replace(r, info=dataclasses.replace(r.info, converged=torch.ones_like(r.converged))), rel=1e-12
+    )
 
 
 def test_forced_non_convergence_returns_honest_partial_result() -> None:
@@ -172,8 +175,8 @@ def test_forced_non_convergence_returns_honest_partial_result() -> None:
     # A partial answer is still a Rayleigh-Ritz answer: unit vectors, ||M|| bounds its values.
     np.testing.assert_allclose(np.linalg.norm(r.vectors.numpy(), axis=-1), 1.0, rtol=1e-12)
     assert float(r.values.abs().max()) <= np.linalg.norm(a, 2) * (1 + 1e-12)
-    assert r.info["rho_history"].shape == (2,)
-    np.testing.assert_allclose(float(r.info["rho_history"][-1]), float(r.values[0].abs()), rtol=1e-14)
+    assert r.info.history.shape == (2,)
+    np.testing.assert_allclose(float(r.info.history[-1]), float(r.values[0].abs()), rtol=1e-14)
 
 
 # ------------------------------------------------------------------------------------------------------
@@ -215,17 +218,18 @@ def test_batch_equals_separate_solves() -> None:
     x0 = start((*batch, 4, n), 8)
     r = block_rayleigh_ritz(dense_matvec(mats), x0)
     assert r.values.shape == (*batch, 4) and r.vectors.shape == (*batch, 4, n)
-    assert r.info["rho_history"].shape == (*batch, r.iterations)
-    sweeps = r.info["sweeps"]
+    assert r.info.history.shape == (*batch, r.iterations)
+    sweeps = r.info.iterations_per_problem
     for i in range(batch[0]):
         for j in range(batch[1]):
             one = block_rayleigh_ritz(dense_matvec(mats[i, j]), x0[i, j])
             # Frozen at convergence: the batch element IS its separate solve (same sweeps, same pairs).
             assert int(sweeps[i, j]) == one.iterations
             np.testing.assert_allclose(r.values[i, j].numpy(), one.values.numpy(), rtol=1e-12, atol=1e-14)
-            sub = type(r)(**{**r.__dict__, "values": r.values[i, j], "vectors": r.vectors[i, j]})
-            sub = type(r)(**{**sub.__dict__, "residuals": r.residuals[i, j], "converged": r.converged[i, j]})
-            sub = type(r)(**{**sub.__dict__, "norm_estimate": r.norm_estimate[i, j]})
+            info = dataclasses.replace(
+                r.info, residuals=r.residuals[i, j], converged=r.converged[i, j], norm_estimate=r.norm_estimate[i, j]
+            )
+            sub = type(r)(values=r.values[i, j], vectors=r.vectors[i, j], info=info)
             check_leading(mats[i, j], sub, rel=1e-8)
 
 
@@ -271,7 +275,7 @@ def test_non_finite_matvec_is_reported_not_raised() -> None:
 
     r = block_rayleigh_ritz(matvec, start((2, 2, a.shape[0]), 14))
     assert bool(r.converged[0, 0]) and not bool(r.converged[1].any())
-    assert bool(r.info["nonfinite"][1]) and torch.isnan(r.values[1]).all()
+    assert bool(r.info.nonfinite[1]) and torch.isnan(r.values[1]).all()
     assert abs(float(r.values[0, 0].abs()) - 1.05) <= 1e-10
 
 
@@ -326,7 +330,7 @@ def test_property_against_dense(n: int, seed: int, complex_lead: bool, p: int, r
     check_leading(a, r)
     np.testing.assert_allclose(float(r.values[0].abs()), scale, rtol=1e-8)
     # rho_history ends at the reported modulus, and the cost is p matvecs per sweep.
-    np.testing.assert_allclose(float(r.info["rho_history"][-1]), float(r.values[0].abs()), rtol=1e-14)
+    np.testing.assert_allclose(float(r.info.history[-1]), float(r.values[0].abs()), rtol=1e-14)
     assert r.matvecs == min(p, n) * r.iterations
     if n >= 6:
         w = arpack_eigs_lm(a, 2, seed=seed % 997)
