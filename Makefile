@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 TORCH_PIN ?= torch==2.13.0
 STAMP := $(VENV)/.installed
 
-.PHONY: setup samples test lint bench regen-samples clean
+.PHONY: setup samples test lint bench bench-competitors bench-full-scan regen-samples clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -32,9 +32,26 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m pip install --quiet -e '.[bench]'
 	$(BIN)/python -m bench.run --output BENCHMARKS.md
+	$(BIN)/python -m bench.full_scan --output BENCHMARKS.md
+
+# The full scan's competitors (Debian): SLEPc through slepc4py in its own venv (the system site packages
+# hold Debian's slepc4py; torch goes in beside it), PRIMME in the main venv (it builds against LAPACK).
+# bench.full_scan finds .venv-slepc by itself and skips, with the reason, whatever is absent.
+SLEPC_VENV ?= .venv-slepc
+SUDO ?= $(if $(filter 0,$(shell id -u)),,sudo)
+bench-competitors: $(STAMP)
+	$(SUDO) apt-get install -y --no-install-recommends python3-slepc4py-real liblapack-dev libblas-dev
+	test -x $(SLEPC_VENV)/bin/python || /usr/bin/python3 -m venv --system-site-packages $(SLEPC_VENV)
+	$(SLEPC_VENV)/bin/python -m pip install --quiet $(TORCH_PIN)
+	$(BIN)/python -m pip install --quiet -e '.[bench,competitors]'
+	$(BIN)/python -c "import bench.rivals as r; print('SLEPc', r.slepc_version(r.slepc_python())[0], '/ PRIMME', r.primme_version())"
+
+bench-full-scan: $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[bench]'
+	$(BIN)/python -m bench.full_scan --output BENCHMARKS.md
 
 regen-samples: $(STAMP)
 	$(BIN)/python scripts/make_samples.py
 
 clean:
-	rm -rf $(VENV) out .pytest_cache
+	rm -rf $(VENV) $(SLEPC_VENV) out .pytest_cache

@@ -12,4 +12,13 @@
 * :mod:`bench.report`: the generated ``BENCHMARKS.md`` (never edited by hand);
 * :mod:`bench.markers`: each writer rewrites only its own ``<!-- NAME:start -->`` region of it;
 * :mod:`bench.run`: the command line.
+
+``python -m bench.full_scan`` (also in ``make bench``): the full trusted scan against three untrusted
+runs of SLEPc, ARPACK and PRIMME (issue 12), and ``--method auto`` by interleaved repeats:
+
+* :mod:`bench.full_scan`: the operators, our solvers alone, the full scan, the command line;
+* :mod:`bench.product_kinds`: products counted and timed by kind (Krylov ``J v``, vjp, forward jvp);
+* :mod:`bench.rivals`: ARPACK, PRIMME and SLEPc (in its own interpreter, :mod:`bench.slepc_worker`);
+* :mod:`bench.auto_crossover`: dense / Krylov / auto, interleaved, around ``dense_max_n``;
+* :mod:`bench.full_scan_report`: its own regions of ``BENCHMARKS.md`` (``full-scan``, ``method-auto``).
 """

@@ -70,6 +70,8 @@ def _options(params: dict[str, Any]):
             continue
         if isinstance(value, Path):
             value = str(value)
+        if key == "input":  # --input is repeatable; ProbeOptions holds the files as a tuple
+            key, value = "inputs", tuple(value) if value else None
         if isinstance(value, bool) and key in ("quiet", "debug") and not value:
             value = None  # an unset flag must not override the config file
         command_line[key] = value
@@ -171,6 +173,7 @@ def _inputs(target: Path, options, command: str, config: Path | None) -> dict[st
         "the --fixed-point file": options.fixed_point,
         "the --config file": str(config) if config is not None else None,
         "the --operator file": operator_file,
+        **{f"the --input file {spec}": spec.partition("=")[2] or spec for spec in options.inputs},
     }
 
 

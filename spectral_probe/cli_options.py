@@ -29,6 +29,14 @@ def _option(flag: str, help: str, panel: str | None = None, **extra: Any) -> Any
 #: (name, annotated type, default) of every shared option, in ``--help`` order.
 SHARED_OPTIONS: tuple[tuple[str, Any, Any], ...] = (
     ("fixed_point", Annotated[Path | None, _option("--fixed-point", "File holding z_star [n] or [B, n].")], None),
+    ("key", Annotated[str | None, _option("--key", "State dict inside a training checkpoint, e.g. model.")], None),
+    (
+        "input",
+        Annotated[
+            list[str] | None, _option("--input", "[NAME=]FILE: tensors for the operator factory, by name (repeatable).")
+        ],
+        None,
+    ),
     (
         "operator",
         Annotated[str | None, _option("--operator", "Registered NAME, package.module:factory or file.py:factory.")],

@@ -44,6 +44,8 @@ class ProbeOptions:
 
     # what to probe
     fixed_point: str | None = None
+    key: str | None = None  # --key: the state dict inside a training checkpoint ({"model": ..., "step": ...})
+    inputs: tuple[str, ...] = ()  # --input [NAME=]FILE: extra tensors passed to the operator factory by name
     operator: str | None = None
     operator_options: dict[str, Any] = field(default_factory=dict)
     c: float | None = None  # None: from metadata, else DEFAULT_C

@@ -227,6 +227,9 @@ class JacobianOperators:
             _, vjp_fn = torch.func.vjp(self._force_rows, z)
             vjp_fn(probe)
         except Exception as exc:
+            if self.vectorized:  # the forward vmapped but its derivative cannot: loop over states
+                self._stop_vectorizing(exc)
+                return self._setup_autograd()
             raise InputError(
                 self.path,
                 f"the operator cannot be differentiated with torch.func ({_one_line(exc)}); "
@@ -280,6 +283,9 @@ class JacobianOperators:
         try:
             jvp_rows(probe)
         except Exception as exc:
+            if self.vectorized:
+                self._stop_vectorizing(exc)
+                return self._setup_forward_mode(z, probe)
             raise InputError(
                 self.path,
                 f"the operator has no forward-mode derivative in torch.func ({_one_line(exc)}); use --matvec fd",
@@ -309,10 +315,18 @@ class JacobianOperators:
         if count == 1:
             out = fn(v3[:, 0]).unsqueeze(1)
         elif self.vectorized:
-            out = torch.func.vmap(fn, in_dims=1, out_dims=1)(v3)
+            try:
+                out = torch.func.vmap(fn, in_dims=1, out_dims=1)(v3)
+            except Exception as exc:  # a derivative without a batching rule: loop over block vectors
+                self._stop_vectorizing(exc)
+                out = torch.stack([fn(v3[:, p]) for p in range(count)], dim=1)
         else:
             out = torch.stack([fn(v3[:, p]) for p in range(count)], dim=1)
         return out.reshape(v.shape)
+
+    def _stop_vectorizing(self, exc: BaseException) -> None:
+        self.vectorized = False
+        self.notes.append(f"vmap cannot run the operator's derivatives ({_one_line(exc)}); matvecs loop")
 
     def _check(self, v: Tensor, what: str) -> None:
         if v.ndim < 2 or v.shape[0] != self.batch or v.shape[-1] != self.n:

@@ -141,6 +141,12 @@ class Report:
             out["trajectory"] = self.trajectory
         return out
 
+    def to_json(self, indent: int | None = 2) -> str:
+        """The JSON document of ``--json`` (NaN and infinities written as null)."""
+        import json
+
+        return json.dumps(self.to_dict(), indent=indent, allow_nan=False)
+
 
 def _json_safe(value: Any) -> Any:
     """NaN and infinities are not JSON: write them as null (the verdict already says inconclusive)."""

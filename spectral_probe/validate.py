@@ -54,7 +54,7 @@ def shown(value: object, limit: int = MAX_ECHO) -> str:
 class Spec:
     """What one option accepts: its kind and range (``None`` is always accepted for an unset option)."""
 
-    kind: str  # "float", "int", "bool", "str", "choice", "mapping"
+    kind: str  # "float", "int", "bool", "str", "strings", "choice", "mapping"
     low: float | None = None
     high: float | None = None
     low_open: bool = False
@@ -64,9 +64,8 @@ class Spec:
     def describe(self) -> str:
         if self.kind == "choice":
             return "one of " + ", ".join(self.choices)
-        noun = {"float": "a finite number", "int": "an integer", "bool": "true or false", "str": "a string"}.get(
-            self.kind, "a mapping"
-        )
+        nouns = {"float": "a finite number", "int": "an integer", "bool": "true or false", "str": "a string"}
+        noun = {**nouns, "strings": "a list of strings"}.get(self.kind, "a mapping")
         if self.low is None and self.high is None:
             return noun
         left = "" if self.low is None else f"{'>' if self.low_open else '>='} {self.low:g}"
@@ -94,6 +93,7 @@ OPTION_SPECS: dict[str, Spec] = {
     "max_alpha": Spec("float", -1e300, 1e300),
     "max_omega": Spec("float", -1e300, 1e300),
     "operator_options": Spec("mapping"),
+    "inputs": Spec("strings"),  # --input [NAME=]FILE, repeatable
 }
 
 _KIND_OF_ANNOTATION = (("bool", "bool"), ("float", "float"), ("int", "int"), ("str", "str"), ("dict", "mapping"))
@@ -137,6 +137,10 @@ def check_option(name: str, value: Any, spec: Spec, source: str | None = None) -
         check_string(value, label)
         if spec.kind == "choice" and value not in spec.choices:
             raise UsageError(problem)
+    elif spec.kind == "strings":
+        if isinstance(value, str) or not isinstance(value, list | tuple):
+            raise UsageError(problem)
+        return tuple(check_string(item, label) for item in value)
     elif spec.kind == "mapping":
         if not isinstance(value, Mapping):
             raise UsageError(f"{label} must be a mapping of option: value, got {shown(value)}")

@@ -36,6 +36,7 @@ __all__ = [
     "file_sha256",
     "load_checkpoint",
     "load_fixed_point",
+    "load_inputs",
     "load_yaml_config",
     "prepare_fixed_points",
     "to_probe",
@@ -64,14 +65,18 @@ class Checkpoint:
     sha256: str
 
 
-def load_checkpoint(path: str | os.PathLike[str]) -> Checkpoint:
+def load_checkpoint(path: str | os.PathLike[str], key: str | None = None) -> Checkpoint:
     """Read a ``.safetensors``, ``.pt`` or ``.pth`` checkpoint.
+
+    ``key`` (``--key``) selects a nested state dict: ``model`` in a training checkpoint
+    ``{"model": state_dict, "step": ...}`` (dots descend further: ``ema.model``); in a safetensors file,
+    the tensors named ``model.*``, with that prefix removed.
 
     Raises :class:`InputError` (naming the file) for a missing file, a directory, an empty,
     truncated or corrupt file, an unknown suffix, a torch pickle that is not a flat dict of tensors,
     no tensors at all, or a non-finite value in any floating tensor (naming the tensor).
     """
-    tensors, metadata, digest = read_tensor_file(path)
+    tensors, metadata, digest = read_tensor_file(path, key)
     params = dict(tensors)
     z_star = params.pop(FIXED_POINT_KEY, None)
     return Checkpoint(path=str(path), params=params, metadata=metadata, z_star=z_star, sha256=digest)
@@ -82,7 +87,7 @@ def load_fixed_point(path: str | os.PathLike[str]) -> Tensor:
 
     The shape is checked against the operator later, by :func:`prepare_fixed_points`.
     """
-    tensors, _, _ = read_tensor_file(path)
+    tensors, _, _ = read_tensor_file(path, bare_ok=True)  # torch.save(z) works too
     if FIXED_POINT_KEY in tensors:
         return tensors[FIXED_POINT_KEY]
     if len(tensors) == 1:
@@ -93,6 +98,34 @@ def load_fixed_point(path: str | os.PathLike[str]) -> Tensor:
         f"a fixed-point file must hold a tensor named '{FIXED_POINT_KEY}' or exactly one tensor; "
         f"found {len(tensors)}: {names}",
     )
+
+
+def load_inputs(specs: list[str] | tuple[str, ...]) -> dict[str, Tensor]:
+    """The extra tensors of ``--input``, by name, for the operator factory (a DEQ's ``x``, say).
+
+    ``NAME=FILE`` names the file's only tensor (or its tensor ``NAME``); a bare ``FILE`` contributes
+    every tensor under its own name (a bare tensor saved with ``torch.save`` is named by the file's stem).
+    """
+    inputs: dict[str, Tensor] = {}
+    for spec in specs:
+        name, sep, file = spec.partition("=")
+        if not sep:
+            name, file = "", spec
+        tensors, _, _ = read_tensor_file(file, bare_ok=True)
+        if set(tensors) == {FIXED_POINT_KEY} and not name:
+            tensors = {os.path.splitext(os.path.basename(file))[0]: tensors[FIXED_POINT_KEY]}
+        if name:
+            if name in tensors:
+                tensors = {name: tensors[name]}
+            elif len(tensors) == 1:
+                tensors = {name: next(iter(tensors.values()))}
+            else:
+                raise InputError(file, f"--input {spec}: no tensor '{name}' among {', '.join(sorted(tensors))}")
+        for tensor_name, tensor in tensors.items():
+            if tensor_name in inputs:
+                raise InputError(file, f"--input: the tensor name '{tensor_name}' is given twice")
+            inputs[tensor_name] = tensor
+    return inputs
 
 
 def prepare_fixed_points(z_star: Tensor, n_expected: int | None, path: str | os.PathLike[str] | None) -> Tensor:

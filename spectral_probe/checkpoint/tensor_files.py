@@ -92,8 +92,14 @@ def _sha256(p: Path, path: str | os.PathLike[str]) -> str:
     return digest.hexdigest()
 
 
-def read_tensor_file(path: str | os.PathLike[str]) -> tuple[dict[str, Tensor], dict[str, str], str]:
-    """(tensors, metadata, sha256) of a checkpoint file, every problem as an InputError naming it."""
+def read_tensor_file(
+    path: str | os.PathLike[str], key: str | None = None, *, bare_ok: bool = False
+) -> tuple[dict[str, Tensor], dict[str, str], str]:
+    """(tensors, metadata, sha256) of a checkpoint file, every problem as an InputError naming it.
+
+    ``key`` picks a nested state dict (``--key``, see :func:`nested`); ``bare_ok`` accepts a bare tensor
+    (``torch.save(z)``) as ``{"z_star": z}``, for fixed-point and ``--input`` files.
+    """
     if isinstance(path, str) and not path:
         raise InputError(None, "empty file path")
     p = _check_regular_file(path)
@@ -104,8 +110,10 @@ def read_tensor_file(path: str | os.PathLike[str]) -> tuple[dict[str, Tensor], d
     size = p.stat().st_size
     if suffix in SAFETENSORS_SUFFIXES:
         tensors, metadata = _read_safetensors(p, path, size)
+        if key:
+            tensors = _prefixed(tensors, key, path)
     else:
-        tensors, metadata = _read_torch(p, path, size)
+        tensors, metadata = _read_torch(p, path, size, key, bare_ok)
     if not tensors:
         raise InputError(path, "holds no tensors")
     for name, tensor in tensors.items():
@@ -256,7 +264,9 @@ def _check_zip(p: Path, path: str | os.PathLike[str], size: int) -> None:
         raise InputError(path, f"not a torch checkpoint: its zip records claim {total} bytes in a {size}-byte file")
 
 
-def _read_torch(p: Path, path: str | os.PathLike[str], size: int) -> tuple[dict[str, Tensor], dict[str, str]]:
+def _read_torch(
+    p: Path, path: str | os.PathLike[str], size: int, key: str | None = None, bare_ok: bool = False
+) -> tuple[dict[str, Tensor], dict[str, str]]:
     refused = (
         "not a plain tensor checkpoint: it holds Python objects that weights_only loading refuses "
         "(spectral-probe never unpickles arbitrary objects); save a dict of tensors, or a .safetensors file"
@@ -282,6 +292,10 @@ def _read_torch(p: Path, path: str | os.PathLike[str], size: int) -> tuple[dict[
         raise InputError(path, refused) from None
     except Exception as exc:  # a truncated zip archive, random bytes, an old format ...
         raise InputError(path, f"cannot read torch checkpoint (truncated or corrupt): {_first_line(exc)}") from None
+    if isinstance(obj, Tensor) and bare_ok:  # torch.save(z): a fixed point or an --input, not a checkpoint
+        return {"z_star": obj.detach()}, {}
+    if key and isinstance(obj, dict):
+        obj = nested(obj, key, path)
     return _plain_tensors(obj, path)
 
 
@@ -301,12 +315,40 @@ def _plain_tensors(obj: object, path: str | os.PathLike[str]) -> tuple[dict[str,
         if not isinstance(item, Tensor):
             raise InputError(
                 path,
-                f"not a plain tensor checkpoint: {shown(key)} holds {_kind(item)}, expected a tensor "
-                "(nested state dicts are not unpacked)",
+                f"not a plain tensor checkpoint: {shown(key)} holds {_kind(item)}, expected a tensor" + _key_hint(obj),
             )
         # nn.Parameter loads as a Parameter; keep plain, gradient-free tensors.
         tensors[key] = item.detach()
     return tensors, metadata
+
+
+def nested(obj: dict, key: str, path: str | os.PathLike[str]) -> dict:
+    """``obj[a][b]`` for ``key = "a.b"``: the state dict inside a training checkpoint (``--key``)."""
+    node: object = obj
+    for part in key.split("."):
+        if not isinstance(node, dict) or part not in node:
+            found = ", ".join(shown(k) for k in node) if isinstance(node, dict) else _kind(node)
+            raise InputError(path, f"--key {shown(key)}: no entry {shown(part)} (found {found})")
+        node = node[part]
+    if isinstance(node, Tensor):
+        return {"z_star": node}
+    if not isinstance(node, dict):
+        raise InputError(path, f"--key {shown(key)} holds {_kind(node)}, expected a dict of tensors")
+    return node
+
+
+def _key_hint(obj: dict) -> str:
+    dicts = [shown(k) for k, v in obj.items() if isinstance(v, dict) and k != _PT_METADATA_KEY]
+    pick = f"; pick one with --key, one of {', '.join(dicts)}" if dicts else ""
+    return f" (nested state dicts are not unpacked{pick})"
+
+
+def _prefixed(tensors: dict[str, Tensor], key: str, path: str | os.PathLike[str]) -> dict[str, Tensor]:
+    prefix = key + "."
+    picked = {name[len(prefix) :]: t for name, t in tensors.items() if name.startswith(prefix)}
+    if not picked:
+        raise InputError(path, f"--key {shown(key)}: no tensor named {shown(prefix + '*')}")
+    return picked
 
 
 def _kind(obj: object) -> str:

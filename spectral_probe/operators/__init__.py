@@ -311,6 +311,11 @@ def _import_file(target: str) -> Any:
     if module_spec is None or module_spec.loader is None:
         raise InputError(target, "cannot be imported as a Python module")
     module = importlib.util.module_from_spec(module_spec)
+    # The plugin's folder is importable from it (its training code, models.py next to it), as for
+    # `python plugin.py`; it stays on sys.path, since a factory may import lazily when called.
+    folder = str(resolved.parent)
+    if folder not in sys.path:
+        sys.path.insert(0, folder)
     # Registered before running it, as a normal import does (dataclasses and pickling look it up).
     sys.modules[module_name] = module
     try:
@@ -334,9 +339,9 @@ def _get_attr(module: Any, attr: str, spec: str) -> OperatorFactory:
 
 
 def _message(exc: BaseException) -> str:
-    """One line: a KeyError's str() is the quoted key, so use its argument."""
+    """The whole message on one line (a strict load_state_dict lists every key on lines of its own);
+    a KeyError's str() is the quoted key, so use its argument."""
     text = str(exc.args[0]) if isinstance(exc, KeyError) and exc.args else str(exc)
-    lines = text.strip().splitlines()
-    line = lines[0] if lines else ""
+    line = "; ".join(part.strip() for part in text.strip().splitlines() if part.strip()).replace(":;", ":")
     prefix = "" if isinstance(exc, ValueError | KeyError) else f"{type(exc).__name__}: "
     return (prefix + line) if line else type(exc).__name__

@@ -19,6 +19,9 @@ Modules, one job each:
 * :mod:`.refine`: the fixed-point residual and the Newton-Krylov polish of ``--refine``.
 """
 
+import sys
+
+from spectral_probe.callable_module import CallableModule
 from spectral_probe.probe.checkpoint_probe import CheckpointProbe, probe_checkpoint
 from spectral_probe.probe.fixed_points import probe_fixed_points
 from spectral_probe.probe.refine import NEWTON_STEPS
@@ -35,3 +38,6 @@ __all__ = [
     "probe_checkpoint",
     "probe_fixed_points",
 ]
+
+# `spectral_probe.probe(f, z_star, ...)` is the Python API (spectral_probe.api.probe) as well as this package.
+sys.modules[__name__].__class__ = CallableModule

@@ -6,19 +6,23 @@ from dataclasses import dataclass, replace
 
 import torch
 
+from spectral_probe.batching import torch_quiet
 from spectral_probe.checkpoint import (
     checkpoint_settings,
     load_checkpoint,
     load_fixed_point,
+    load_inputs,
     prepare_fixed_points,
     to_probe,
 )
 from spectral_probe.config import DEFAULT_C, DEFAULT_EPS, ProbeOptions
 from spectral_probe.errors import InputError
-from spectral_probe.operators import build_nc_force, resolve_operator
+from spectral_probe.fixed_point import find_for_checkpoint
+from spectral_probe.operators import operator_size, resolve_operator
 from spectral_probe.probe.fixed_points import probe_fixed_points
 from spectral_probe.probe.warm import WarmStart
 from spectral_probe.results import FixedPointResult
+from spectral_probe.user_model import build_user_force, whole_message
 from spectral_probe.validate import check_probe_fits, is_allocation_failure, shown
 
 
@@ -58,14 +62,10 @@ def _first_line(exc: BaseException) -> str:
 
 
 def _probe_checkpoint(path: str, options: ProbeOptions, *, warm: WarmStart | None, use_warm: bool) -> CheckpointProbe:
-    checkpoint = load_checkpoint(path)
+    checkpoint = load_checkpoint(path, options.key)
     settings = checkpoint_settings(checkpoint.metadata, path)
-    if options.fixed_point is not None:
-        z_star = load_fixed_point(options.fixed_point)
-    elif checkpoint.z_star is not None:
-        z_star = checkpoint.z_star
-    else:
-        raise InputError(path, "has no 'z_star' tensor; store it in the checkpoint or pass --fixed-point")
+    # No z_star anywhere (None): the tool finds it (spectral_probe.fixed_point).
+    z_star = load_fixed_point(options.fixed_point) if options.fixed_point is not None else checkpoint.z_star
 
     from_metadata = options.operator is None
     spec = options.operator if options.operator is not None else settings.get("operator")
@@ -79,32 +79,47 @@ def _probe_checkpoint(path: str, options: ProbeOptions, *, warm: WarmStart | Non
     dtype = getattr(torch, options.dtype)
     device = torch.device(options.device)
     params = to_probe(checkpoint.params, dtype, device)
-    nc_force = build_nc_force(factory, params, operator_options, path)
-    fixed_points = to_probe({"z_star": z_star}, dtype, device)["z_star"]
-    n = fixed_points.shape[-1]
-    fixed_points = prepare_fixed_points(fixed_points, n, options.fixed_point or path)
+    inputs = to_probe(load_inputs(options.inputs), dtype, device)
+    z_shape = None if z_star is None else tuple(z_star.shape)
+    user = build_user_force(
+        factory, params, operator_options, inputs, path=path, z_shape=z_shape, dtype=dtype, device=device
+    )
+    nc_force = user.nc_force
+    n = user.layout.n if user.layout is not None else operator_size(nc_force)
+    found: tuple[str, ...] = ()
+    if z_star is None:
+        if n is not None:
+            check_probe_fits(nc_force, (1, n), torch.finfo(dtype).bits // 8, options, path)
+        fixed_points, found = find_for_checkpoint(nc_force, n, float(c), float(eps), options, path, dtype, device)
+    else:
+        fixed_points = to_probe(z_star, dtype, device)
+        if n is None:
+            n = fixed_points.shape[-1] if fixed_points.ndim <= 2 else fixed_points.numel()
+        fixed_points = prepare_fixed_points(fixed_points, n, options.fixed_point or path)
     check_probe_fits(nc_force, fixed_points.shape, fixed_points.element_size(), options, path)
     try:
-        probe_out = nc_force(fixed_points[0])
+        with torch.no_grad():
+            probe_out = nc_force(fixed_points[0])
     except Exception as exc:  # a user operator that cannot take this z*: a bad input, not a bug
-        raise InputError(path, f"the operator failed on z_star: {type(exc).__name__}: {exc}") from exc
+        raise InputError(path, f"the operator failed on z_star: {whole_message(exc)}") from None
     if probe_out.shape != fixed_points[0].shape:
         raise InputError(
             path, f"nc_force maps z_star of shape {tuple(fixed_points[0].shape)} to {tuple(probe_out.shape)}"
         )
-    results, new_warm = probe_fixed_points(
-        nc_force,
-        fixed_points,
-        c=float(c),
-        eps=float(eps),
-        options=options,
-        label=path,
-        warm=warm if use_warm else None,
-    )
+    with torch.no_grad(), torch_quiet():  # torch.func ignores no_grad; float() of the numbers would warn
+        results, new_warm = probe_fixed_points(
+            nc_force,
+            fixed_points,
+            c=float(c),
+            eps=float(eps),
+            options=options,
+            label=path,
+            warm=warm if use_warm else None,
+        )
     step = settings.get("step")
-    stamped = tuple(_stamp(r, checkpoint.sha256, step) for r in results)
+    stamped = tuple(_stamp(r, checkpoint.sha256, step, found) for r in results)
     return CheckpointProbe(path=path, sha256=checkpoint.sha256, results=stamped, warm=new_warm)
 
 
-def _stamp(result: FixedPointResult, sha256: str, step: int | None) -> FixedPointResult:
-    return replace(result, sha256=sha256, step=step)
+def _stamp(result: FixedPointResult, sha256: str, step: int | None, notes: tuple[str, ...] = ()) -> FixedPointResult:
+    return replace(result, sha256=sha256, step=step, notes=(*notes, *result.notes))

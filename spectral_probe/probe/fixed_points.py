@@ -73,6 +73,7 @@ def probe_fixed_points(
     spectra.matvecs += checks.matvecs
     spectra.matvecs_by_kind["checks"] = checks.matvecs
 
+    notes.extend(note for note in ops.notes if note not in notes)  # e.g. the loop where vmap cannot run
     shared = _Shared(label, n, c, eps, options.band, math.sqrt(tol), method, (time.perf_counter() - started) / batch)
     results = []
     for b in range(batch):

@@ -42,7 +42,8 @@ def _cases(tmp_path):
     )
     unknown = _good(tmp_path, "unknown_op.safetensors", operator="no_such_operator")
     module_path = _good(tmp_path, "module_op.safetensors", operator="os:system")
-    no_z = write_checkpoint(tmp_path / "no_z.safetensors", {"A": torch.eye(3)}, operator="linear")
+    # No z_star stored, and none exists (F(z) = b for A = I): the tool's own solve must fail clearly.
+    no_z = write_checkpoint(tmp_path / "no_z.safetensors", {"A": torch.eye(3), "b": torch.ones(3)}, operator="linear")
     pickled = tmp_path / "pickled.pt"
     Exploit.marker = tmp_path / "PWNED"
     with open(pickled, "wb") as handle:

@@ -1,0 +1,174 @@
+"""Finding ``z*`` with ``F(z*) = 0`` when no file holds it: Anderson acceleration, then Newton-Krylov.
+
+``F(z) = nc_force(z) - (1 + c) z`` (SPEC.md 1). Two stages, each per fixed point of a batch ``[B, n]``:
+
+1. Anderson-accelerated iteration of the relaxation map ``G(z) = z + eps F(z)`` (the model's own Euler
+   dynamics): with the last ``m`` residuals ``f_k = G(z_k) - z_k`` it takes the affine combination
+   ``gamma = argmin ||f_k - dF gamma||`` (``dF`` the differences of consecutive residuals) and steps to
+   ``z_{k+1} = G(z_k) - (dZ + dF) gamma``. Cheap, global enough from zero for a contractive model.
+2. Newton-Krylov polish: ``J_F dz = -F(z)`` solved by the GMRES of ``--refine`` (matrix-free ``J_F v``),
+   up to :data:`NEWTON_STEPS` steps, which converges quadratically near a regular ``z*`` even where the
+   relaxation itself diverges (a saddle, a Hopf point).
+
+The residual is the normwise backward error ``||F(z)|| / (||nc_force(z)|| + (1 + c) ||z||)``, the
+quantity the probe checks. A solve that ends above ``tol`` raises :class:`FixedPointNotFound` (an
+:class:`~spectral_probe.errors.InputError`, exit 2): the probe never runs at a point that is not a fixed
+point.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from spectral_probe.batching import map_rows, torch_quiet
+from spectral_probe.config import ProbeOptions
+from spectral_probe.errors import InputError
+from spectral_probe.jacobian import JacobianOperators
+from spectral_probe.linalg.gmres import gmres
+from spectral_probe.linalg.result import default_tol
+from spectral_probe.user_model import whole_message
+
+__all__ = ["FixedPointNotFound", "FixedPointSolve", "find_for_checkpoint", "solve_fixed_point"]
+
+#: Anderson memory, iterations, and Newton-Krylov steps of the solve.
+ANDERSON_MEMORY = 6
+ANDERSON_ITERS = 500
+NEWTON_STEPS = 20
+
+
+class FixedPointNotFound(InputError):
+    """No ``z*`` with ``||F(z*)|| <= tol`` (relative) was found from the start given."""
+
+
+@dataclass(frozen=True)
+class FixedPointSolve:
+    """The outcome: ``z`` ``[B, n]``, ``residual`` per fixed point, and the work it took."""
+
+    z: Tensor
+    residual: list[float]
+    anderson_iterations: int
+    newton_steps: int
+    matvecs: int
+    converged: bool
+
+    def note(self) -> str:
+        worst = max(self.residual)
+        return (
+            f"z* found by the tool: {self.anderson_iterations} Anderson iterations, {self.newton_steps} "
+            f"Newton-Krylov steps ({self.matvecs} J v), residual {worst:.2e}"
+        )
+
+
+def residual(nc_force: Callable[[Tensor], Tensor], z: Tensor, c: float) -> Tensor:
+    """``||F(z)|| / (||nc_force(z)|| + (1 + c) ||z||)`` per row of ``z`` ``[B, n]``."""
+    with torch.no_grad():
+        force, _ = map_rows(nc_force, z)
+    scale = torch.linalg.vector_norm(force, dim=-1) + (1 + c) * torch.linalg.vector_norm(z, dim=-1)
+    value = torch.linalg.vector_norm(force - (1 + c) * z, dim=-1)
+    return value / scale.clamp_min(torch.finfo(z.dtype).tiny)
+
+
+def solve_fixed_point(
+    nc_force: Callable[[Tensor], Tensor],
+    start: Tensor,
+    *,
+    c: float = 0.0,
+    eps: float = 1.0,
+    tol: float = 1e-10,
+    matvec: str = "autograd",
+    krylov_dim: int = 40,
+    path: str | None = None,
+) -> FixedPointSolve:
+    """``z*`` of ``F`` from ``start`` ``[B, n]`` (zeros, or a guess); raises :class:`FixedPointNotFound`."""
+    with torch_quiet():
+        try:
+            z, iterations = _anderson(nc_force, start.detach().clone(), c, eps, tol)
+        except Exception as exc:  # user code that cannot run at the start: a bad input, not a bug
+            raise InputError(path, f"the operator failed in the fixed-point solve: {whole_message(exc)}") from None
+        z, steps, matvecs = _newton_krylov(nc_force, z, c, eps, tol, matvec, krylov_dim)
+        final = residual(nc_force, z, c).tolist()
+    solve = FixedPointSolve(z, final, iterations, steps, matvecs, all(r <= tol for r in final))
+    if not solve.converged or not bool(torch.isfinite(z).all()):
+        raise FixedPointNotFound(
+            path,
+            f"no fixed point found: after {iterations} Anderson iterations and {steps} Newton-Krylov steps "
+            f"the relative residual ||F(z)|| is {max(final):.2e} > {tol:.0e} (give z_star, or a start with "
+            "--fixed-point and --refine)",
+        )
+    return solve
+
+
+def _anderson(nc_force: Callable[[Tensor], Tensor], z: Tensor, c: float, eps: float, tol: float) -> tuple[Tensor, int]:
+    """Anderson(m) on ``G(z) = z + eps F(z)``; stops at ``tol``, on non-finite iterates, or at the cap."""
+    history_z: list[Tensor] = []
+    history_f: list[Tensor] = []
+    vectorized = True
+    for iteration in range(ANDERSON_ITERS):
+        with torch.no_grad():
+            force, note = map_rows(nc_force, z, vectorized=vectorized)
+        vectorized = vectorized and note is None
+        f = eps * (force - (1 + c) * z)
+        scale = torch.linalg.vector_norm(force, dim=-1) + (1 + c) * torch.linalg.vector_norm(z, dim=-1)
+        rel = torch.linalg.vector_norm(f, dim=-1) / (eps * scale.clamp_min(torch.finfo(z.dtype).tiny))
+        if not bool(torch.isfinite(f).all()) or bool((rel <= tol).all()):
+            return z, iteration
+        history_z.append(z)
+        history_f.append(f)
+        history_z, history_f = history_z[-ANDERSON_MEMORY - 1 :], history_f[-ANDERSON_MEMORY - 1 :]
+        step = z + f
+        if len(history_f) > 1:
+            d_f = torch.stack([b - a for a, b in zip(history_f, history_f[1:], strict=False)], dim=-1)
+            d_z = torch.stack([b - a for a, b in zip(history_z, history_z[1:], strict=False)], dim=-1)
+            gamma = torch.linalg.lstsq(d_f, f.unsqueeze(-1)).solution
+            step = step - ((d_z + d_f) @ gamma).squeeze(-1)
+        if not bool(torch.isfinite(step).all()):
+            return z, iteration
+        z = step
+    return z, ANDERSON_ITERS
+
+
+def _newton_krylov(
+    nc_force: Callable[[Tensor], Tensor], z: Tensor, c: float, eps: float, tol: float, matvec: str, krylov_dim: int
+) -> tuple[Tensor, int, int]:
+    """Newton steps ``z <- z + dz`` with ``J_F dz = -F(z)`` by GMRES, until ``residual <= tol``."""
+    matvecs = 0
+    for step in range(NEWTON_STEPS):
+        if not bool(torch.isfinite(z).all()) or bool((residual(nc_force, z, c) <= tol).all()):
+            return z, step, matvecs
+        ops = JacobianOperators(nc_force, z, c=c, eps=eps, mode=matvec)
+        solve = gmres(ops.jf, -ops.field_at_star, tol=tol / 10, restart=krylov_dim)
+        matvecs += solve.matvecs
+        z = (z + solve.x).detach()
+    return z, NEWTON_STEPS, matvecs
+
+
+def find_for_checkpoint(
+    nc_force: Callable[[Tensor], Tensor],
+    n: int | None,
+    c: float,
+    eps: float,
+    options: ProbeOptions,
+    path: str,
+    dtype: torch.dtype,
+    device: torch.device,
+) -> tuple[Tensor, tuple[str, ...]]:
+    """No ``z_star`` in the files: ``z*`` ``[1, n]`` from zero, and the note that says how it was found.
+
+    The tolerance is ``min(fixed_point_tol, 10 eps(dtype)^(2/3))``: Newton polishes far below the
+    probe's own fixed-point check, so the Jacobian is taken at ``z*`` to working accuracy.
+    """
+    if n is None:
+        raise InputError(
+            path,
+            "has no 'z_star' tensor and the operator declares no state shape, so the tool cannot find z* "
+            "itself; store z_star, pass --fixed-point, or declare the shape (nc_force.state_shape, or the "
+            "operator option state_shape)",
+        )
+    tol = min(options.fixed_point_tol, 10 * default_tol(dtype))
+    start = torch.zeros(1, n, dtype=dtype, device=device)
+    solve = solve_fixed_point(nc_force, start, c=c, eps=eps, tol=tol, matvec=options.matvec, path=path)
+    return solve.z, (solve.note(),)

@@ -1,0 +1,197 @@
+"""Your own model as an operator: an ``nn.Module`` or a function on its natural state, made flat.
+
+SPEC.md 4 asks a factory for ``nc_force: [n] -> [n]``. A real model rarely looks like that: a conv DEQ
+acts on ``[C, H, W]``, an ``nn.LSTMCell`` on a pair ``(h, c)``, and a trained layer is an ``nn.Module``.
+This module turns any of those into the flat ``nc_force`` the probe needs:
+
+* a :class:`StateLayout` holds the state's natural shape (one tensor, or a tuple of tensors) and maps
+  it to and from the flat vector ``z`` ``[n]`` (``n`` the total number of elements);
+* :func:`flat_force` wraps a callable or an ``nn.Module`` on that layout. A module is run by
+  ``torch.func.functional_call`` with its parameters and buffers cast to the probe's dtype and device
+  and detached, so the probe follows ``--dtype`` and never touches (or warns about) the user's
+  ``requires_grad`` parameters;
+* :func:`build_user_force` calls a plugin factory ``factory(params, options, **inputs)`` (the extra
+  tensors of ``--input`` passed by name) and reports any failure whole, on one line.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from spectral_probe.errors import InputError
+
+__all__ = ["StateLayout", "UserForce", "build_user_force", "flat_force", "whole_message"]
+
+State = Tensor | tuple[Tensor, ...]
+
+
+@dataclass(frozen=True)
+class StateLayout:
+    """The natural shape of one state: ``shapes[k]`` per tensor, ``is_tuple`` for a tuple state."""
+
+    shapes: tuple[tuple[int, ...], ...]
+    is_tuple: bool = False
+
+    @property
+    def sizes(self) -> list[int]:
+        return [math.prod(shape) for shape in self.shapes]
+
+    @property
+    def n(self) -> int:
+        """The state size: every element of every tensor of the state."""
+        return sum(self.sizes)
+
+    @classmethod
+    def of(cls, state: State) -> StateLayout:
+        """The layout of an example state (a tensor, or a tuple/list of tensors)."""
+        if isinstance(state, Tensor):
+            return cls((tuple(state.shape),))
+        return cls(tuple(tuple(t.shape) for t in state), is_tuple=True)
+
+    @classmethod
+    def parse(cls, spec: Any) -> StateLayout:
+        """From a declared shape: ``[24, 8, 8]``, or a list of shapes ``[[64], [64]]`` for a tuple state."""
+        if isinstance(spec, StateLayout):
+            return spec
+        if isinstance(spec, int):
+            return cls(((spec,),))
+        items = list(spec)
+        if items and all(isinstance(d, int) for d in items):
+            return cls((tuple(int(d) for d in items),))
+        return cls(tuple(tuple(int(d) for d in shape) for shape in items), is_tuple=True)
+
+    def unflatten(self, z: Tensor) -> State:
+        """The natural state of a flat ``z`` ``[n]`` (views, no copies)."""
+        parts = [p.reshape(shape) for p, shape in zip(torch.split(z, self.sizes), self.shapes, strict=True)]
+        return tuple(parts) if self.is_tuple else parts[0]
+
+    def flatten(self, state: State) -> Tensor:
+        """The flat ``[n]`` vector of a natural state (the inverse of :meth:`unflatten`)."""
+        if isinstance(state, Tensor):
+            return state.reshape(-1)
+        return torch.cat([t.reshape(-1) for t in state])
+
+    def flatten_batch(self, states: State) -> Tensor:
+        """``[B, n]`` from a batch of natural states (each tensor with a leading batch dimension)."""
+        if isinstance(states, Tensor):
+            return states.reshape(states.shape[0], -1)
+        return torch.cat([t.reshape(t.shape[0], -1) for t in states], dim=-1)
+
+
+@dataclass(frozen=True)
+class UserForce:
+    """A user's model made flat: ``nc_force`` ``[n] -> [n]`` on ``layout``."""
+
+    nc_force: Callable[[Tensor], Tensor]
+    layout: StateLayout | None  # None: the factory returned a flat function and declared no shape
+
+
+def module_call(module: nn.Module, dtype: torch.dtype, device: torch.device | str) -> Callable[..., Any]:
+    """Call ``module`` with its floating parameters and buffers cast to ``dtype`` on ``device``, detached.
+
+    The module itself is left as it is (a training loop keeps its float32 weights and their gradients).
+    """
+    tensors = {**dict(module.named_parameters()), **dict(module.named_buffers())}
+    cast = {
+        name: (t.detach().to(device=device, dtype=dtype) if t.is_floating_point() else t.detach().to(device))
+        for name, t in tensors.items()
+    }
+
+    def call(*args: Any) -> Any:
+        return torch.func.functional_call(module, cast, args)
+
+    return call
+
+
+def flat_force(
+    model: Callable[..., Any], layout: StateLayout, *, dtype: torch.dtype, device: torch.device | str
+) -> Callable[[Tensor], Tensor]:
+    """``nc_force(z) = flatten(model(unflatten(z)))`` for a callable or ``nn.Module`` on ``layout``."""
+    call = module_call(model, dtype, device) if isinstance(model, nn.Module) else model
+
+    def nc_force(z: Tensor) -> Tensor:
+        state = layout.unflatten(z)
+        out = call(state)
+        if layout.is_tuple and isinstance(out, list):
+            out = tuple(out)
+        return layout.flatten(out)
+
+    nc_force.n = layout.n  # type: ignore[attr-defined]
+    return nc_force
+
+
+def declared_layout(model: object, options: Mapping[str, Any]) -> StateLayout | None:
+    """The state shape a factory declares: attribute ``state_shape`` of what it returned, else the
+    operator option ``state_shape``; ``None`` if neither is set."""
+    spec = getattr(model, "state_shape", None)
+    if spec is None:
+        spec = options.get("state_shape")
+    return None if spec is None else StateLayout.parse(spec)
+
+
+def build_user_force(
+    factory: Callable[..., Any],
+    params: Mapping[str, Tensor],
+    options: Mapping[str, Any],
+    inputs: Mapping[str, Tensor],
+    *,
+    path: str | os.PathLike[str] | None,
+    z_shape: Sequence[int] | None,
+    dtype: torch.dtype,
+    device: torch.device | str,
+) -> UserForce:
+    """Call ``factory(params, options, **inputs)`` and make what it returns a flat ``nc_force``.
+
+    The state layout is the one declared (:func:`declared_layout`); else, for a stored ``z*`` of more
+    than two dimensions, that shape as ONE state; else the factory's function is taken to act on flat
+    ``[n]`` states already (SPEC.md 4; ``[B, n]`` is then B fixed points). Raises :class:`InputError`
+    naming ``path`` with the factory's whole error message.
+    """
+    try:
+        # Modules the factory builds (nn.LSTMCell(...), then load_state_dict) follow --dtype and --device.
+        with _default_dtype(dtype), torch.device(device):
+            model = factory(params, dict(options), **inputs)
+    except InputError as exc:
+        raise InputError(path if exc.path is None else exc.path, exc.problem) from None
+    except Exception as exc:  # user code: show all of it (a strict load_state_dict lists every key)
+        raise InputError(path, f"the operator factory failed: {whole_message(exc)}") from None
+    if not callable(model):
+        raise InputError(path, f"the operator factory returned {type(model).__name__}, not a function or nn.Module")
+    if isinstance(model, nn.Module):
+        model.requires_grad_(False)  # built by the factory for the probe: nobody trains it
+    layout = declared_layout(model, options)
+    if layout is None and z_shape is not None and len(z_shape) > 2:
+        layout = StateLayout((tuple(int(d) for d in z_shape),))
+    if layout is None:
+        if isinstance(model, nn.Module):
+            # A module on a flat state: still cast to the probe's dtype.
+            return UserForce(module_call(model, dtype, device), None)
+        return UserForce(model, None)
+    return UserForce(flat_force(model, layout, dtype=dtype, device=device), layout)
+
+
+@contextlib.contextmanager
+def _default_dtype(dtype: torch.dtype) -> Iterator[None]:
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(dtype)
+    try:
+        yield
+    finally:
+        torch.set_default_dtype(previous)
+
+
+def whole_message(exc: BaseException) -> str:
+    """The whole message of an exception on one logical line: ``Type: line; line; ...``."""
+    text = str(exc.args[0]) if isinstance(exc, KeyError) and exc.args else str(exc)
+    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
+    body = "; ".join(lines)
+    body = body.replace(":;", ":")
+    return f"{type(exc).__name__}: {body}" if body else type(exc).__name__
