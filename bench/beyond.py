@@ -25,10 +25,10 @@ from spectral_probe.probe import probe_checkpoint
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = ("contractive", "stable_nonnormal", "hopf", "saddle", "flip", "neimark_sacker", "closed_form_2d")
 CONFIGS = {
-    "probe only": {"margins": False},
-    "+ margins (default)": {},
+    "probe only (default)": {},
+    "+ margins": {"margins": True},
     "+ modes": {"modes": True},
-    "+ transient": {"margins": False, "transient": True},
+    "+ transient": {"transient": True},
 }
 
 
@@ -57,7 +57,7 @@ def report() -> str:
         "",
         f"torch {torch.__version__}, {platform.machine()}, 1 thread, float64 unless the sample is float32. "
         "`own` = matvecs of the analyses (`matvecs_by_kind` margins + transient + modes); the ratios are "
-        "to the probe alone. Margins run by default, transient growth and modes on request (docs/beyond.md).",
+        "to the probe alone. All three run on request only (docs/beyond.md).",
         "",
         "| sample | path | analyses | matvecs | own | x probe | seconds | x probe |",
         "|---|---|---|---|---|---|---|---|",

@@ -6,6 +6,7 @@ torch is imported lazily inside the commands so that ``spectral-probe --help`` s
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 import os
 import sys
@@ -198,6 +199,8 @@ def _run(command: str, target: Path, own: dict[str, Any], shared: dict[str, Any]
         )
         check_device(options.device)
         _check_beyond(options, command, target)
+        if command == "scan" and options.plot and not options.margins:
+            options = dataclasses.replace(options, margins=True)  # the picture draws their eigenvalues
         with plugin_output_to_stderr():
             if command == "scan":
                 from spectral_probe.scan import run_scan

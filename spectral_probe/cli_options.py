@@ -68,7 +68,7 @@ SHARED_OPTIONS: tuple[tuple[str, Any, Any], ...] = (
     *(
         (name, Annotated[kind, _option(flag, text, _BEYOND, **extra)], None)
         for name, kind, flag, text, extra in (
-            ("margins", bool | None, "--margins/--no-margins", "eps_max with its rho probes (default on).", _FLAG),
+            ("margins", bool | None, "--margins/--no-margins", "eps_max with its rho probes (default off).", _FLAG),
             ("transient", bool | None, "--transient/--no-transient", "Growth bounds (default off: costly).", _FLAG),
             ("transient_horizon", int | None, "--transient-horizon", "Steps K searched (default 100).", {}),
             ("modes", bool | None, "--modes/--no-modes", "Leading modes: the units of largest weight.", _FLAG),

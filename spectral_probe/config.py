@@ -67,7 +67,7 @@ class ProbeOptions:
     dense_max_n: int = 256  # --method auto: dense at n <= this (measured, see BENCHMARKS.md)
     fd_dense_max_n: int = 2048  # --matvec fd: omega from a dense FD Jacobian up to this n
     # analyses beyond omega/alpha/rho (spectral_probe.analysis; priced in BENCHMARKS.md)
-    margins: bool = True  # eps_max with its rho probes (c_crit is always reported: it is free)
+    margins: bool = False  # eps_max with its rho probes (scan --plot turns it on; c_crit is always reported)
     transient: bool = False  # lower bounds on max_k ||M^k|| and sup_t ||exp(t J_F)||
     transient_horizon: int = 100  # K: steps searched (and T = K eps for the flow)
     modes: bool = False  # the leading modes and the units with the largest weight

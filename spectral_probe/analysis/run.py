@@ -5,8 +5,8 @@ The probe calls :func:`extend_results` once, after its own spectra; each analysi
 their price is visible per result. Which analyses run (``ProbeOptions``):
 
 * always: ``c_crit`` and ``c_margin`` (free: from ``alpha``);
-* ``--margins`` (default on): ``eps_max`` with its two confirming rho probes and the eigenvalues it
-  rests on (``eigenvalues_jf``, also what ``scan --plot`` draws);
+* ``--margins`` (default off; ``scan --plot`` turns it on): ``eps_max`` with its two confirming rho
+  probes and the eigenvalues it rests on (``eigenvalues_jf``, also what ``scan --plot`` draws);
 * ``--transient`` (default off, the costly one: about ``4 p K`` matvecs for ``K`` steps and ``p``
   starts per sweep, several sweeps, and Taylor polynomials for the flow): the growth bounds;
 * ``--modes`` or ``--save-modes PATH``: the leading modes, the units with the largest weight, the file.

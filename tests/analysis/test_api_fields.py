@@ -15,7 +15,7 @@ def test_api_probe_carries_the_analysis_fields() -> None:
     # eigenvalues known only to tol^(1/n); docs/beyond.md), coupled strongly enough to amplify
     jf = shear(10, 0.0, 1.0, seed=3) - torch.diag(torch.linspace(0.2, 1.1, 10, dtype=DTYPE))
     a = jf + torch.eye(10, dtype=DTYPE)  # nc_force(z) = a z, c = 0: J_F = jf
-    report = api.probe(lambda z: a @ z, torch.zeros(10, dtype=DTYPE), eps=0.5, transient=True, modes=True)
+    report = api.probe(lambda z: a @ z, torch.zeros(10, dtype=DTYPE), eps=0.5, margins=True, transient=True, modes=True)
     r = report.results[0]
     truth, _ = dense_max_power(torch.eye(10, dtype=DTYPE) + 0.5 * jf, 100)
     assert r.rho < 1 and r.transient is True

@@ -46,7 +46,7 @@ def probe(jf: torch.Tensor, *, c: float, eps: float, method: str):
     n = jf.shape[0]
     a = jf + (1 + c) * torch.eye(n, dtype=DTYPE)
     results, _ = probe_fixed_points(
-        lambda z: a @ z, torch.zeros(1, n, dtype=DTYPE), c=c, eps=eps, options=ProbeOptions(method=method)
+        lambda z: a @ z, torch.zeros(1, n, dtype=DTYPE), c=c, eps=eps, options=ProbeOptions(method=method, margins=True)
     )
     return results[0]
 

@@ -71,7 +71,7 @@ def test_help_and_plain_scans_never_import_matplotlib() -> None:
 
 
 def test_json_fields_null_when_not_computed() -> None:
-    code, report, output = run_cli("scan", SAMPLES / "flip.safetensors", "--no-margins", "--json", "-")
+    code, report, output = run_cli("scan", SAMPLES / "flip.safetensors", "--json", "-")
     assert code == 0, output
     row = report["results"][0]
     assert all(key in row for key in NEW_FIELDS)
@@ -82,8 +82,8 @@ def test_json_fields_null_when_not_computed() -> None:
 
 def test_json_fields_when_computed() -> None:
     code, report, output = run_cli(
-        "scan", SAMPLES / "closed_form_2d.safetensors", "--transient", "--modes", "--transient-horizon", "30",
-        "--json", "-",
+        "scan", SAMPLES / "closed_form_2d.safetensors", "--margins", "--transient", "--modes",
+        "--transient-horizon", "30", "--json", "-",
     )  # fmt: skip
     assert code == 0, output
     row = report["results"][0]
