@@ -66,13 +66,23 @@ def measure_size(n: int, reps: int, dense_max_n: int) -> dict[str, Any]:
     }
 
 
-def measure(quick: bool = False, reps: int | None = None, sizes: tuple[int, ...] | None = None) -> dict[str, Any]:
+def measure(
+    quick: bool = False, reps: int | None = None, sizes: tuple[int, ...] | None = None, threads: int | None = None
+) -> dict[str, Any]:
+    """Every size, interleaved, with ``threads`` torch threads (default: as they are)."""
+    import torch
+
     from spectral_probe.config import ProbeOptions
 
     dense_max_n = ProbeOptions().dense_max_n
     sizes = sizes or (QUICK_SIZES if quick else SIZES)
     reps = reps or (2 if quick else 7)
-    rows = [measure_size(n, reps, dense_max_n) for n in sizes]
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads or previous)
+    try:
+        rows = [measure_size(n, reps, dense_max_n) for n in sizes]
+    finally:
+        torch.set_num_threads(previous)
     # the largest size below which dense is faster at every measured size
     recommended = 0
     for row in rows:
@@ -83,6 +93,7 @@ def measure(quick: bool = False, reps: int | None = None, sizes: tuple[int, ...]
     return {
         "dense_max_n": dense_max_n,
         "reps": reps,
+        "threads": threads or previous,
         "rows": rows,
         "recommended_dense_max_n": recommended,
         "first_krylov_faster_n": crossing,

@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -290,6 +291,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--no-primme", action="store_true")
     parser.add_argument("--no-crossover", action="store_true", help="skip the --method auto measurement")
     parser.add_argument("--no-scan", action="store_true", help="only the --method auto measurement")
+    parser.add_argument("--crossover-threads", type=int, nargs="*", default=None, help="default: cores, then 1")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1: shared 2-core machine)")
     parser.add_argument("--label", default="", help="a name for this run in the report (e.g. before/after)")
     parser.add_argument("--region", default="full-scan", help="the BENCHMARKS.md region this run writes")
@@ -320,7 +322,9 @@ def main(argv: list[str] | None = None) -> int:
         for spec, eps in [chosen[i] for i in args.only] if args.only is not None else chosen:
             results["operators"].append(run_operator(spec, eps, seeds, args))
     if not args.no_crossover:
-        results["crossover"] = auto_crossover.measure(quick=args.quick)
+        # what a user gets (torch's default: one thread per core) and one thread; --quick: one thread
+        counts = args.crossover_threads or ([1] if args.quick else sorted({1, os.cpu_count() or 1}, reverse=True))
+        results["crossover"] = [auto_crossover.measure(quick=args.quick, threads=t) for t in counts]
     results["seconds"] = time.perf_counter() - started
     if args.json:
         args.json.write_text(json.dumps(results, indent=1, default=str))

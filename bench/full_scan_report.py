@@ -229,9 +229,10 @@ def _method_notes() -> str:
 
 def render_crossover(cross: dict[str, Any]) -> str:
     lines = [
-        "## `--method auto`: interleaved dense / Krylov / auto repeats",
+        f"## `--method auto`: interleaved dense / Krylov / auto repeats, {cross['threads']} thread(s)",
         "",
-        f"`dense_max_n` = {cross['dense_max_n']}; {cross['reps']} interleaved repetitions per size (dense, krylov, "
+        f"`dense_max_n` = {cross['dense_max_n']}; torch threads {cross['threads']}; {cross['reps']} interleaved "
+        "repetitions per size (dense, krylov, "
         "auto, dense, ...; bench/auto_crossover.py), hopfield operator of `make bench`. Dense/Krylov is the median "
         "of the PAIRED ratios (drift cancels within a pair).",
         "",
@@ -262,4 +263,6 @@ def write(path: Path, results: dict[str, Any], region: str = "full-scan", before
         write_region(path, region, render_scan(results, old, title))
     if results.get("crossover"):
         # a run kept for comparison (region full-scan-before) keeps its crossover beside it
-        write_region(path, region.replace("full-scan", "method-auto"), render_crossover(results["crossover"]))
+        crossovers = results["crossover"] if isinstance(results["crossover"], list) else [results["crossover"]]
+        body = "\n\n".join(render_crossover(c) for c in crossovers)
+        write_region(path, region.replace("full-scan", "method-auto"), body)

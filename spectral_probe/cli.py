@@ -19,7 +19,7 @@ from rich.console import Console
 from rich.text import Text
 
 from spectral_probe import __version__
-from spectral_probe.cli_options import DebugOpt, QuietOpt, probe_options
+from spectral_probe.cli_options import SHARED_OPTIONS, DebugOpt, QuietOpt, probe_options
 from spectral_probe.errors import SpectralProbeError, UsageError
 from spectral_probe.exitcodes import ExitCode
 
@@ -253,10 +253,57 @@ def audit(
             help="Seed each probe with the previous checkpoint's Krylov vectors (default on; --jobs 1 only).",
         ),
     ] = None,
+    shard: Annotated[
+        str | None,
+        typer.Option("--shard", help="Probe part K of N (K from 0), a stable split by file; join with `merge`."),
+    ] = None,
 ) -> None:
     """Probe every checkpoint below DIR, in natural order; one bad file never stops the batch."""
     own = {"glob": glob, "jobs": jobs, "jsonl": jsonl, "resume": resume, "warm_start": warm_start}
+    own["shard"] = shard
     _run("audit", directory, own, shared)
+
+
+_SHARED = {name: annotation for name, annotation, _ in SHARED_OPTIONS}
+# `merge` takes the gates and outputs of the shared options, declared there once.
+MaxRhoOpt, MaxAlphaOpt, MaxOmegaOpt = _SHARED["max_rho"], _SHARED["max_alpha"], _SHARED["max_omega"]
+JsonOpt, MarkdownOpt, JunitOpt = _SHARED["json"], _SHARED["markdown"], _SHARED["junit"]
+
+
+@app.command()
+def merge(
+    journals: Annotated[list[Path], typer.Argument(help="The --jsonl journal of every `audit --shard K/N`.")],
+    max_rho: MaxRhoOpt = None,
+    max_alpha: MaxAlphaOpt = None,
+    max_omega: MaxOmegaOpt = None,
+    json: JsonOpt = None,
+    markdown: MarkdownOpt = None,
+    junit: JunitOpt = None,
+    quiet: QuietOpt = False,
+    debug: DebugOpt = False,
+) -> None:
+    """Join the shards' journals into the report, gate and trajectory of one audit."""
+    params = {"max_rho": max_rho, "max_alpha": max_alpha, "max_omega": max_omega, "json": json}
+    params |= {"markdown": markdown, "junit": junit, "quiet": quiet or None, "debug": debug or None}
+
+    def body() -> None:
+        from spectral_probe.audit.merge import merge_journals
+        from spectral_probe.config import merge_options
+        from spectral_probe.exitcodes import combine
+        from spectral_probe.outputs import STEP_SUMMARY, check_outputs
+
+        options = merge_options({k: str(v) if isinstance(v, Path) else v for k, v in params.items()}, {})
+        outputs = {"--json": options.json, "--markdown": options.markdown, "--junit": options.junit}
+        outputs[STEP_SUMMARY] = os.environ.get(STEP_SUMMARY) or None
+        check_outputs(outputs, {f"the journal {path}": str(path) for path in journals})
+        report = merge_journals([str(path) for path in journals], options)
+        failed = _emit(report, options)
+        for message in failed:
+            _stderr().print(_error_line("error", message), soft_wrap=True)
+        codes = {ExitCode(report.gate.exit_code)} | ({ExitCode.BAD_INPUT} if failed else set())
+        raise typer.Exit(int(combine(codes)))
+
+    _guarded(debug, body)
 
 
 @app.command()

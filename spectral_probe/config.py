@@ -89,6 +89,7 @@ class ProbeOptions:
     jsonl: str | None = None
     resume: bool = False
     warm_start: bool = True  # audit --jobs 1: seed each probe with the previous checkpoint's vectors
+    shard: str | None = None  # audit --shard K/N: this part of a stable partition by file (docs/scaling.md)
 
     def __post_init__(self) -> None:
         for item in dataclasses.fields(self):

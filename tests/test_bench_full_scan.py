@@ -97,7 +97,8 @@ def test_numbers_agree_with_the_dense_truth(quick: tuple[str, dict, float]) -> N
 
 def test_crossover_is_interleaved_and_consistent(quick: tuple[str, dict, float]) -> None:
     _, results, _ = quick
-    cross = results["crossover"]
+    (cross,) = results["crossover"]
+    assert cross["threads"] == 1
     assert [row["n"] for row in cross["rows"]] == [16, 32]
     for row in cross["rows"]:
         assert all(len(row["times"][m]) == cross["reps"] for m in ("dense", "krylov", "auto"))

@@ -101,7 +101,7 @@ class Shard:
         The shard of a file is ``int(sha256(relative)[:16 hex]) mod N``: uniform over files, the same
         on every machine and Python (unlike ``hash()``), and independent of the other files.
         """
-        digest = hashlib.sha256(relative.encode("utf-8", "surrogateescape")).hexdigest()
+        digest = hashlib.sha256(relative.encode("utf-8", "surrogatepass")).hexdigest()
         return int(digest[:16], 16) % self.count == self.index
 
 

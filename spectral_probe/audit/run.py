@@ -16,10 +16,17 @@ import dataclasses
 from collections.abc import Sequence
 from typing import Any
 
-from spectral_probe.audit.discovery import DEFAULT_PATTERNS, find_checkpoints, ordered_outcomes
+from spectral_probe.audit.discovery import (
+    DEFAULT_PATTERNS,
+    find_checkpoints,
+    ordered_outcomes,
+    parse_shard,
+    shard_paths,
+)
 from spectral_probe.audit.journal import Journal, options_fingerprint, path_key, recorded_outcome
 from spectral_probe.audit.outcome import Outcome, ProbeFn
 from spectral_probe.audit.pool import file_sha256_or_none, progress_bar, run_parallel, run_sequential
+from spectral_probe.audit.shards import shard_header
 from spectral_probe.audit.trajectory import build_trajectory
 from spectral_probe.config import ProbeOptions
 from spectral_probe.errors import UsageError
@@ -41,13 +48,18 @@ def run_audit(
     an error row and the others are still probed; the exit code is ``report.gate.exit_code``.
     KeyboardInterrupt stops the audit with every finished line in the journal, and propagates.
     """
-    paths = find_checkpoints(directory, options.glob)
+    found = find_checkpoints(directory, options.glob)
     if options.resume and not options.jsonl:
         raise UsageError("--resume needs --jsonl PATH: the journal is what is resumed")
+    shard = parse_shard(options.shard)
+    if shard is not None and not options.jsonl:
+        raise UsageError("--shard needs --jsonl PATH: the shards' journals are what `spectral-probe merge` joins")
+    paths = shard_paths(found, directory, shard)
     fingerprint = options_fingerprint(options)
     journal = Journal(options.jsonl) if options.jsonl else None
     if journal is not None:
-        journal.guard(paths)
+        journal.guard(found)
+    reproducibility = _reproducibility(options)
     outcomes = _resumed(journal, paths, fingerprint) if journal is not None and options.resume else {}
     resumed = len(outcomes)
     todo = [p for p in paths if p not in outcomes]
@@ -56,6 +68,10 @@ def run_audit(
         if journal is not None:
             journal.open()
             stack.callback(journal.close)
+            if shard is not None:  # what `merge` checks the shard against: nothing lost, nothing twice
+                journal.write_line(
+                    shard_header(shard, directory, options, paths, fingerprint, len(found), reproducibility)
+                )
 
         def finished(outcome: Outcome) -> None:
             if journal is not None:
@@ -71,10 +87,9 @@ def run_audit(
             retries = run_sequential(todo, options, probe_fn, finished, describe)
 
     ordered = ordered_outcomes([outcomes[p] for p in paths])
-    reproducibility = _reproducibility(options)
     reproducibility["audit"] = {
         "directory": str(directory),
-        "patterns": [options.glob] if options.glob else list(DEFAULT_PATTERNS),
+        "patterns": patterns(options),
         "checkpoints": len(paths),
         "resumed": resumed,
         "jobs": options.jobs,
@@ -82,7 +97,14 @@ def run_audit(
         "options_sha256": fingerprint,
         "warm_start_retries": retries,
     }
+    if shard is not None:
+        reproducibility["audit"]["shard"] = {"shard": str(shard), "of_checkpoints": len(found)}
     return assemble_report(ordered, directory, options, reproducibility)
+
+
+def patterns(options: ProbeOptions) -> list[str]:
+    """The discovery patterns of this audit, as the report records them."""
+    return [options.glob] if options.glob else list(DEFAULT_PATTERNS)
 
 
 def _resumed(journal: Journal, paths: Sequence[str], fingerprint: str) -> dict[str, Outcome]:
