@@ -6,7 +6,7 @@ torch operator, hessian-eigenthings through its ``LambdaOperator`` on ``Sym(J_F)
 is counted by :class:`CountedOps`, with jvp (``J v``) and vjp (``J^T u``) apart: ``Sym(J_F) v`` costs one
 of each, ``J_F v`` and ``M v`` one jvp.
 
-Quantities (SPEC section 1): ``omega = lambda_max(Sym J_F)`` (real), ``alpha`` the rightmost eigenvalue
+Quantities (docs/SPEC.md section 1): ``omega = lambda_max(Sym J_F)`` (real), ``alpha`` the rightmost eigenvalue
 ``mu`` of ``J_F`` (complex), ``lead`` the largest-modulus eigenvalue of ``M = I + eps J_F`` (complex,
 ``rho = |lead|``). Each run returns its eigenvectors so that :mod:`bench.measure` can check the TRUE
 residual with uncounted matvecs.

@@ -15,7 +15,7 @@ import argparse
 import sys
 import time
 from pathlib import Path
-from statistics import mean
+from statistics import mean, median
 
 import spectral_probe
 from bench.markers import write_region
@@ -48,21 +48,27 @@ def render(history: list[dict], n: int) -> str:
         "",
         f"DEQ `z = tanh(W z + U x)`, n = {n}, trained {len(history)} steps with the rho penalty "
         "(`examples/training_loop.py`); at every step `StabilityMonitor(every=10)` and a cold "
-        "`spectral_probe.probe` (Krylov path, all checks, no warm start).",
+        "`spectral_probe.probe` (Krylov path, all checks, no warm start). "
+        "Seconds on a shared 2-core machine under load.",
         "",
-        "| call | calls | matvecs per call (mean) | min | max |",
-        "|---|---|---|---|---|",
-        f"| monitor, full (warm) | {len(full)} | {mean(r['matvecs'] for r in full):.0f} | "
-        f"{min(r['matvecs'] for r in full)} | {max(r['matvecs'] for r in full)} |",
-        f"| monitor, cheap (warm) | {len(cheap)} | {mean(r['matvecs'] for r in cheap):.0f} | "
-        f"{min(r['matvecs'] for r in cheap)} | {max(r['matvecs'] for r in cheap)} |",
-        f"| cold probe | {len(history)} | {cold:.0f} | {min(r['cold_matvecs'] for r in history)} | "
-        f"{max(r['cold_matvecs'] for r in history)} |",
+        "| call | calls | matvecs per call (mean) | min | max | seconds per call (median) |",
+        "|---|---|---|---|---|---|",
+        _row("monitor, full (warm)", full, "matvecs", "seconds"),
+        _row("monitor, cheap (warm)", cheap, "matvecs", "seconds"),
+        _row("cold probe", history, "cold_matvecs", "cold_seconds"),
         "",
         f"Monitor: {per_call:.0f} matvecs per step on average, {cold / per_call:.1f}x fewer than the cold probe "
         f"({cold:.0f}); largest |rho_monitor - rho_cold| over the run: {worst_gap:.1e}.",
     ]
     return "\n".join(lines)
+
+
+def _row(label: str, rows: list[dict], matvecs: str, seconds: str) -> str:
+    counts = [r[matvecs] for r in rows]
+    return (
+        f"| {label} | {len(rows)} | {mean(counts):.0f} | {min(counts)} | {max(counts)} | "
+        f"{median(r[seconds] for r in rows):.3f} |"
+    )
 
 
 def main() -> None:

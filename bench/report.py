@@ -468,7 +468,7 @@ def _structured_section(problems: list[dict[str, Any]]) -> list[str]:
     lines = [
         "## Structured start vector (v0 = ones)",
         "",
-        "SPEC section 2 forbids structured start vectors. Here each solver is started once from `ones` and its "
+        "docs/SPEC.md section 2 forbids structured start vectors. Here each solver is started once from `ones` and its "
         "answer compared to the reference. On the hopfield operators `ones` is mirror-symmetric and the wanted "
         "eigenvectors are antisymmetric, so the Krylov space of `ones` only holds the decoys: a method then "
         "converges, with a small residual, to a WRONG eigenvalue. Any Krylov method does, ours included (rows "

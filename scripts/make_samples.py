@@ -3,7 +3,7 @@
 Run ``python scripts/make_samples.py`` (or ``main(out_dir)``). Every file is rebuilt from fixed seeds and
 is byte-identical from run to run; ``tests/test_samples_manifest.py`` checks that.
 
-The math (SPEC section 1): an operator gives ``nc_force``; the vector field is
+The math (docs/SPEC.md section 1): an operator gives ``nc_force``; the vector field is
 ``F(z) = nc_force(z) - (1 + c) z`` with Jacobian ``J_F = J_nc - (1 + c) I`` at the fixed point ``z*``, and
 the Euler relaxation ``z <- z + eps F(z)`` has the forward map ``M = I + eps J_F``. The probed numbers are
 
@@ -55,7 +55,7 @@ from typing import Any
 import numpy as np
 from safetensors.numpy import load_file
 
-#: Default verdict band of SPEC section 2.
+#: Default verdict band of docs/SPEC.md section 2.
 BAND = 1e-6
 #: Every sample sits at least this far from each boundary of its verdict region (rho, omega, Re mu ...).
 MARGIN = 0.05
@@ -262,7 +262,7 @@ def write_safetensors(path: Path, tensors: dict[str, np.ndarray], metadata: dict
 
 
 def probe_metadata(operator: str | None, c: float, eps: float, options: dict[str, Any]) -> dict[str, str]:
-    """SPEC section 3 metadata (all values are strings; options as a JSON object)."""
+    """docs/SPEC.md section 3 metadata (all values are strings; options as a JSON object)."""
     md = {
         "spectral_probe.c": repr(float(c)),
         "spectral_probe.eps": repr(float(eps)),
@@ -378,7 +378,7 @@ def _partner_excluded(values: np.ndarray, idx: int) -> np.ndarray:
 
 
 def verdict(rho: float, lead: complex, mu_lead: complex, omega: float, band: float = BAND) -> str:
-    """SPEC section 2."""
+    """docs/SPEC.md section 2."""
     if rho < 1.0 - band:
         return "contractive" if omega < 0.0 else "stable"
     if abs(rho - 1.0) <= band:

@@ -1,7 +1,7 @@
 """The Python API: probe your own callable or ``nn.Module`` at its fixed point, from Python.
 
 ``probe(f, z_star)`` runs exactly what ``spectral-probe scan`` runs (the same solvers, cross-checks and
-verdicts, SPEC.md 1-2) on ``nc_force = f``, so ``F(z) = f(z) - (1 + c) z`` and ``M = I + eps J_F``.
+verdicts, docs/SPEC.md section 1-2) on ``nc_force = f``, so ``F(z) = f(z) - (1 + c) z`` and ``M = I + eps J_F``.
 ``f`` acts on the model's natural state: one tensor of any shape (``[C, H, W]``), or a tuple of
 tensors (an LSTM's ``(h, c)``); extra inputs (a DEQ's ``x``) are bound by the caller
 (``lambda z: layer(z, x)``). It prints nothing and warns nothing.

@@ -1,6 +1,6 @@
 """Apply a one-state function to a batch of states: ``torch.func.vmap``, or a loop where vmap cannot.
 
-``nc_force`` maps one state ``[n]`` to ``[n]`` (SPEC.md 4). The tool batches it with ``vmap``; an
+``nc_force`` maps one state ``[n]`` to ``[n]`` (docs/SPEC.md section 4). The tool batches it with ``vmap``; an
 operator that vmap cannot run (``nn.LSTMCell``: no batching rule for ``aten::lstm_cell``; an ODE solver
 with data-dependent step control; numpy inside; in-place updates of captured tensors) is applied row by
 row instead, with the same numbers, and a note says so. Pure torch.

@@ -1,4 +1,4 @@
-"""The options that ``scan`` and ``audit`` share, declared once (docs/SPEC.md 5).
+"""The options that ``scan`` and ``audit`` share, declared once (docs/SPEC.md section 5).
 
 :func:`probe_options` appends them to a command's signature, where typer reads them, and hands them
 to the command as one ``shared`` dict (option name -> value, ``None`` where the user typed nothing).

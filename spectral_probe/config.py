@@ -1,4 +1,4 @@
-"""One frozen options object, its defaults, and the precedence rule of SPEC section 3.
+"""One frozen options object, its defaults, and the precedence rule of docs/SPEC.md section 3.
 
 Precedence: command line > config file (``--config``) > checkpoint metadata > built-in default.
 Checkpoint metadata can only supply ``operator``, ``c``, ``eps`` and the operator ``options``; those
@@ -23,6 +23,7 @@ from spectral_probe.validate import (
     check_device_name,
     check_glob,
     check_option,
+    option_label,
     shown,
     spec_for,
 )
@@ -93,7 +94,10 @@ class ProbeOptions:
 
     def __post_init__(self) -> None:
         for item in dataclasses.fields(self):
-            checked = check_option(item.name, getattr(self, item.name), spec_for(item.name, item.type))
+            value = getattr(self, item.name)
+            if value is None and "None" not in str(item.type):
+                raise UsageError(f"{option_label(item.name, None)} needs a value, got None")
+            checked = check_option(item.name, value, spec_for(item.name, item.type))
             if checked is not getattr(self, item.name):
                 object.__setattr__(self, item.name, checked)  # a number given as a string (YAML 1e-8)
         check_glob(self.glob)
@@ -131,8 +135,10 @@ def merge_options(
     if unknown:
         raise UsageError(f"{where}: unknown option(s): {', '.join(shown(k) for k in unknown)}")
     annotations = {f.name: f.type for f in dataclasses.fields(ProbeOptions)}
-    merged: dict[str, Any] = {
-        key: check_option(key, value, spec_for(key, annotations[key]), where) for key, value in normalized.items()
+    merged: dict[str, Any] = {  # `key:` with no value (null) in YAML leaves the option unset
+        key: check_option(key, value, spec_for(key, annotations[key]), where)
+        for key, value in normalized.items()
+        if value is not None
     }
     for key, value in command_line.items():
         if value is not None:

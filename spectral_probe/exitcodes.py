@@ -1,4 +1,4 @@
-"""The exit codes of SPEC section 7 (no torch here)."""
+"""The exit codes of docs/SPEC.md section 7 (no torch here)."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ PRECEDENCE = (ExitCode.INTERNAL_ERROR, ExitCode.BAD_INPUT, ExitCode.UNTRUSTED, E
 
 
 def combine(codes: list[ExitCode] | set[ExitCode]) -> ExitCode:
-    """The exit code when several conditions hold at once (SPEC 7: 4, then 2, then 3, then 1)."""
+    """The exit code when several conditions hold at once (docs/SPEC.md section 7: 4, then 2, then 3, then 1)."""
     for code in PRECEDENCE:
         if code in codes:
             return code

@@ -1,6 +1,6 @@
 """Finding ``z*`` with ``F(z*) = 0`` when no file holds it: Anderson acceleration, then Newton-Krylov.
 
-``F(z) = nc_force(z) - (1 + c) z`` (SPEC.md 1). Two stages, each per fixed point of a batch ``[B, n]``:
+``F(z) = nc_force(z) - (1 + c) z`` (docs/SPEC.md section 1). Two stages, each per fixed point of a batch ``[B, n]``:
 
 1. Anderson-accelerated iteration of the relaxation map ``G(z) = z + eps F(z)`` (the model's own Euler
    dynamics): with the last ``m`` residuals ``f_k = G(z_k) - z_k`` it takes the affine combination

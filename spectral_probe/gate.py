@@ -1,4 +1,4 @@
-"""The gate and the exit code: one function, whatever the output options (SPEC sections 2 and 7)."""
+"""The gate and the exit code: one function, whatever the output options (docs/SPEC.md sections 2 and 7)."""
 
 from __future__ import annotations
 

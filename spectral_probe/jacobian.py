@@ -1,4 +1,4 @@
-"""Matrix-free Jacobian operators at the fixed points ``z*`` (SPEC.md 1).
+"""Matrix-free Jacobian operators at the fixed points ``z*`` (docs/SPEC.md section 1).
 
 For ``F(z) = nc_force(z) - (1 + c) z`` linearized at each of B fixed points ``z*_b``:
 

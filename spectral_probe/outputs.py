@@ -5,7 +5,7 @@
   before anything runs: ``scan x.safetensors --json x.safetensors`` must never overwrite the checkpoint.
 * A report file is written to a temporary file beside it and renamed over it, so a write that fails
   (a full disk, a read-only place) leaves what the file held; the failure is an
-  :class:`~spectral_probe.errors.OutputError` naming the path (exit code 2, docs/SPEC.md 7).
+  :class:`~spectral_probe.errors.OutputError` naming the path (exit code 2, docs/SPEC.md section 7).
 * ``--json -`` on a closed pipe (``| true``) is the same error, naming standard output.
 * What an operator plugin prints goes to standard error, so ``--json -`` stays one JSON document.
 
@@ -15,6 +15,7 @@ No torch here.
 from __future__ import annotations
 
 import contextlib
+import errno
 import io
 import os
 import sys
@@ -76,10 +77,10 @@ def check_outputs(
         for what, source in inputs.items():
             if source and _same_file(target, source):
                 raise UsageError(f"{where}: is {what}, an input of this run; refusing to overwrite it")
-        if PurePath(target).suffix.lower() in CHECKPOINT_SUFFIXES:
-            raise UsageError(f"{where}: refusing to write a report under a checkpoint's suffix")
         if directory is not None and _below(target, directory, pattern):
             raise UsageError(f"{where}: is a checkpoint this audit reads; refusing to overwrite it")
+        if PurePath(target).suffix.lower() in CHECKPOINT_SUFFIXES:
+            raise UsageError(f"{where}: refusing to write a report under a checkpoint's suffix")
         for other, path in seen.items():
             if _same_file(target, path):
                 raise UsageError(f"{where}: {other} writes the same file")
@@ -98,6 +99,11 @@ def write_report(path: str, text: str, flag: str) -> None:
             with open(target, "w", encoding="utf-8", errors="backslashreplace") as handle:
                 handle.write(text)
             return
+        for folder in (target.parent, *target.parent.parents):
+            if folder.exists():
+                if not folder.is_dir():
+                    raise NotADirectoryError(errno.ENOTDIR, f"{folder} is not a folder")
+                break
         target.parent.mkdir(parents=True, exist_ok=True)
         mode = target.stat().st_mode & 0o7777 if target.exists() else 0o666 & ~_umask()
         descriptor, temporary = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")

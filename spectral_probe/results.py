@@ -12,7 +12,7 @@ REPORT_VERSION = 1
 
 @dataclass(frozen=True)
 class FixedPointResult:
-    """Everything measured at one fixed point z*; field names are the JSON keys of SPEC section 6.
+    """Everything measured at one fixed point z*; field names are the JSON keys of docs/SPEC.md section 6.
 
     ``None`` marks a quantity that was not computed (``omega`` under ``--matvec fd`` at large n, the
     adjoint check without a vjp); it is written as JSON ``null`` and a gate on it is a usage error.

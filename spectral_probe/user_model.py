@@ -1,6 +1,6 @@
 """Your own model as an operator: an ``nn.Module`` or a function on its natural state, made flat.
 
-SPEC.md 4 asks a factory for ``nc_force: [n] -> [n]``. A real model rarely looks like that: a conv DEQ
+docs/SPEC.md section 4 asks a factory for ``nc_force: [n] -> [n]``. A real model rarely looks like that: a conv DEQ
 acts on ``[C, H, W]``, an ``nn.LSTMCell`` on a pair ``(h, c)``, and a trained layer is an ``nn.Module``.
 This module turns any of those into the flat ``nc_force`` the probe needs:
 
@@ -152,7 +152,7 @@ def build_user_force(
 
     The state layout is the one declared (:func:`declared_layout`); else, for a stored ``z*`` of more
     than two dimensions, that shape as ONE state; else the factory's function is taken to act on flat
-    ``[n]`` states already (SPEC.md 4; ``[B, n]`` is then B fixed points). Raises :class:`InputError`
+    ``[n]`` states already (docs/SPEC.md section 4; ``[B, n]`` is then B fixed points). Raises :class:`InputError`
     naming ``path`` with the factory's whole error message.
     """
     try:

@@ -5,7 +5,7 @@ checked here before anything uses it: its type (a YAML ``seed: "x"`` is not an i
 2.5`` is not one either), finiteness (``--band nan`` or ``--max-rho nan`` would make a verdict or a gate
 silently wrong), its range, and its size (a 5,000-digit integer, a 1 MB string, an alias bomb). Every
 error is a :class:`~spectral_probe.errors.UsageError` or :class:`~spectral_probe.errors.InputError`
-(exit code 2, docs/SPEC.md 7) that names the option, and the file it came from.
+(exit code 2, docs/SPEC.md section 7) that names the option, and the file it came from.
 
 Memory sizes are checked against what the machine can hold before anything is allocated
 (:func:`check_fits`); output paths are checked against the inputs of the run (:mod:`spectral_probe.outputs`).
@@ -68,12 +68,17 @@ class Spec:
         noun = {**nouns, "strings": "a list of strings"}.get(self.kind, "a mapping")
         if self.low is None and self.high is None:
             return noun
-        left = "" if self.low is None else f"{'>' if self.low_open else '>='} {self.low:g}"
-        right = "" if self.high is None else f"{'<' if self.high_open else '<='} {self.high:g}"
+        left = "" if self.low is None else f"{'>' if self.low_open else '>='} {self._bound(self.low)}"
+        right = "" if self.high is None else f"{'<' if self.high_open else '<='} {self._bound(self.high)}"
         return f"{noun} {' and '.join(p for p in (left, right) if p)}"
 
+    def _bound(self, value: float) -> str:
+        if self.kind != "int":
+            return f"{value:g}"
+        return "2^63 - 1" if value == MAX_INT else str(int(value))
 
-#: The range of each option of :class:`~spectral_probe.config.ProbeOptions` (SPEC symbols in comments).
+
+#: The range of each option of :class:`~spectral_probe.config.ProbeOptions` (docs/SPEC.md symbols in comments).
 #: A field not listed here is checked by the kind of its type annotation (see :func:`spec_for`).
 OPTION_SPECS: dict[str, Spec] = {
     "c": Spec("float", -1e12, 1e12),  # damping in F(z) = nc_force(z) - (1 + c) z
@@ -195,31 +200,32 @@ def check_json_like(value: Any, label: str) -> None:
     """
     budget = [MAX_OPTION_NODES]
 
-    def visit(item: Any, depth: int) -> None:
+    def visit(item: Any, depth: int, where: str) -> None:
+        at = f"{label} '{where}'" if where else label
         budget[0] -= 1
         if budget[0] < 0:
             raise UsageError(f"{label}: more than {MAX_OPTION_NODES} values (aliases expanded); refusing it")
         if depth > MAX_OPTION_DEPTH:
-            raise UsageError(f"{label}: nested deeper than {MAX_OPTION_DEPTH} levels")
+            raise UsageError(f"{at}: nested deeper than {MAX_OPTION_DEPTH} levels")
         if isinstance(item, Mapping):
             for key, sub in item.items():
                 if not isinstance(key, str):
-                    raise UsageError(f"{label}: keys must be strings, got {shown(key)}")
-                check_string(key, label)
-                visit(sub, depth + 1)
+                    raise UsageError(f"{at}: keys must be strings, got {shown(key)}")
+                check_string(key, at)
+                visit(sub, depth + 1, f"{where}.{shown(key)[1:-1]}" if where else shown(key)[1:-1])
         elif isinstance(item, list | tuple):
-            for sub in item:
-                visit(sub, depth + 1)
+            for index, sub in enumerate(item):
+                visit(sub, depth + 1, f"{where}[{index}]")
         elif isinstance(item, str):
-            check_string(item, label)
+            check_string(item, at)
         elif isinstance(item, float) and not math.isfinite(item):
-            raise UsageError(f"{label}: non-finite number {item!r}")
+            raise UsageError(f"{at}: must be a finite number, got {item!r}")
         elif isinstance(item, int) and not isinstance(item, bool) and abs(item) > MAX_INT:
-            raise UsageError(f"{label}: integer {shown(item)} is out of range")
+            raise UsageError(f"{at}: integer {shown(item)} is out of range")
         elif not (item is None or isinstance(item, bool | int | float)):
-            raise UsageError(f"{label}: unsupported value {shown(item)} of type {type(item).__name__}")
+            raise UsageError(f"{at}: unsupported value {shown(item)} of type {type(item).__name__}")
 
-    visit(value, 0)
+    visit(value, 0, "")
 
 
 _DEVICE = re.compile(r"^(cpu|cuda(:\d{1,4})?)$")

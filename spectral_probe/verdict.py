@@ -1,4 +1,4 @@
-"""The verdict of SPEC section 2 for one fixed point, from rho, lead, mu_lead and omega."""
+"""The verdict of docs/SPEC.md section 2 for one fixed point, from rho, lead, mu_lead and omega."""
 
 from __future__ import annotations
 

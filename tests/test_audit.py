@@ -52,7 +52,7 @@ GOLDEN = Path(__file__).resolve().parent / "golden"
 def fake_result(
     path: str, index: int, fp: list[float], step: int | None, sha: str | None, notes: tuple[str, ...] = ()
 ) -> FixedPointResult:
-    """A self-consistent result with eps = 1: rho = |lead|, mu = lead - 1, the verdict from SPEC 2."""
+    """A self-consistent result with eps = 1: rho = |lead|, mu = lead - 1, the verdict from docs/SPEC.md section 2."""
     lead_real, lead_imag, omega = fp
     rho = math.hypot(lead_real, lead_imag)
     mu = lead_real - 1.0
@@ -221,7 +221,7 @@ def test_rows_error_row_journal_and_warm_chain(fake_run: Path, tmp_path: Path) -
     ]
     assert [Path(e.checkpoint).name for e in report.errors] == ["step_1500.safetensors"]
     assert "corrupt fake checkpoint" in report.errors[0].error
-    assert report.gate.exit_code == 2  # an unreadable input, no gate: SPEC 7
+    assert report.gate.exit_code == 2  # an unreadable input, no gate: docs/SPEC.md section 7
     assert report.reproducibility["audit"]["checkpoints"] == 5
 
     written = lines(journal)

@@ -11,7 +11,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -22,12 +21,11 @@ pytest.importorskip("scipy")
 
 
 @pytest.fixture(scope="module")
-def quick_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, dict, float]:
+def quick_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, dict]:
     out = tmp_path_factory.mktemp("bench")
     md, raw = out / "BENCHMARKS.md", out / "results.json"
     env = dict(os.environ)
     env["PYTHONPATH"] = str(REPO) + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
-    started = time.perf_counter()
     done = subprocess.run(
         [sys.executable, "-m", "bench.run", "--quick", "--output", str(md), "--json", str(raw)],
         cwd=str(REPO),
@@ -37,17 +35,16 @@ def quick_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, dict, floa
         timeout=300,
         check=False,
     )
-    seconds = time.perf_counter() - started
     assert done.returncode == 0, done.stderr[-2000:]
-    return md.read_text(), json.loads(raw.read_text()), seconds
+    return md.read_text(), json.loads(raw.read_text())
 
 
 def _records(problem: dict) -> dict[str, dict]:
     return {r["solver"]: r for r in problem["records"]}
 
 
-def test_report_has_every_section(quick_run: tuple[str, dict, float]) -> None:
-    text, results, _ = quick_run
+def test_report_has_every_section(quick_run: tuple[str, dict]) -> None:
+    text, results = quick_run
     for heading in (
         "# Benchmarks",
         "## Targets",
@@ -69,8 +66,8 @@ def test_report_has_every_section(quick_run: tuple[str, dict, float]) -> None:
     assert all(("met" in r) or ("MISSED" in r) or ("not measured" in r) for r in rows)
 
 
-def test_numbers_are_sane(quick_run: tuple[str, dict, float]) -> None:
-    _, results, _ = quick_run
+def test_numbers_are_sane(quick_run: tuple[str, dict]) -> None:
+    _, results = quick_run
     for problem in results["problems"]:
         assert "error" not in problem, problem.get("error")
         ref = problem["reference"]
@@ -107,8 +104,8 @@ def test_numbers_are_sane(quick_run: tuple[str, dict, float]) -> None:
             assert not any(name.startswith("hessian-eigenthings") for name in records)
 
 
-def test_scenarios_are_sane(quick_run: tuple[str, dict, float]) -> None:
-    _, results, _ = quick_run
+def test_scenarios_are_sane(quick_run: tuple[str, dict]) -> None:
+    _, results = quick_run
     batched = results["batched"]
     assert "error" not in batched, batched.get("error")
     assert max(batched["max_abs_diff"].values()) < 1e-8
@@ -122,9 +119,14 @@ def test_scenarios_are_sane(quick_run: tuple[str, dict, float]) -> None:
     assert start["scan_n"] == 32
 
 
-def test_quick_run_is_quick(quick_run: tuple[str, dict, float]) -> None:
-    # The harness test must stay cheap; a generous bound for a shared 2-core machine.
-    assert quick_run[2] < 60
+def test_quick_run_stays_small(quick_run: tuple[str, dict]) -> None:
+    # The harness test must stay cheap: bounded by its sizes and products, not by a wall clock (which
+    # drifts with the load of a shared machine; speed is measured by `make bench`).
+    _, results = quick_run
+    for problem in results["problems"]:
+        assert problem["spec"]["n"] <= 128
+        for rec in problem["records"]:
+            assert rec.get("reps", 1) == 1 and rec.get("jvp", 0) <= 2_000
 
 
 def test_crossover_summary_and_sizes() -> None:

@@ -1,4 +1,4 @@
-"""The gate and the exit code: one function, SPEC section 7, precedence 4, 2, 3, 1."""
+"""The gate and the exit code: one function, docs/SPEC.md section 7, precedence 4, 2, 3, 1."""
 
 import dataclasses
 

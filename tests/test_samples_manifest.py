@@ -4,10 +4,10 @@
   ``sample_checkpoints/*.safetensors`` byte for byte, and ``expected.json`` up to LAPACK round-off (the
   eigenvalues in it come from a threaded LAPACK whose last bits depend on the machine; the tensors are
   built with exact arithmetic and do not).
-* Every file is at most 2 MB and carries the SPEC section 3 metadata.
+* Every file is at most 2 MB and carries the docs/SPEC.md section 3 metadata.
 * ``expected.json`` agrees with a dense float64 truth recomputed HERE, with numpy only, from the committed
   files: ``J_F = J_nc - (1 + c) I``, ``omega = lambda_max(Sym J_F)``, ``alpha = max Re lambda(J_F)``,
-  ``rho = max |lambda(I + eps J_F)|`` and the SPEC section 2 verdict.
+  ``rho = max |lambda(I + eps J_F)|`` and the docs/SPEC.md section 2 verdict.
 """
 
 from __future__ import annotations
@@ -224,7 +224,7 @@ def test_expected_json_matches_dense_truth(make_samples: ModuleType, expected: d
 
 
 def test_verdicts_are_robust(expected: dict[str, Any]) -> None:
-    """Every sample sits at least ``margin`` inside its verdict region (SPEC section 2)."""
+    """Every sample sits at least ``margin`` inside its verdict region (docs/SPEC.md section 2)."""
     margin = expected["margin"]
     assert margin >= 0.05
     for name, info in expected["samples"].items():

@@ -1,4 +1,4 @@
-"""Verdicts of SPEC section 2 against the table, region by region, and property-based."""
+"""Verdicts of docs/SPEC.md section 2 against the table, region by region, and property-based."""
 
 import pytest
 from hypothesis import given

@@ -8,7 +8,7 @@ with ``W1`` [h, n], ``b1`` [h], ``W2`` [n, h], ``b2`` [n]. Use it with the sampl
     spectral-probe scan sample_checkpoints/plugin_example.safetensors \\
         --operator sample_checkpoints/plugin_operator.py:make_force
 
-The factory follows SPEC section 4: ``make_force(params, options)`` gets the checkpoint's tensors (name ->
+The factory follows docs/SPEC.md section 4: ``make_force(params, options)`` gets the checkpoint's tensors (name ->
 tensor) and the operator options (a dict, here ``{"activation": "tanh"}``), and returns a function from a
 1-D tensor ``[n]`` to a 1-D tensor ``[n]``. The tool batches it itself (``torch.vmap``), so the function
 uses only out-of-place, vmap-friendly torch operations.

@@ -19,7 +19,7 @@ from typing import Any
 from spectral_probe.results import FixedPointResult, result_from_dict
 from spectral_probe.verdict import VERDICTS
 
-#: Extra keys on a result line (SPEC 6 allows more fields): how many fixed points the checkpoint has
+#: Extra keys on a result line (docs/SPEC.md section 6 allows more fields): how many fixed points the checkpoint has
 #: (so a checkpoint cut between two of its lines is probed again) and the options fingerprint.
 FIXED_POINTS_KEY = "fixed_points"
 OPTIONS_KEY = "options_sha256"

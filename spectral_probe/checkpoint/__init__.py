@@ -2,11 +2,11 @@
 
 A checkpoint is a ``.safetensors`` file (or a ``.pt``/``.pth`` file of plain tensors, read with
 ``torch.load(..., weights_only=True)`` only: pickles are never executed). Its tensors are the
-operator's parameters, except ``z_star``, the fixed point ``z*`` with ``F(z*) = 0`` (docs/SPEC.md 1, 3).
+operator's parameters, except ``z_star``, the fixed point ``z*`` with ``F(z*) = 0`` (docs/SPEC.md section 1, 3).
 
 Every problem with a file is raised as :class:`~spectral_probe.errors.InputError` naming the file and
 what is wrong, in one line: exceptions from ``safetensors`` and ``torch`` are caught and rephrased,
-so a user never sees their tracebacks (docs/SPEC.md 7, exit code 2). Every size a file declares is
+so a user never sees their tracebacks (docs/SPEC.md section 7, exit code 2). Every size a file declares is
 checked against the file and the machine before it is allocated (see :mod:`.tensor_files`).
 
 Modules: :mod:`.tensor_files` reads the tensor files, :mod:`.settings` the metadata and the YAML.

@@ -1,4 +1,4 @@
-"""The ``spectral_probe.*`` metadata of a checkpoint and the ``--config`` YAML file (docs/SPEC.md 3).
+"""The ``spectral_probe.*`` metadata of a checkpoint and the ``--config`` YAML file (docs/SPEC.md section 3).
 
 Every value is bounded before use: a value is quoted back only in part, the operator options (JSON in
 the metadata, a mapping in YAML) are refused when they nest too deep or expand, through YAML aliases,
@@ -25,7 +25,7 @@ MAX_NAME = 256
 
 
 def checkpoint_settings(metadata: Mapping[str, str], path: str | os.PathLike[str] | None = None) -> dict[str, Any]:
-    """Parse the ``spectral_probe.*`` keys of a checkpoint's metadata (docs/SPEC.md 3).
+    """Parse the ``spectral_probe.*`` keys of a checkpoint's metadata (docs/SPEC.md section 3).
 
     Returns a dict with only the keys present, among
     ``operator`` (str, a registered operator name), ``c`` (finite float, the damping in
@@ -111,7 +111,7 @@ def _step(raw: str, path: str | os.PathLike[str] | None) -> int:
 
 
 def load_yaml_config(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """Read a ``--config`` YAML file: a mapping of option name to value (docs/SPEC.md 3).
+    """Read a ``--config`` YAML file: a mapping of option name to value (docs/SPEC.md section 3).
 
     Top-level keys may be spelled like the command line (``max-rho``, even ``--max-rho``) or with
     underscores (``max_rho``); they are normalized to underscores. Nested mappings (operator
@@ -143,7 +143,7 @@ def load_yaml_config(path: str | os.PathLike[str]) -> dict[str, Any]:
         if not isinstance(key, str):
             raise InputError(path, f"config keys must be strings, got {shown(key)}")
     try:
-        check_json_like(data, "the YAML")  # before anything walks it: an alias bomb stops here
+        check_json_like(data, "option")  # before anything walks it: an alias bomb stops here
     except UsageError as exc:
         raise InputError(path, str(exc)) from None
     config: dict[str, Any] = {}

@@ -22,7 +22,7 @@ thick restart (Morgan's Arnoldi with deflated restarting, Stewart's Krylov decom
   continuing with a corrupted decomposition;
 * Arnoldi continues from ``v_{m+1}``; the discarded Ritz values are filtered out as with exact shifts.
 
-One Krylov space serves several targets at once: for the symbols of SPEC.md, the spectral abscissa
+One Krylov space serves several targets at once: for the symbols of docs/SPEC.md, the spectral abscissa
 ``alpha = max Re mu(J_F)`` is the target :func:`rightmost`, and the leading eigenvalue of
 ``M = I + eps J_F`` (``rho = |lead|``) is the target ``largest_modulus(shift=1, scale=eps)``, because
 ``M`` is a polynomial in ``J_F``: the same Ritz pairs ``mu`` of ``J_F`` give ``1 + eps mu`` for ``M``.

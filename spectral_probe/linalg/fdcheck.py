@@ -2,7 +2,7 @@
 
 An autograd Jacobian can be silently wrong (a custom autograd function, an in-place op, a gradient
 rule that is wrong off some subspace); central finite differences of the function itself are the
-referee (SPEC.md 1). Pure torch, no knowledge of operators: ``f`` maps ``[..., n] -> [..., n]`` on the
+referee (docs/SPEC.md section 1). Pure torch, no knowledge of operators: ``f`` maps ``[..., n] -> [..., n]`` on the
 last dimension, ``jvp``/``vjp``/``matvec`` map ``[B, *block, n] -> [B, *block, n]`` (see
 :mod:`spectral_probe.linalg.result`). Every check returns one number per problem, ``Tensor[B]``; a
 non-finite result is returned as is (NaN), so the caller can treat it as a failed check.

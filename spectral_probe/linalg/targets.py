@@ -1,6 +1,6 @@
 """Which Ritz values a Krylov-Schur run wants: a :class:`Target` scores complex ``mu`` (higher = wanted).
 
-For the symbols of SPEC.md, the spectral abscissa ``alpha = max Re mu(J_F)`` is :func:`rightmost`, and
+For the symbols of docs/SPEC.md, the spectral abscissa ``alpha = max Re mu(J_F)`` is :func:`rightmost`, and
 the leading eigenvalue of ``M = I + eps J_F`` (``rho = |lead|``) is ``largest_modulus(shift=1,
 scale=eps)``: ``M`` is a polynomial in ``J_F``, so the Ritz pairs ``mu`` of ``J_F`` give ``1 + eps mu``.
 """

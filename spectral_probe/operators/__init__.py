@@ -1,6 +1,6 @@
 """Operator families: the non-conservative force ``nc_force: R^n -> R^n`` built from a checkpoint.
 
-An operator family is a factory ``factory(params, options) -> nc_force`` (SPEC.md 4): ``params`` maps
+An operator family is a factory ``factory(params, options) -> nc_force`` (docs/SPEC.md section 4): ``params`` maps
 tensor names to tensors, ``options`` is a dict, and ``nc_force`` maps ONE state ``[n]`` to ``[n]``
 (the tool batches it with ``torch.func.vmap``). The dynamics probed are
 ``F(z) = nc_force(z) - (1 + c) z``.

@@ -1,4 +1,4 @@
-"""The built-in operator families (SPEC.md 4): ``linear``, ``hopfield``, ``rnn`` and ``conv``.
+"""The built-in operator families (docs/SPEC.md section 4): ``linear``, ``hopfield``, ``rnn`` and ``conv``.
 
 A family is a factory ``factory(params, options) -> nc_force`` where ``nc_force`` maps ONE state
 ``z`` of shape ``[n]`` to ``[n]``. The returned function uses only batchable torch ops (no ``.item()``,

@@ -4,7 +4,7 @@ Layering: this package calls :mod:`spectral_probe.checkpoint` (files), :mod:`spe
 (``nc_force``), :mod:`spectral_probe.jacobian` (matvecs) and :mod:`spectral_probe.linalg` (solvers).
 It never prints and knows nothing of the command line.
 
-Symbols (SPEC section 1): ``F(z) = nc_force(z) - (1 + c) z``, ``J_F = J_nc - (1 + c) I``,
+Symbols (docs/SPEC.md section 1): ``F(z) = nc_force(z) - (1 + c) z``, ``J_F = J_nc - (1 + c) I``,
 ``M = I + eps J_F``, ``omega = lambda_max(Sym J_F)``, ``alpha = max Re lambda(J_F)``,
 ``rho = max |lambda(M)|``, ``lead`` that eigenvalue of ``M`` and ``mu_lead = (lead - 1) / eps``.
 

@@ -1,5 +1,5 @@
 """The cross-checks that need no eigensolver: matvec determinism, autograd against finite differences,
-the adjoint identity, and the SPEC section 2 invariants between omega, alpha and rho."""
+the adjoint identity, and the docs/SPEC.md section 2 invariants between omega, alpha and rho."""
 
 from __future__ import annotations
 
@@ -75,7 +75,7 @@ def matvec_failures(
 def invariant_failures(
     omega: float | None, mu_alpha: complex, mu_lead: complex, norm_M: float | None, eps: float, slack: float
 ) -> list[str]:
-    """SPEC 2 invariants: ``alpha <= omega``, ``rho >= 1 + eps alpha``, ``rho <= ||M||_2``."""
+    """docs/SPEC.md section 2 invariants: ``alpha <= omega``, ``rho >= 1 + eps alpha``, ``rho <= ||M||_2``."""
     failures = []
     rho = abs(1 + eps * mu_lead)
     if omega is not None and mu_alpha.real > omega + slack:

@@ -1,4 +1,4 @@
-"""The JSON report of SPEC section 6."""
+"""The JSON report of docs/SPEC.md section 6."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from spectral_probe.results import Report
 
 
 def format(report: Report) -> str:  # noqa: A001 - the formatter interface is format(report)
-    """The report as JSON; a non-finite number anywhere in it is written as ``null`` (docs/SPEC.md 6).
+    """The report as JSON; a non-finite number anywhere in it is written as ``null`` (docs/SPEC.md section 6).
 
     ``allow_nan=False`` stays as the proof: a NaN that slipped through would be a bug (exit 4), never
     an exit code that depends on whether ``--json`` was given.

@@ -14,7 +14,7 @@ Recorded observations (scipy 1.17, this file's problems; the tests print them):
 * hidden rightmost (n=200, alpha = 0.05 real behind complex pairs up to modulus 9.3, ``ones`` spans an
   invariant subspace that excludes it): ARPACK ``eigs(which='LR', v0=ones)`` returns -0.1 - 5i (the
   rightmost of the wrong block) after 219 matvecs; with a random v0 it finds 0.05. krylov_schur from
-  ``ones`` misses it the same way (-0.1 + 5i): only random starts are meaningful (SPEC.md section 2).
+  ``ones`` misses it the same way (-0.1 + 5i): only random starts are meaningful (docs/SPEC.md section 2).
 """
 
 from __future__ import annotations

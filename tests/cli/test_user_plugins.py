@@ -1,0 +1,75 @@
+"""User plugins as the issue met them: a black box for --matvec fd, a folder of training code, whole errors."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from tests.cli.helpers import run_cli
+
+BLACK_BOX = """
+import numpy as np
+import torch
+
+def make(params, options):
+    w = params["W"].numpy()
+    def step(z):  # numpy inside: no autograd, no vmap
+        return torch.from_numpy(w @ np.tanh(z.numpy()))
+    step.state_shape = (w.shape[0],)
+    return step
+"""
+
+
+def test_matvec_fd_on_an_operator_without_autograd(tmp_path: Path) -> None:
+    (tmp_path / "black_box.py").write_text(BLACK_BOX)
+    w = np.random.default_rng(0).standard_normal((6, 6)) * 0.4
+    torch.save({"W": torch.tensor(w)}, tmp_path / "ckpt.pt")
+    args = ("scan", tmp_path / "ckpt.pt", "--operator", f"{tmp_path / 'black_box.py'}:make", "--quiet")
+    code, report, output = run_cli(*args, "--matvec", "fd", "--json", "-")
+    assert code == 0, output
+    result = report["results"][0]
+    jac = w  # z* = 0 (W tanh(0) = 0), so J_nc = W and M = J_nc at c = 0, eps = 1
+    assert abs(result["rho"] - np.abs(np.linalg.eigvals(jac)).max()) <= 1e-7
+    assert any("vmap" in note for note in result["notes"])
+    code, _, output = run_cli(*args)  # autograd: a bad input naming the way out, not a crash
+    assert code == 2 and "--matvec fd" in output, output
+
+
+def test_plugin_folder_is_importable_and_factory_errors_are_whole(tmp_path: Path) -> None:
+    folder = tmp_path / "my_project_code"  # not on sys.path: only the plugin's own folder makes it importable
+    folder.mkdir()
+    (folder / "my_net_defs.py").write_text(
+        "import torch\nclass Net(torch.nn.Module):\n"
+        "    def __init__(self):\n        super().__init__()\n"
+        "        self.lin = torch.nn.Linear(4, 4)\n"
+        "    def forward(self, z):\n        return torch.tanh(self.lin(z))\n"
+    )
+    (folder / "plugin.py").write_text(
+        textwrap.dedent("""
+        from my_net_defs import Net
+
+        def make(params, options):
+            net = Net()
+            net.load_state_dict(params)
+            net.state_shape = (4,)
+            return net
+    """)
+    )
+    torch.manual_seed(0)
+    good = {k: v * 0.5 for k, v in torch.nn.Linear(4, 4).state_dict().items()}
+    torch.save({f"lin.{k}": v for k, v in good.items()}, tmp_path / "good.pt")
+    code, report, output = run_cli(
+        "scan", tmp_path / "good.pt", "--operator", f"{folder / 'plugin.py'}:make", "--json", "-", "--quiet"
+    )
+    assert code == 0, output
+    assert report["results"][0]["verdict"] in ("contractive", "stable")
+    torch.save({"lin.weight": good["weight"], "extra.bias": good["bias"]}, tmp_path / "bad.pt")
+    code, _, output = run_cli("scan", tmp_path / "bad.pt", "--operator", f"{folder / 'plugin.py'}:make")
+    assert code == 2, output
+    message = " ".join(output.split())
+    assert "Missing key(s)" in message and "lin.bias" in message, output
+    assert "Unexpected key(s)" in message and "extra.bias" in message, output
+    assert "Traceback" not in output
