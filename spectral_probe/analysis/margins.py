@@ -1,6 +1,6 @@
 """Margins: how far the damping ``c`` and the step ``eps`` can move before stability is lost.
 
-Symbols of SPEC section 1. ``J_F = J_nc - (1 + c) I``, so every eigenvalue of ``J_F`` moves left by the
+Symbols of docs/SPEC.md section 1. ``J_F = J_nc - (1 + c) I``, so every eigenvalue of ``J_F`` moves left by the
 same amount as ``c`` grows and ``alpha(c) = alpha_nc - (1 + c)``: the flow loses stability at
 
     c_crit = alpha_nc - 1,       margin  c - c_crit = -alpha   (> 0: stable).

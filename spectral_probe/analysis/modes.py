@@ -1,6 +1,6 @@
 """Modes: the leading eigenvectors of ``M`` and of ``Sym(J_F)``, and the units that carry them.
 
-Symbols of SPEC section 1. The leading eigenvectors of ``M = I + eps J_F`` (largest ``|lambda|``, the
+Symbols of docs/SPEC.md section 1. The leading eigenvectors of ``M = I + eps J_F`` (largest ``|lambda|``, the
 direction that grows or decays slowest under the relaxation; complex for a pair) are those of ``J_F``,
 computed by Krylov-Schur on ``J_F`` with the target ``largest |1 + eps mu|``; ``lambda = 1 + eps mu``
 and ``||M v - lambda v|| = eps ||J_F v - mu v||``. The leading eigenvectors of ``Sym(J_F) = (J_F +

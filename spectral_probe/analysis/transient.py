@@ -1,6 +1,6 @@
 """Transient growth: how much a (stable) fixed point amplifies a perturbation before it decays.
 
-Symbols of SPEC section 1: ``M = I + eps J_F`` (the Euler step), ``J_F`` the Jacobian of the flow.
+Symbols of docs/SPEC.md section 1: ``M = I + eps J_F`` (the Euler step), ``J_F`` the Jacobian of the flow.
 
 * ``||M||_2 = sqrt(lambda_max(M^T M))``: Lanczos on ``v -> M^T (M v)`` (one jvp and one vjp a product),
   :func:`operator_norm` (also ``||J_F||_2``, which sets the Taylor substeps below).

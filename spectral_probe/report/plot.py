@@ -120,7 +120,7 @@ def plot_run(results: Sequence[FixedPointResult], path: str | os.PathLike[str]) 
         ax.axhline(level, color="0.4", lw=1, ls="--")
         ax.set_ylabel(quantity)
         ax.grid(alpha=0.3)
-        if quantity != "omega":  # omega crossing 0 is no loss of stability (SPEC 1)
+        if quantity != "omega":  # omega crossing 0 is no loss of stability (docs/SPEC.md section 1)
             for x in _crossings(xs, ys, level):
                 for marked in axes:
                     marked.axvline(x, color="red", lw=1, alpha=0.6)
