@@ -143,7 +143,7 @@ def plot_run(results: Sequence[FixedPointResult], path: str | os.PathLike[str]) 
 
 def _save(fig, path: str | os.PathLike[str]) -> None:
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    fig.savefig(os.fspath(path), dpi=110)
+    fig.savefig(os.fspath(path), dpi=110, format="png")  # exactly PATH: no ".png" appended
 
 
 def _per_checkpoint(results: Sequence[FixedPointResult]) -> list[dict]:
