@@ -40,6 +40,7 @@ from spectral_probe.batching import torch_quiet
 from spectral_probe.errors import SpectralProbeError
 from spectral_probe.jacobian import JacobianOperators
 from spectral_probe.linalg.arnoldi import krylov_schur, largest_modulus, rightmost
+from spectral_probe.linalg.defaults import DEFAULTS
 from spectral_probe.linalg.gmres import gmres
 from spectral_probe.linalg.result import default_tol
 from spectral_probe.user_model import StateLayout
@@ -129,8 +130,8 @@ def leading_eigenpair(
     quantity: str = "rho",
     implicit: bool = False,
     tol: float | None = None,
-    krylov_dim: int = 40,
-    max_restarts: int = 300,
+    krylov_dim: int = DEFAULTS.krylov_dim,
+    max_restarts: int = DEFAULTS.max_restarts,
     seed: int = 0,
 ) -> LeadingEigenpair:
     """:func:`leading_eigenvalue` with its evidence; never raises on a non-simple eigenvalue."""

@@ -28,6 +28,7 @@ from spectral_probe.batching import map_rows, torch_quiet
 from spectral_probe.config import ProbeOptions
 from spectral_probe.errors import InputError
 from spectral_probe.jacobian import JacobianOperators
+from spectral_probe.linalg.defaults import DEFAULTS
 from spectral_probe.linalg.gmres import gmres
 from spectral_probe.linalg.result import default_tol
 from spectral_probe.user_model import whole_message
@@ -80,7 +81,7 @@ def solve_fixed_point(
     eps: float = 1.0,
     tol: float = 1e-10,
     matvec: str = "autograd",
-    krylov_dim: int = 40,
+    krylov_dim: int = DEFAULTS.krylov_dim,
     path: str | None = None,
 ) -> FixedPointSolve:
     """``z*`` of ``F`` from ``start`` ``[B, n]`` (zeros, or a guess); raises :class:`FixedPointNotFound`."""

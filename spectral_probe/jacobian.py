@@ -29,6 +29,7 @@ from collections.abc import Callable
 
 import torch
 from torch import Tensor
+from torch.autograd import forward_ad
 
 from spectral_probe.errors import InputError, OptionError
 from spectral_probe.linalg.fdcheck import central_difference_jvp
@@ -220,31 +221,38 @@ class JacobianOperators:
         return torch.stack([self.nc_force(z) for z in rows])
 
     def _setup_autograd(self) -> None:
-        # The transforms see a copy, so no operator can write into self.z_star.
-        z = self.z_star.clone()
-        probe = torch.zeros_like(z)
+        # The products see a copy, so no operator can write into self.z_star.
+        z = self.z_star.detach().clone().requires_grad_(True)
+        probe = torch.zeros_like(self.z_star)
         try:
-            _, vjp_fn = torch.func.vjp(self._force_rows, z)
-            vjp_fn(probe)
+            with torch.enable_grad():
+                out = self._force_rows(z)
+            if not out.requires_grad:  # numpy inside, .item(), .detach(): autograd sees a constant
+                raise RuntimeError("the output does not depend on z_star through autograd")
+            vjp_rows = _gradient_of_pairing(out, z)
+            vjp_rows(probe)
         except Exception as exc:
             if self.vectorized:  # the forward vmapped but its derivative cannot: loop over states
                 self._stop_vectorizing(exc)
                 return self._setup_autograd()
             raise InputError(
                 self.path,
-                f"the operator cannot be differentiated with torch.func ({_one_line(exc)}); "
+                f"the operator cannot be differentiated with torch.autograd ({_one_line(exc)}); "
                 "use --matvec fd for a black-box operator",
             ) from None
-        self._vjp_rows = lambda u: vjp_fn(u)[0]
-        self._jvp_forward_rows = self._setup_forward_mode(z, probe)
-        # The Krylov matvec J v is the transpose of the saved vjp (u -> J^T u is linear, and its own
-        # vjp is v -> J v): it reuses the residuals saved at z*, so no primal pass per product, and
-        # it costs about a vjp where forward mode costs several forward passes. The forward-mode
-        # jvp stays as the independent rule that the fd and adjoint checks compare against.
+        self._vjp_rows = vjp_rows
+        self._jvp_forward_rows = self._setup_forward_mode(self.z_star.clone(), probe)
+        # The Krylov matvec J v is the transpose of the vjp: g(w) = J^T w is linear in w, built once
+        # with create_graph, and J v = d<g(w), v>/dw. It reuses the graph saved at z*, so no primal
+        # pass per product, and costs about a vjp where forward mode costs several forward passes.
+        # The forward-mode jvp stays as the independent rule that the fd and adjoint checks use.
         try:
-            _, transpose_fn = torch.func.vjp(self._vjp_rows, torch.zeros_like(z))
-            transpose_fn(probe)
-            self._jvp_rows = lambda v: transpose_fn(v)[0]
+            w = torch.zeros_like(probe, requires_grad=True)
+            with torch.enable_grad():
+                transposed = _grad((out * w).sum(), z, create_graph=True)
+            jvp_rows = _gradient_of_pairing(transposed, w)
+            jvp_rows(probe)
+            self._jvp_rows = jvp_rows
         except Exception as exc:  # a backward that is not itself differentiable
             self._jvp_rows = self._jvp_forward_rows
             self.notes.append(f"J v by forward mode (the vjp is not differentiable: {_one_line(exc)})")
@@ -278,7 +286,13 @@ class JacobianOperators:
                 return linearized
 
         def jvp_rows(v: Tensor) -> Tensor:
-            return torch.func.jvp(self._force_rows, (z,), (v,))[1]
+            # Native forward-mode AD: torch.func.jvp would send the operator's matmuls under vmap through
+            # Python decompositions that import torch._dynamo (about a second of start-up).
+            with forward_ad.dual_level():
+                tangent = forward_ad.unpack_dual(self._force_rows(forward_ad.make_dual(z, v))).tangent
+            return torch.zeros_like(z) if tangent is None else tangent
+
+        jvp_rows.loops_over_blocks = True  # type: ignore[attr-defined]  # a dual level per call, not under vmap
 
         try:
             jvp_rows(probe)
@@ -314,7 +328,7 @@ class JacobianOperators:
             return torch.empty_like(v)
         if count == 1:
             out = fn(v3[:, 0]).unsqueeze(1)
-        elif self.vectorized:
+        elif self.vectorized and not getattr(fn, "loops_over_blocks", False):
             try:
                 out = torch.func.vmap(fn, in_dims=1, out_dims=1)(v3)
             except Exception as exc:  # a derivative without a batching rule: loop over block vectors
@@ -331,6 +345,32 @@ class JacobianOperators:
     def _check(self, v: Tensor, what: str) -> None:
         if v.ndim < 2 or v.shape[0] != self.batch or v.shape[-1] != self.n:
             raise ValueError(f"{what} takes [B={self.batch}, *block, n={self.n}], got {list(v.shape)}")
+
+
+def _grad(scalar: Tensor, wrt: Tensor, create_graph: bool = False) -> Tensor:
+    """``d scalar / d wrt`` (zeros where ``scalar`` does not depend on ``wrt``), keeping the graph."""
+    if not scalar.requires_grad:
+        return torch.zeros_like(wrt)
+    (gradient,) = torch.autograd.grad(
+        scalar, wrt, retain_graph=True, create_graph=create_graph, allow_unused=True, materialize_grads=True
+    )
+    return gradient
+
+
+def _gradient_of_pairing(out: Tensor, wrt: Tensor) -> RowFn:
+    """``u -> d<out, u>/d wrt``: the vjp ``J^T u`` of ``out = f(wrt)``, one reverse pass per call.
+
+    Through :func:`torch.autograd.grad` of a scalar rather than ``torch.func.vjp`` or a
+    ``grad_outputs`` tensor: the first ``torch.func.vjp`` backward imports ``torch._dynamo`` and a
+    ``grad_outputs`` tensor imports sympy (about 1 s each at start-up); this imports neither.
+    """
+
+    def rows(u: Tensor) -> Tensor:
+        with torch.enable_grad():
+            return _grad((out * u).sum(), wrt)
+
+    rows.loops_over_blocks = True  # type: ignore[attr-defined]  # autograd.grad does not run under vmap
+    return rows
 
 
 def _one_line(exc: BaseException) -> str:

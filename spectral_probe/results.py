@@ -11,6 +11,50 @@ REPORT_VERSION = 1
 
 
 @dataclass(frozen=True)
+class Check:
+    """One judgement of a result: ``value`` against ``bound``; ``passed`` decides, never the text.
+
+    ``kind`` groups the checks (``convergence``, ``residual``, ``invariant``, ``agreement``, ``matvec``,
+    ``fixed_point``, ``finite``, ``conditioning``); ``reason`` is the one line shown when it fails.
+    A failed check makes the verdict ``inconclusive``, and the exit code 3 under a gate.
+    """
+
+    name: str
+    kind: str
+    value: float | None
+    bound: float | None
+    passed: bool
+    reason: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "kind": self.kind,
+            "value": _json_safe(self.value),
+            "bound": _json_safe(self.bound),
+            "passed": self.passed,
+            "reason": self.reason,
+        }
+
+
+def check_from_dict(data: dict[str, Any]) -> Check:
+    """Inverse of :meth:`Check.to_dict` (``audit --resume`` reads them back from the journal)."""
+    return Check(
+        name=str(data["name"]),
+        kind=str(data["kind"]),
+        value=data.get("value"),
+        bound=data.get("bound"),
+        passed=bool(data["passed"]),
+        reason=str(data.get("reason", "")),
+    )
+
+
+def failed_reasons(checks: tuple[Check, ...] | list[Check]) -> list[str]:
+    """The reasons of the failed checks, in order."""
+    return [c.reason for c in checks if not c.passed]
+
+
+@dataclass(frozen=True)
 class FixedPointResult:
     """Everything measured at one fixed point z*; field names are the JSON keys of docs/SPEC.md section 6.
 
@@ -80,10 +124,30 @@ class FixedPointResult:
     omega_mode_units: list[int] | None = None  # the same for the leading eigenvector of Sym(J_F)
     omega_mode_weights: list[float] | None = None
     modes_file: str | None = None
+    # Every judgement behind the verdict (docs/SPEC.md section 2 cross-checks and the error-bound checks).
+    checks: tuple[Check, ...] = ()
+    # Error bounds, in the frame of J_F: |alpha_true - alpha| <= alpha_bound, |mu_true - mu_lead| <=
+    # mu_lead_bound, |rho_true - rho| <= rho_bound = eps mu_lead_bound; condition = 1 / |y^H x|.
+    alpha_bound: float | None = None
+    alpha_condition: float | None = None
+    mu_lead_bound: float | None = None
+    mu_lead_condition: float | None = None
+    rho_bound: float | None = None
+    lead_digits: float | None = None
+    lead_defective: bool = False
+    lead_cluster_size: int | None = None
+
+    @property
+    def trusted(self) -> bool:
+        """Every check passed and the verdict is not ``inconclusive``."""
+        return self.verdict != "inconclusive" and all(c.passed for c in self.checks)
 
     def to_dict(self) -> dict[str, Any]:
-        out = dataclasses.asdict(self)
+        out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
         out["notes"] = list(self.notes)
+        out["residuals"] = dict(self.residuals)
+        out["matvecs_by_kind"] = dict(self.matvecs_by_kind)
+        out["checks"] = [c.to_dict() for c in self.checks]
         return {key: _json_safe(value) for key, value in out.items()}
 
 
@@ -99,6 +163,22 @@ class CheckpointError:
 
 
 @dataclass(frozen=True)
+class GateFinding:
+    """One gate finding about one fixed point: ``violation`` (exit 1), ``untrusted`` (exit 3) or
+    ``not_computed`` (a gate on a quantity that is ``None``: exit 2). JUnit reads these."""
+
+    checkpoint: str
+    index: int
+    kind: str
+    quantity: str | None
+    message: str
+
+    @property
+    def where(self) -> str:
+        return f"{self.checkpoint}[{self.index}]"
+
+
+@dataclass(frozen=True)
 class GateOutcome:
     """The gate and the exit code, both decided by :func:`spectral_probe.gate.evaluate`."""
 
@@ -107,6 +187,7 @@ class GateOutcome:
     untrusted: tuple[str, ...]
     gates: dict[str, float]
     exit_code: int
+    findings: tuple[GateFinding, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -164,6 +245,7 @@ def result_from_dict(data: dict[str, Any]) -> FixedPointResult:
     names = {f.name for f in dataclasses.fields(FixedPointResult)}
     kwargs = {k: v for k, v in data.items() if k in names}
     kwargs["notes"] = tuple(kwargs.get("notes", ()))
+    kwargs["checks"] = tuple(check_from_dict(c) for c in kwargs.get("checks", ()))
     for key in ("omega", "alpha", "rho"):
         kwargs.setdefault(key, None)
     return FixedPointResult(**kwargs)

@@ -10,14 +10,14 @@ import torch
 from spectral_probe import __version__
 from spectral_probe.config import ProbeOptions
 from spectral_probe.gate import evaluate
-from spectral_probe.linalg.result import default_tol
 from spectral_probe.probe import RR_MAX_SWEEPS, WIDER_BLOCKS, probe_checkpoint
 from spectral_probe.results import CheckpointError, FixedPointResult, Report
+from spectral_probe.tolerances import tolerances
 
 
 def reproducibility(options: ProbeOptions) -> dict:
     """What a reader needs to reproduce the numbers: versions, dtype, device, seed, solver settings."""
-    dtype = getattr(torch, options.dtype)
+    limits = tolerances(options.dtype, options.tol, options.band, options.fixed_point_tol)
     return {
         "tool": "spectral-probe",
         "tool_version": __version__,
@@ -29,7 +29,7 @@ def reproducibility(options: ProbeOptions) -> dict:
         "matvec": options.matvec,
         "method": options.method,
         "solver": {
-            "tol": options.tol if options.tol is not None else default_tol(dtype),
+            "tol": limits.tol,
             "krylov_dim": options.krylov_dim,
             "max_restarts": options.max_restarts,
             "block_size": options.block_size,

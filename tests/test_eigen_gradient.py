@@ -12,7 +12,7 @@ import math
 import numpy as np
 import pytest
 import torch
-from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 
 from spectral_probe import NonSimpleEigenvalue, leading_eigenpair, leading_eigenvalue
@@ -30,8 +30,9 @@ def tanh_net(w: np.ndarray, b: np.ndarray, z: np.ndarray) -> tuple[np.ndarray, n
     return w @ np.tanh(z) + b, w * (1 - np.tanh(z) ** 2)
 
 
-def solve(w: np.ndarray, b: np.ndarray, c: float) -> np.ndarray:
-    z = np.zeros(len(b))
+def solve(w: np.ndarray, b: np.ndarray, c: float, start: np.ndarray | None = None) -> np.ndarray:
+    """Newton on F(z) = W tanh(z) + b - (1 + c) z; from ``start`` it stays on that fixed point's branch."""
+    z = np.zeros(len(b)) if start is None else start.copy()
     for _ in range(100):
         force, jac = tanh_net(w, b, z)
         z = z - np.linalg.solve(jac - (1 + c) * np.eye(len(b)), force - (1 + c) * z)
@@ -52,6 +53,7 @@ def rel_err(a: np.ndarray, b: np.ndarray) -> float:
 
 
 @settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@example(seed=643, quantity="rho", implicit=True)  # once jumped to another fixed point
 @given(seed=st.integers(0, 10_000), quantity=st.sampled_from(["rho", "alpha"]), implicit=st.booleans())
 def test_gradient_matches_central_differences_of_dense_eigvals(seed: int, quantity: str, implicit: bool) -> None:
     rng = np.random.default_rng(seed)
@@ -73,7 +75,9 @@ def test_gradient_matches_central_differences_of_dense_eigvals(seed: int, quanti
     grad_b = torch.zeros(n, dtype=torch.float64) if grad_b is None else grad_b
 
     def value(wn: np.ndarray, bn: np.ndarray) -> float:
-        z = solve(wn, bn, c) if implicit else z0
+        # From z0, so that the central differences follow the same fixed point (from zero, a perturbed
+        # W can land Newton on another fixed point and the difference quotient jumps).
+        z = solve(wn, bn, c, start=z0) if implicit else z0
         return quantity_of(tanh_net(wn, bn, z)[1], quantity, c, eps)
 
     assert abs(float(pair.value.detach()) - value(w0, b0)) <= 1e-10

@@ -51,9 +51,17 @@ def test_non_finite_is_inconclusive() -> None:
     assert verdict_of(complex(float("nan"), 0.0)) == INCONCLUSIVE
 
 
-def test_complex_rule_is_relative_to_size() -> None:
-    assert not lead_is_complex(100.0, 1e-4, CTOL)  # round-off of a large real eigenvalue
-    assert lead_is_complex(1.0, 1e-4, CTOL)
+def test_complex_rule_judges_the_imaginary_part_against_its_bound() -> None:
+    assert lead_is_complex(0.0617, 1e-10)  # Olmstead-like: plainly a pair, whatever eps
+    assert lead_is_complex(1e-4, 1e-3) is None  # inside the bound: real pair or complex pair?
+    assert lead_is_complex(0.0, 1e-3) is False  # computed real, not defective: real
+    assert lead_is_complex(0.0, 1e-3, defective=True) is None  # a Jordan block can split into a ring
+
+
+def test_legacy_table_is_relative_to_size() -> None:
+    # classify (no bound computed) takes lead to complex_tol of its size: 1e-4 is round-off at |lead| 100
+    assert verdict_of(100.0 + 1e-4j) == "saddle"
+    assert verdict_of(1.5 + 1e-4j) == "hopf"
 
 
 @given(

@@ -25,6 +25,7 @@ from spectral_probe.verdict import (
     SADDLE,
     STABLE,
     UNSTABLE,
+    record_is_complex,
 )
 
 #: A trajectory view needs at least this many probed checkpoints to say anything about a trend.
@@ -127,16 +128,12 @@ def _transitions(points: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def _is_complex(point: dict[str, Any]) -> bool:
-    """Whether the leading eigenvalue is one of a complex pair, as the probe decided it."""
-    if point["lead_is_complex"] is not None:
-        return bool(point["lead_is_complex"])
-    if point["verdict"] in (HOPF, NEIMARK_SACKER):
-        return True
-    if point["verdict"] in (SADDLE, FLIP):
-        return False
-    # A result without the flag (an old journal line): the probe's own rule at a round-off threshold.
-    real, imag = point["lead_real"] or 0.0, point["lead_imag"] or 0.0
-    return abs(imag) > 1e-8 * max(1.0, math.hypot(real, imag))
+    """Whether the leading eigenvalue is one of a complex pair, as the probe decided it (the one rule,
+    :func:`spectral_probe.verdict.record_is_complex`; the verdict where that is ambiguous)."""
+    decided = record_is_complex(point)
+    if decided is not None:
+        return decided
+    return point["verdict"] in (HOPF, NEIMARK_SACKER)
 
 
 def _first_bifurcation(points: Sequence[dict[str, Any]], by_step: bool) -> dict[str, Any] | None:

@@ -1,41 +1,57 @@
-"""The dense path: ``J_F`` materialized by ``n`` matvecs, its spectra by LAPACK (small n only)."""
+"""The dense path: ``J_F`` materialized by ``n`` matvecs, its spectra by LAPACK (small n only), and the
+error bound of each reported eigenvalue from LAPACK's right and left eigenvectors."""
 
 from __future__ import annotations
-
-import math
 
 import torch
 
 from spectral_probe.jacobian import JacobianOperators
+from spectral_probe.linalg.conditioning import eigen_conditions
 from spectral_probe.linalg.dense import dense_spectrum
-from spectral_probe.probe.checks import invariant_failures
+from spectral_probe.probe.bounds import dense_bound
+from spectral_probe.probe.checks import invariant_checks, judge
 from spectral_probe.probe.spectra import Spectra
 from spectral_probe.probe.warm import WarmStart
+from spectral_probe.results import Check
+from spectral_probe.tolerances import Tolerances
 
 
-def dense_spectra(ops: JacobianOperators, eps: float, tol: float) -> Spectra:
-    """Exact omega, alpha and rho of a dense ``J_F``, with their residual and invariant checks."""
+def _residual_checks(residuals: dict[str, float], threshold: float) -> list[Check]:
+    """Each eigenpair's TRUE residual within ``threshold`` (normwise, docs/SPEC.md section 2)."""
+    return [
+        judge(
+            f"residual:{name}",
+            "residual",
+            value,
+            threshold,
+            "dense eigenpair residual too large for {quantity} ({value:.1e} > {bound:.1e})",
+            quantity=name,
+        )
+        for name, value in residuals.items()
+    ]
+
+
+def dense_spectra(ops: JacobianOperators, eps: float, tolerances: Tolerances) -> Spectra:
+    """Exact omega, alpha and rho of a dense ``J_F``, with their residual, invariant and bound records."""
     batch, n = ops.z_star.shape
     eye = torch.eye(n, dtype=ops.z_star.dtype, device=ops.z_star.device)
     jf = ops.dense_jacobian() - (1 + ops.c) * eye
     spectrum = dense_spectrum(jf, eps)
-    reasons: list[list[str]] = [[] for _ in range(batch)]
-    residuals = []
-    for b in range(batch):
-        scale = max(1.0, float(spectrum.norm_J[b]))
-        residual_b = {name: float(value[b]) for name, value in spectrum.residuals.items()}
-        residuals.append(residual_b)
-        bad = [name for name, value in residual_b.items() if not value <= 100 * tol * scale * max(1, eps)]
-        if bad:
-            reasons[b].append(f"dense eigenpair residual too large for {', '.join(bad)}")
+    conditions = eigen_conditions(jf)
     mu_alpha = spectrum.mu_alpha.tolist()
     mu_lead = spectrum.mu_lead.tolist()
     omega = spectrum.omega.tolist()
     norm_M = spectrum.norm_M.tolist()
+    norm_J = spectrum.norm_J.tolist()
+    checks: list[list[Check]] = []
+    residuals = []
     for b in range(batch):
-        reasons[b] += invariant_failures(
-            omega[b], mu_alpha[b], mu_lead[b], norm_M[b], eps, math.sqrt(tol) * max(1.0, float(spectrum.norm_J[b]))
-        )
+        scale = max(1.0, norm_J[b])
+        residual_b = {name: float(value[b]) for name, value in spectrum.residuals.items()}
+        residuals.append(residual_b)
+        records = _residual_checks(residual_b, tolerances.dense_residual * scale * max(1, eps))
+        records += invariant_checks(omega[b], mu_alpha[b], mu_lead[b], norm_M[b], eps, tolerances.agreement * scale)
+        checks.append(records)
     return Spectra(
         omega=omega,
         mu_alpha=mu_alpha,
@@ -45,8 +61,9 @@ def dense_spectra(ops: JacobianOperators, eps: float, tol: float) -> Spectra:
         rr2_misleading=[False] * batch,
         norm_M=norm_M,
         residuals=residuals,
-        converged=[not r for r in reasons],
-        reasons=reasons,
+        checks=checks,
+        alpha_bounds=[dense_bound(conditions, b, mu_alpha[b], norm_J[b], tolerances) for b in range(batch)],
+        lead_bounds=[dense_bound(conditions, b, mu_lead[b], norm_J[b], tolerances) for b in range(batch)],
         matvecs=n,
         matvecs_by_kind={"jvp": n},
         notes=[],

@@ -12,15 +12,16 @@ import torch
 from spectral_probe.analysis.run import extend_results
 from spectral_probe.config import ProbeOptions
 from spectral_probe.jacobian import JacobianOperators
-from spectral_probe.linalg.result import default_tol
+from spectral_probe.probe.bounds import EigenBound
 from spectral_probe.probe.checks import matvec_checks, matvec_failures
 from spectral_probe.probe.dense_path import dense_spectra
 from spectral_probe.probe.krylov_path import krylov_spectra
 from spectral_probe.probe.refine import fixed_point_residual, newton_krylov
 from spectral_probe.probe.spectra import Spectra
 from spectral_probe.probe.warm import WarmStart
-from spectral_probe.results import FixedPointResult
-from spectral_probe.verdict import classify, lead_is_complex
+from spectral_probe.results import Check, FixedPointResult
+from spectral_probe.tolerances import Tolerances, tolerances
+from spectral_probe.verdict import Lead, decide, lead_is_complex
 
 NcForce = Callable[[torch.Tensor], torch.Tensor]
 
@@ -30,6 +31,12 @@ def choose_method(options: ProbeOptions, n: int) -> str:
     if options.method != "auto":
         return options.method
     return "dense" if n <= options.dense_max_n else "krylov"
+
+
+def probe_tolerances(options: ProbeOptions, dtype: torch.dtype) -> Tolerances:
+    """The one :class:`Tolerances` object of a probe in ``dtype`` under ``options``."""
+    name = str(dtype).removeprefix("torch.")
+    return tolerances(name, options.tol, options.band, options.fixed_point_tol)
 
 
 def probe_fixed_points(
@@ -49,7 +56,7 @@ def probe_fixed_points(
     started = time.perf_counter()
     batch, n = fixed_points.shape
     dtype, device = fixed_points.dtype, fixed_points.device
-    tol = options.tol if options.tol is not None else default_tol(dtype)
+    limits = probe_tolerances(options, dtype)
     generator = torch.Generator(device=device).manual_seed(options.seed)
     notes: list[str] = []
 
@@ -59,7 +66,7 @@ def probe_fixed_points(
     residual_before: list[float] | None = None
     if options.refine:
         residual_before = fixed_point_residual(nc_force, fixed_points, c)
-        fixed_points = newton_krylov(nc_force, fixed_points, c, eps, options, tol)
+        fixed_points = newton_krylov(nc_force, fixed_points, c, eps, options, limits.tol)
     ops = JacobianOperators(nc_force, fixed_points, c=c, eps=eps, mode=options.matvec, path=label)
     fp_residual = fixed_point_residual(nc_force, fixed_points, c)
 
@@ -67,25 +74,25 @@ def probe_fixed_points(
     notes += checks.notes
     method = choose_method(options, n)
     if method == "dense":
-        spectra = dense_spectra(ops, eps, tol)
+        spectra = dense_spectra(ops, eps, limits)
     else:
-        spectra = krylov_spectra(ops, eps, tol, options, random, warm, notes)
+        spectra = krylov_spectra(ops, eps, limits, options, random, warm, notes)
     spectra.matvecs += checks.matvecs
     spectra.matvecs_by_kind["checks"] = checks.matvecs
 
     notes.extend(note for note in ops.notes if note not in notes)  # e.g. the loop where vmap cannot run
-    shared = _Shared(label, n, c, eps, options.band, math.sqrt(tol), method, (time.perf_counter() - started) / batch)
+    shared = _Shared(label, n, c, eps, limits, method, (time.perf_counter() - started) / batch)
     results = []
     for b in range(batch):
-        reasons = list(spectra.reasons[b]) + matvec_failures(checks, b, fp_residual[b], options, dtype)
+        records = list(spectra.checks[b]) + matvec_failures(checks, b, fp_residual[b], limits)
         measured = _Measured(
             fd_err=None if checks.fd_err is None else float(checks.fd_err[b]),
             adj_err=None if checks.adj_err is None else float(checks.adj_err[b]),
             fp_residual=float(fp_residual[b]),
             fp_before=None if residual_before is None else float(residual_before[b]),
         )
-        results.append(_assemble(shared, spectra, b, reasons, measured, tuple(notes + spectra.notes)))
-    results = extend_results(results, ops, options, random, method=method, tol=tol)  # issue 11 analyses
+        results.append(_assemble(shared, spectra, b, records, measured, tuple(notes + spectra.notes)))
+    results = extend_results(results, ops, options, random, method=method, tol=limits.tol)  # issue 11 analyses
     return results, spectra.warm
 
 
@@ -97,8 +104,7 @@ class _Shared:
     n: int
     c: float
     eps: float
-    band: float
-    complex_tol: float
+    limits: Tolerances
     method: str
     seconds: float
 
@@ -113,28 +119,39 @@ class _Measured:
     fp_before: float | None
 
 
+#: The kinds of check whose failure means a solver did not deliver (the JSON ``converged``).
+SOLVER_KINDS = frozenset({"convergence", "residual"})
+
+
+def _bound_fields(alpha: EigenBound | None, lead: EigenBound | None, eps: float) -> dict:
+    """The JSON fields of the two error bounds (``None`` where a solver did not converge)."""
+    return {
+        "alpha_bound": None if alpha is None else alpha.bound,
+        "alpha_condition": None if alpha is None else alpha.condition,
+        "mu_lead_bound": None if lead is None else lead.bound,
+        "mu_lead_condition": None if lead is None else lead.condition,
+        "rho_bound": None if lead is None else eps * lead.bound,
+        "lead_digits": None if lead is None else lead.digits,
+        "lead_defective": False if lead is None else lead.defective,
+        "lead_cluster_size": None if lead is None else lead.cluster_size,
+    }
+
+
 def _assemble(
-    shared: _Shared, spectra: Spectra, b: int, reasons: list[str], measured: _Measured, notes: tuple[str, ...]
+    shared: _Shared, spectra: Spectra, b: int, records: list[Check], measured: _Measured, notes: tuple[str, ...]
 ) -> FixedPointResult:
     eps = shared.eps
     omega = spectra.omega[b]
     mu_alpha = spectra.mu_alpha[b]
-    mu_lead = spectra.mu_lead[b]
-    lead = 1 + eps * mu_lead
-    rho = abs(lead)
-    finite = all(math.isfinite(x) for x in (mu_alpha.real, mu_alpha.imag, lead.real, lead.imag))
-    if not finite:
-        reasons = [*reasons, "a computed eigenvalue is not finite"]
-    verdict, reason = classify(
-        rho=rho,
-        lead_real=lead.real,
-        lead_imag=lead.imag,
-        mu_lead_real=mu_lead.real,
-        omega=omega,
-        band=shared.band,
-        complex_tol=shared.complex_tol,
-        reasons=reasons,
-    )
+    alpha_bound, lead_bound = spectra.alpha_bounds[b], spectra.lead_bounds[b]
+    x = math.inf if lead_bound is None else lead_bound.bound
+    lead = Lead(spectra.mu_lead[b], eps, x, lead_bound is not None and lead_bound.defective)
+    if not math.isfinite(mu_alpha.real) or not math.isfinite(mu_alpha.imag):
+        records = [*records, Check("finite:alpha", "finite", None, None, False, "a computed eigenvalue is not finite")]
+    omega_bound = spectra.residuals[b].get("omega") or 0.0
+    verdict, reason, records_all = decide(lead, omega, shared.limits.band, records, omega_bound=omega_bound)
+    described = [d.describe() for d in (lead_bound,) if d is not None and d.describe()]
+    lead_value = lead.lead
     return FixedPointResult(
         checkpoint=shared.label,
         index=b,
@@ -144,24 +161,24 @@ def _assemble(
         omega=omega,
         alpha=mu_alpha.real,
         alpha_imag=abs(mu_alpha.imag),
-        rho=rho,
-        lead_real=lead.real,
-        lead_imag=abs(lead.imag),
-        mu_lead_real=mu_lead.real,
-        mu_lead_imag=abs(mu_lead.imag),
+        rho=lead.rho,
+        lead_real=lead_value.real,
+        lead_imag=abs(lead_value.imag),
+        mu_lead_real=lead.mu.real,
+        mu_lead_imag=abs(lead.mu.imag),
         gap=None if omega is None else max(0.0, omega - mu_alpha.real),  # >= 0 up to round-off (checked)
         omega_nc=None if omega is None else omega + (1 + shared.c),
         alpha_nc=mu_alpha.real + (1 + shared.c),
         fd_jvp_rel_err=measured.fd_err,
         adjoint_rel_err=measured.adj_err,
         fixed_point_residual=measured.fp_residual,
-        converged=spectra.converged[b],
+        converged=all(c.passed for c in records_all if c.kind in SOLVER_KINDS),
         method=shared.method,
         matvecs=spectra.matvecs,
         seconds=shared.seconds,
         verdict=verdict,
         reason=reason,
-        lead_is_complex=lead_is_complex(lead.real, lead.imag, shared.complex_tol) if finite else None,
+        lead_is_complex=lead_is_complex(lead.mu.imag, x, lead.defective) if lead.finite else None,
         rho_rr=spectra.rho_rr[b],
         rr_block_size=spectra.rr_block[b],
         rr2_misleading=spectra.rr2_misleading[b],
@@ -169,5 +186,7 @@ def _assemble(
         residuals=spectra.residuals[b],
         matvecs_by_kind=dict(spectra.matvecs_by_kind),
         fixed_point_residual_before_refine=measured.fp_before,
-        notes=notes,
+        notes=notes + tuple(described),
+        checks=records_all,
+        **_bound_fields(alpha_bound, lead_bound, eps),
     )

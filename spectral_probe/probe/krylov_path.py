@@ -13,10 +13,14 @@ from spectral_probe.config import ProbeOptions
 from spectral_probe.jacobian import JacobianOperators
 from spectral_probe.linalg.arnoldi import krylov_schur, largest_modulus, rightmost
 from spectral_probe.linalg.lanczos import lanczos
-from spectral_probe.probe.checks import invariant_failures
+from spectral_probe.linalg.result import EigResult
+from spectral_probe.probe.bounds import EigenBound, RitzPair, krylov_bound
+from spectral_probe.probe.checks import invariant_checks, judge
 from spectral_probe.probe.rr_confirm import confirm_rho
 from spectral_probe.probe.spectra import Spectra, leading
 from spectral_probe.probe.warm import WarmStart, blend
+from spectral_probe.results import Check
+from spectral_probe.tolerances import Tolerances
 
 Random = Callable[..., torch.Tensor]
 
@@ -27,12 +31,12 @@ class _Run:
 
     batch: int
     n: int
-    tol: float
+    tolerances: Tolerances
     krylov: dict
     random: Random
     warm: WarmStart | None
     counts: dict[str, int]
-    reasons: list[list[str]]
+    checks: list[list[Check]]
     residuals: list[dict[str, float | None]]
     notes: list[str]
 
@@ -42,7 +46,7 @@ class _Run:
 
 def _omega(ops: JacobianOperators, run: _Run, options: ProbeOptions) -> tuple[list[float | None], torch.Tensor | None]:
     """omega: Lanczos on Sym(J_F) for the largest ALGEBRAIC eigenvalue, from two independent starts."""
-    batch, n, tol = run.batch, run.n, run.tol
+    batch, n = run.batch, run.n
     omega: list[float | None] = [None] * batch
     if ops.has_vjp:
         first_start = blend(run.warm_vector("omega"), run.random(batch, n))
@@ -55,10 +59,22 @@ def _omega(ops: JacobianOperators, run: _Run, options: ProbeOptions) -> tuple[li
             (v1, r1, c1, s1), (v2, _, c2, s2) = ((x[b] for x in pair) for pair in pairs)
             omega[b] = v1.real
             run.residuals[b]["omega"] = r1
-            if not (c1 and c2):
-                run.reasons[b].append("Lanczos for omega did not converge")
-            elif abs(v1.real - v2.real) > math.sqrt(tol) * max(1.0, s1, s2):
-                run.reasons[b].append(f"omega differs between random starts ({v1.real:.8g} vs {v2.real:.8g})")
+            unconverged = float(not c1) + float(not c2)
+            run.checks[b].append(
+                judge("converged:omega", "convergence", unconverged, 0.0, "Lanczos for omega did not converge")
+            )
+            if unconverged == 0:
+                run.checks[b].append(
+                    judge(
+                        "agreement:omega_starts",
+                        "agreement",
+                        abs(v1.real - v2.real),
+                        run.tolerances.agreement * max(1.0, s1, s2),
+                        "omega differs between random starts ({first:.8g} vs {second:.8g})",
+                        first=v1.real,
+                        second=v2.real,
+                    )
+                )
         return omega, sym_runs[0].vectors[..., 0, :]
     if n <= options.fd_dense_max_n:
         eye = torch.eye(n, dtype=ops.z_star.dtype, device=ops.z_star.device)
@@ -70,37 +86,125 @@ def _omega(ops: JacobianOperators, run: _Run, options: ProbeOptions) -> tuple[li
     return omega, None
 
 
-def _alpha_and_lead(ops: JacobianOperators, run: _Run, eps: float) -> tuple[list[complex], list[complex], torch.Tensor]:
-    """alpha and rho: one Krylov-Schur run on J_F serves both targets; a second one from another start.
+@dataclass
+class _Pair:
+    """One target's leading Ritz pair from the J_F run and from the second run, for problem ``b``."""
 
-    Returns ``mu_alpha``, ``mu_lead`` (``Im >= 0``) and the leading Ritz vectors of the first run.
+    ritz: RitzPair
+    converged: bool
+    scale: float
+    other_value: complex
+    other_converged: bool
+
+    @property
+    def value(self) -> complex:
+        return self.ritz.mu
+
+
+def _pairs(right: EigResult, second: EigResult, b: int, residual_vector: torch.Tensor | None) -> _Pair:
+    (v1, r1, c1, s1), (v2, r2, c2, s2) = ((x[b] for x in leading(r)) for r in (right, second))
+    has_left = residual_vector is not None
+    ritz = RitzPair(
+        v1,
+        right.vectors[b, 0],
+        r1,
+        v2,
+        second.vectors[b, 0] if has_left else None,
+        r2 if has_left else 0.0,
+        residual_vector[b] if has_left else None,
+    )
+    return _Pair(ritz, c1, max(s1, s2), v2, c2)
+
+
+def _residual_vectors(ops: JacobianOperators, run: _Run, result: EigResult) -> torch.Tensor:
+    """``r = J_F x - mu x`` of the leading Ritz pair, ``[B, n]`` complex (two jvps: Re x and Im x)."""
+    x = result.vectors[..., 0, :]
+    x = x if x.is_complex() else x.to(torch.complex128 if x.dtype == torch.float64 else torch.complex64)
+    applied = ops.jf(torch.stack([x.real, x.imag], dim=-2).contiguous())
+    run.counts["jvp"] += 2
+    mu = result.values[..., 0].to(x.dtype).unsqueeze(-1)
+    return torch.complex(applied[..., 0, :], applied[..., 1, :]) - mu * x
+
+
+def _second_run(ops: JacobianOperators, run: _Run, targets: tuple, right: dict, noise: torch.Tensor) -> dict:
+    """The second Krylov-Schur run: on ``J_F^T`` (vjp) where it exists, started from the right Ritz
+    vectors blended with a fresh random part; it gives the left eigenvectors of the error bounds AND the
+    second start of the cross-check (the same eigenvalues from another operator and another start).
+    Under ``--matvec fd`` (no vjp) a second run on ``J_F`` from the random start."""
+    if not ops.has_vjp:
+        second = krylov_schur(ops.jf, noise, targets=targets, **run.krylov)
+        run.counts["jvp"] += next(iter(second.values())).matvecs
+        return second
+    alpha_vector = _real_view(right[targets[0].name].vectors[..., 0, :])
+    lead_vector = _real_view(right[targets[1].name].vectors[..., 0, :])
+    same = torch.isclose(right[targets[0].name].values[..., 0], right[targets[1].name].values[..., 0])
+    warm = torch.where(same.unsqueeze(-1), lead_vector, _unit(lead_vector) + _unit(alpha_vector))
+    second = krylov_schur(ops.jf_t, blend(warm, noise), targets=targets, **run.krylov)
+    run.counts["vjp"] += next(iter(second.values())).matvecs
+    return second
+
+
+def _agreement(name: str, first: float, second: float, allowed: float, what: str) -> Check:
+    return judge(
+        name,
+        "agreement",
+        abs(first - second),
+        allowed,
+        what + " differs between random starts ({first:.8g} vs {second:.8g})",
+        first=first,
+        second=second,
+    )
+
+
+def _judge_target(run: _Run, b: int, name: str, pair: _Pair, eps: float) -> EigenBound:
+    """The bound of one target's eigenvalue and its agreement with the second run, into ``run``."""
+    bound = krylov_bound(pair.ritz, pair.scale, run.tolerances)
+    # The two runs agree within round-off of the agreement rule, or within their first-order bounds.
+    first_order = 2 * bound.residual * (bound.condition or 1.0)
+    allowed = max(run.tolerances.agreement * max(1.0, pair.scale), first_order)
+    if name == "alpha":
+        run.checks[b].append(
+            _agreement("agreement:alpha_starts", pair.value.real, pair.other_value.real, allowed, "alpha")
+        )
+    else:
+        rho, other = abs(1 + eps * pair.value), abs(1 + eps * pair.other_value)
+        run.checks[b].append(_agreement("agreement:rho_starts", rho, other, eps * allowed, "rho"))
+    return bound
+
+
+def _alpha_and_lead(
+    ops: JacobianOperators, run: _Run, eps: float
+) -> tuple[list[complex], list[complex], torch.Tensor, list[EigenBound | None], list[EigenBound | None]]:
+    """alpha and rho: one Krylov-Schur run on J_F serves both targets; the second run (on J_F^T) checks
+    them and gives their left eigenvectors.
+
+    Returns ``mu_alpha``, ``mu_lead`` (``Im >= 0``), the leading Ritz vectors of the first run, and the
+    error bounds of both eigenvalues (``None`` where a run did not converge).
     """
     batch, n = run.batch, run.n
     targets = (rightmost(), largest_modulus(1.0, eps))
     first_start = blend(run.warm_vector("arnoldi"), run.random(batch, n))
-    starts = (first_start, run.random(batch, n))
-    arnoldi_runs = [krylov_schur(ops.jf, start, targets=targets, **run.krylov) for start in starts]
-    run.counts["jvp"] += sum(next(iter(r.values())).matvecs for r in arnoldi_runs)
-    alpha_runs = [leading(r[targets[0].name]) for r in arnoldi_runs]
-    lead_runs = [leading(r[targets[1].name]) for r in arnoldi_runs]
+    noise = run.random(batch, n)
+    right = krylov_schur(ops.jf, first_start, targets=targets, **run.krylov)
+    run.counts["jvp"] += next(iter(right.values())).matvecs
+    second = _second_run(ops, run, targets, right, noise)
+    residuals = [_residual_vectors(ops, run, right[t.name]) if ops.has_vjp else None for t in targets]
     mu_alpha: list[complex] = []
     mu_lead: list[complex] = []
+    bounds: tuple[list[EigenBound | None], list[EigenBound | None]] = ([], [])
     for b in range(batch):
-        (a1, ra, ca1, sa), (a2, _, ca2, _) = ((x[b] for x in r) for r in alpha_runs)
-        (l1, rl, cl1, sl), (l2, _, cl2, _) = ((x[b] for x in r) for r in lead_runs)
-        mu_alpha.append(complex(a1.real, abs(a1.imag)))
-        mu_lead.append(complex(l1.real, abs(l1.imag)))
-        run.residuals[b]["alpha"] = ra
-        run.residuals[b]["rho"] = eps * rl
-        scale = math.sqrt(run.tol) * max(1.0, sa, sl)
-        if not (ca1 and ca2 and cl1 and cl2):
-            run.reasons[b].append("Arnoldi for alpha/rho did not converge")
-        else:
-            if abs(a1.real - a2.real) > scale:
-                run.reasons[b].append(f"alpha differs between random starts ({a1.real:.8g} vs {a2.real:.8g})")
-            if abs(abs(1 + eps * l1) - abs(1 + eps * l2)) > eps * scale:
-                run.reasons[b].append("rho differs between random starts")
-    return mu_alpha, mu_lead, arnoldi_runs[0][targets[1].name].vectors[..., 0, :]
+        pairs = [_pairs(right[t.name], second[t.name], b, residuals[k]) for k, t in enumerate(targets)]
+        mu_alpha.append(complex(pairs[0].value.real, abs(pairs[0].value.imag)))
+        mu_lead.append(complex(pairs[1].value.real, abs(pairs[1].value.imag)))
+        run.residuals[b]["alpha"] = pairs[0].ritz.residual
+        run.residuals[b]["rho"] = eps * pairs[1].ritz.residual
+        unconverged = sum(float(not p.converged) + float(not p.other_converged) for p in pairs)
+        run.checks[b].append(
+            judge("converged:arnoldi", "convergence", unconverged, 0.0, "Arnoldi for alpha/rho did not converge")
+        )
+        for name, pair, into in zip(("alpha", "rho"), pairs, bounds, strict=True):
+            into.append(_judge_target(run, b, name, pair, eps) if unconverged == 0 else None)
+    return mu_alpha, mu_lead, right[targets[1].name].vectors[..., 0, :], bounds[0], bounds[1]
 
 
 def _norm_M(ops: JacobianOperators, run: _Run) -> list[float | None]:
@@ -110,7 +214,11 @@ def _norm_M(ops: JacobianOperators, run: _Run) -> list[float | None]:
         return norm_M
     settings = {k: v for k, v in run.krylov.items() if k != "tol"}
     gram = lanczos(
-        lambda v: ops.m_t(ops.m(v)), run.random(run.batch, run.n), which="LA", tol=math.sqrt(run.tol), **settings
+        lambda v: ops.m_t(ops.m(v)),
+        run.random(run.batch, run.n),
+        which="LA",
+        tol=run.tolerances.rayleigh_ritz_tol,
+        **settings,
     )
     run.counts["jvp"] += gram.matvecs
     run.counts["vjp"] += gram.matvecs
@@ -124,35 +232,42 @@ def _real_view(vector: torch.Tensor) -> torch.Tensor:
     return (vector.real + vector.imag).detach() if vector.is_complex() else vector.detach()
 
 
+def _unit(vector: torch.Tensor) -> torch.Tensor:
+    return vector / torch.linalg.vector_norm(vector, dim=-1, keepdim=True).clamp_min(torch.finfo(vector.dtype).tiny)
+
+
 def krylov_spectra(
     ops: JacobianOperators,
     eps: float,
-    tol: float,
+    tolerances: Tolerances,
     options: ProbeOptions,
     random: Random,
     warm: WarmStart | None,
     notes: list[str],
 ) -> Spectra:
-    """omega, alpha and rho matrix-free, with the independent-start, RR and invariant cross-checks."""
+    """omega, alpha and rho matrix-free, with the independent-start, RR, invariant and bound records."""
     batch, n = ops.z_star.shape
     warm_ok = warm is not None and warm.fits(batch, n, ops.z_star.device, ops.z_star.dtype)
-    krylov = {"krylov_dim": options.krylov_dim, "tol": tol, "max_restarts": options.max_restarts}
+    krylov = {"krylov_dim": options.krylov_dim, "tol": tolerances.tol, "max_restarts": options.max_restarts}
     run = _Run(
-        batch, n, tol, krylov, random, warm if warm_ok else None, {"jvp": 0, "vjp": 0},
+        batch, n, tolerances, krylov, random, warm if warm_ok else None, {"jvp": 0, "vjp": 0},
         [[] for _ in range(batch)], [{} for _ in range(batch)], notes,
     )  # fmt: skip
     omega, omega_vector = _omega(ops, run, options)
-    mu_alpha, mu_lead, lead_vectors = _alpha_and_lead(ops, run, eps)
-    block_start = run.warm_vector("block")
+    mu_alpha, mu_lead, lead_vectors, alpha_bounds, lead_bounds = _alpha_and_lead(ops, run, eps)
+    if not ops.has_vjp:
+        notes.append("--matvec fd: no J^T u, so no left eigenvector: the error bounds take condition number 1")
     rho_arnoldi = [abs(1 + eps * m) for m in mu_lead]
-    rr = confirm_rho(ops, rho_arnoldi, lead_vectors, options.block_size, block_start, tol, random)
+    block_start = run.warm_vector("block")
+    rho_bounds = [0.0 if x is None else eps * x.bound for x in lead_bounds]
+    rr = confirm_rho(ops, rho_arnoldi, rho_bounds, lead_vectors, options.block_size, block_start, tolerances, random)
     run.counts["jvp"] += rr.matvecs
-    for b in range(batch):
-        run.reasons[b] += rr.reasons[b]
     norm_M = _norm_M(ops, run)
     for b in range(batch):
-        slack = math.sqrt(tol) * max(1.0, abs(mu_lead[b]), abs(mu_alpha[b]), abs(omega[b] or 0.0))
-        run.reasons[b] += invariant_failures(omega[b], mu_alpha[b], mu_lead[b], norm_M[b], eps, slack)
+        run.checks[b].append(rr.checks[b])
+        slack = tolerances.agreement * max(1.0, abs(mu_lead[b]), abs(mu_alpha[b]), abs(omega[b] or 0.0))
+        accuracy = tolerances.rayleigh_ritz_tol
+        run.checks[b] += invariant_checks(omega[b], mu_alpha[b], mu_lead[b], norm_M[b], eps, slack, accuracy)
 
     next_warm = WarmStart(
         omega=omega_vector.detach() if omega_vector is not None else None,
@@ -168,8 +283,9 @@ def krylov_spectra(
         rr2_misleading=rr.rr2_misleading,
         norm_M=norm_M,
         residuals=run.residuals,
-        converged=[not any("converge" in r for r in run.reasons[b]) for b in range(batch)],
-        reasons=run.reasons,
+        checks=run.checks,
+        alpha_bounds=alpha_bounds,
+        lead_bounds=lead_bounds,
         matvecs=run.counts["jvp"] + run.counts["vjp"],
         matvecs_by_kind=run.counts,
         notes=[],

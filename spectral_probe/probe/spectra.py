@@ -7,7 +7,9 @@ from dataclasses import dataclass
 import torch
 
 from spectral_probe.linalg.result import EigResult
+from spectral_probe.probe.bounds import EigenBound
 from spectral_probe.probe.warm import WarmStart
+from spectral_probe.results import Check
 
 
 @dataclass
@@ -22,8 +24,9 @@ class Spectra:
     rr2_misleading: list[bool]
     norm_M: list[float | None]
     residuals: list[dict[str, float | None]]
-    converged: list[bool]
-    reasons: list[list[str]]
+    checks: list[list[Check]]
+    alpha_bounds: list[EigenBound | None]
+    lead_bounds: list[EigenBound | None]
     matvecs: int
     matvecs_by_kind: dict[str, int]
     notes: list[str]

@@ -1,12 +1,15 @@
-"""JUnit XML: one test case per checkpoint and fixed point; violation = failure, inconclusive = error."""
+"""JUnit XML: one test case per checkpoint and fixed point; violation = failure, untrusted = error.
+
+Each case reads the gate's structured findings for its fixed point and the result's check records,
+never the text of a reason.
+"""
 
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
 
 from spectral_probe.report.numbers import fmt
-from spectral_probe.results import Report
-from spectral_probe.verdict import INCONCLUSIVE
+from spectral_probe.results import Report, failed_reasons
 
 
 def format(report: Report) -> str:  # noqa: A001
@@ -15,11 +18,13 @@ def format(report: Report) -> str:  # noqa: A001
     for r in report.results:
         where = f"{r.checkpoint}[{r.index}]"
         case = ET.SubElement(suite, "testcase", classname="spectral_probe", name=where, time=f"{r.seconds:.3f}")
-        violations = [v for v in report.gate.violations if v.startswith(where + ":")]
-        untrusted = [u for u in report.gate.untrusted if u.startswith(where + ":")]
-        if r.verdict == INCONCLUSIVE or untrusted:
+        mine = [f for f in report.gate.findings if (f.checkpoint, f.index) == (r.checkpoint, r.index)]
+        violations = [f.message for f in mine if f.kind == "violation"]
+        untrusted = [f.message for f in mine if f.kind != "violation"]
+        if not r.trusted or untrusted:
             errors += 1
-            ET.SubElement(case, "error", message="; ".join(untrusted) or f"inconclusive: {r.reason}")
+            reason = "; ".join(failed_reasons(r.checks)) or r.reason
+            ET.SubElement(case, "error", message="; ".join(untrusted) or f"inconclusive: {reason}")
         elif violations:
             failures += 1
             ET.SubElement(case, "failure", message="; ".join(violations))

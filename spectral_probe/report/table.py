@@ -12,14 +12,25 @@ from spectral_probe.report import beyond
 from spectral_probe.report.numbers import fmt, fmt_complex
 from spectral_probe.report.styles import VERDICT_STYLES
 from spectral_probe.report.trajectory import render_trajectory
-from spectral_probe.results import Report
+from spectral_probe.results import Report, failed_reasons
 
 FOOTER = (
     "omega: lambda_max of Sym(J_F) (transient growth; not a stability verdict).  "
     "alpha: rightmost eigenvalue of J_F (continuous stability iff < 0).  "
     "rho: max |lambda(M)|, M = I + eps J_F (Arnoldi; rr = block Rayleigh-Ritz).  "
-    "gap: omega - alpha (non-normality).  fd: autograd J v vs central differences."
+    "gap: omega - alpha (non-normality).  fd: autograd J v vs central differences.  "
+    "± X: the error bound, shown where fewer than 8 digits are left."
 )
+
+#: The bound is shown where it leaves fewer digits than this (relative to max(1, |value|)).
+SHOWN_DIGITS = 8
+
+
+def _with_bound(text: str, value: float | None, bound: float | None) -> str:
+    """``text`` and, where the error bound matters, ``± bound`` under it."""
+    if value is None or bound is None or bound <= 10.0**-SHOWN_DIGITS * max(1.0, abs(value)):
+        return text
+    return f"{text}\n± {fmt(bound, 2)}"
 
 
 def render(report: Report, console: Console) -> None:
@@ -39,16 +50,18 @@ def render(report: Report, console: Console) -> None:
     table.add_column("verdict")
     for r in report.results:
         rho = fmt(r.rho, 8) + (f" ({fmt(r.rho_rr, 8)})" if r.rho_rr is not None else "")
+        rho = _with_bound(rho, r.rho, r.rho_bound)
         # Paths and reasons are data, never markup: a file named `run[/]x` prints as it is named.
         verdict = Text(r.verdict, style=VERDICT_STYLES.get(r.verdict, ""))
-        if r.reason:
-            verdict.append("\n" + r.reason, style="dim")
+        reason = "; ".join(failed_reasons(r.checks)) or r.reason
+        if reason:
+            verdict.append("\n" + reason, style="dim")
         table.add_row(
             Text(r.checkpoint),
             str(r.index),
             str(r.n),
             fmt(r.omega),
-            fmt_complex(r.alpha, r.alpha_imag),
+            _with_bound(fmt_complex(r.alpha, r.alpha_imag), r.alpha, r.alpha_bound),
             rho,
             fmt(r.gap, 3),
             fmt(r.fd_jvp_rel_err, 2),

@@ -1,0 +1,170 @@
+"""Error bounds and condition numbers of the reported eigenvalues (alpha's ``mu`` and ``mu_lead``).
+
+The bound is the standard one of numerical linear algebra: a computed pair ``(mu, x)`` with residual
+``r = J_F x - mu x`` is an exact eigenpair of ``J_F - r x^H``, so the true eigenvalue lies within
+``X_1 = ||r|| kappa`` of ``mu`` to first order, ``kappa = 1 / |y^H x|`` with ``y`` the unit left
+eigenvector. The residual is floored at ``u ||J_F||`` (a computed residual below round-off means nothing).
+
+Where the first-order disks of an ill-conditioned ``mu`` and of other computed eigenvalues chain
+together, the bound cannot separate them: a cluster, a (nearly) defective eigenvalue. LAPACK spreads a
+Jordan block of size ``k`` on a ring of radius about ``(u ||J||)^(1/k)``; the true eigenvalues lie in the
+union of the chained disks (each connected component of the pseudospectrum keeps its count of
+eigenvalues as the perturbation shrinks), so the bound is the extent of that union seen from ``mu``.
+Every bound is capped by Elsner's theorem, ``|d lambda| <= ||E||^(1/n) (2 ||J||)^(1 - 1/n)`` for any
+perturbation ``E`` (rigorous, and all that is left for an exact Jordan block, whose computed right
+eigenvectors are parallel).
+
+Dense path: every eigenvalue with its condition number (:func:`eigen_conditions`). Krylov path: the left
+vector from a Krylov-Schur run on ``J_F^T`` (vjp only); there the bound is ``max(X_1, |mu - mu_T|)``
+with ``mu_T`` that run's value; clusters are not seen, and ``mu`` is called nearly defective where
+``X_1 >= sqrt(||r|| ||J_F||)`` (half the digits of the residual lost, as for a double eigenvalue).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+
+from spectral_probe.linalg.conditioning import EigenConditions
+from spectral_probe.tolerances import Tolerances
+
+#: A cluster whose most ill-conditioned member has a condition number above this is called (nearly)
+#: defective: a normal matrix's multiple eigenvalue has kappa = 1, and a cluster of overlapping disks
+#: whose vectors are this far from orthogonal is, to the arithmetic, one Jordan block.
+DEFECTIVE_CONDITION = 10.0
+
+
+@dataclass(frozen=True)
+class EigenBound:
+    """``|mu_true - mu| <= bound`` (frame of ``J_F``), what it came from, and the digits it leaves."""
+
+    bound: float
+    condition: float | None  # kappa = 1 / |y^H x|; None where no left vector exists (--matvec fd)
+    residual: float
+    cluster_size: int | None = 1  # None: not seen (the Krylov path has one Ritz value per target)
+    defective: bool = False
+    digits: float = 0.0
+
+    def describe(self) -> str | None:
+        """A note for a (nearly) defective or ill-conditioned eigenvalue, or ``None``."""
+        if not self.defective:
+            return None
+        cluster = "" if self.cluster_size is None else f"a cluster of {self.cluster_size} eigenvalues "
+        return (
+            f"nearly defective leading eigenvalue: {cluster}within ±{self.bound:.2g}"
+            f" (condition number {self.condition:.2g}); about {self.digits:.0f} digits left"
+        )
+
+
+def digits_left(bound: float, scale: float, tolerances: Tolerances) -> float:
+    """Decimal digits of ``mu`` the bound leaves, normwise: ``-log10(bound / max(1, ||J_F||))``,
+    between 0 and the dtype's ``-log10(u)``."""
+    if not math.isfinite(bound):
+        return 0.0
+    ratio = bound / max(1.0, scale)
+    if ratio <= 0:
+        return tolerances.digits
+    return min(max(-math.log10(ratio), 0.0), tolerances.digits)
+
+
+def elsner_bound(residual: float, scale: float, multiplicity: int) -> float:
+    """Elsner's bound ``||E||^(1/m) (2 ||J||)^(1 - 1/m)`` on how far a perturbation ``E`` can move an
+    eigenvalue of multiplicity (Jordan size) up to ``m``: rigorous with ``m = n``, and the estimate of
+    a defective cluster of ``m`` eigenvalues (where the first-order ``kappa`` is meaningless)."""
+    m = max(multiplicity, 1)
+    return residual ** (1.0 / m) * (2.0 * max(scale, residual)) ** (1.0 - 1.0 / m)
+
+
+def _cluster(values: torch.Tensor, radius: torch.Tensor, index: int) -> list[int]:
+    """Indices whose disks ``|z - values_j| <= radius_j`` connect (transitively) to the disk of ``index``."""
+    distance = (values.unsqueeze(-1) - values.unsqueeze(-2)).abs()
+    touching = distance <= radius.unsqueeze(-1) + radius.unsqueeze(-2)
+    member = torch.zeros_like(radius, dtype=torch.bool)
+    member[index] = True
+    while True:
+        grown = member | touching[member].any(dim=0)
+        if bool((grown == member).all()):
+            return member.nonzero().flatten().tolist()
+        member = grown
+
+
+def dense_bound(conditions: EigenConditions, b: int, mu: complex, scale: float, tolerances: Tolerances) -> EigenBound:
+    """The bound of the eigenvalue ``mu`` of problem ``b`` from every eigenvalue's residual and condition.
+
+    A well-conditioned ``mu`` (``kappa <= DEFECTIVE_CONDITION``), or one whose first-order disk touches
+    no other: ``X_1 = ||r|| kappa``. An ill-conditioned one whose disk chains to others' (a cluster): the
+    extent of the chained disks seen from ``mu``, ``max_j (|mu - mu_j| + X_1j)`` (the true eigenvalues
+    of a cluster lie in the union of its disks; on a Jordan ring ``X_1`` alone can fall short of the
+    ring's radius). Both capped by Elsner's rigorous bound.
+    """
+    values = conditions.values[b].to(torch.complex128).cpu()
+    condition = conditions.condition[b].to(torch.float64).cpu()
+    residual = conditions.residuals[b].to(torch.float64).cpu().clamp_min(tolerances.residual_floor(scale))
+    index = int((values - mu).abs().argmin())
+    cap = elsner_bound(float(residual.max()), scale, values.shape[-1])
+    radius = torch.nan_to_num(residual * condition, nan=cap, posinf=cap).clamp_max(cap)
+    kappa, first_order = float(condition[index]), float(radius[index])
+    members = _cluster(values, radius, index) if kappa > DEFECTIVE_CONDITION else [index]
+    defective = len(members) > 1
+    if defective:
+        extent = max(float((values[index] - values[j]).abs() + radius[j]) for j in members)
+        bound = min(max(first_order, extent), cap)
+    else:
+        bound = first_order
+    return EigenBound(
+        bound=bound,
+        condition=kappa,
+        residual=float(residual[index]),
+        cluster_size=len(members) if defective else int(((values - values[index]).abs() <= bound).sum()),
+        defective=defective,
+        digits=digits_left(bound, scale, tolerances),
+    )
+
+
+@dataclass(frozen=True)
+class RitzPair:
+    """A Ritz pair ``(mu, x)`` of ``J_F`` (unit ``x``), its TRUE residual norm, and, where the vjp exists,
+    the residual vector ``r = J_F x - mu x`` and the left pair of the ``J_F^T`` run: unit ``w`` with
+    ``J_F^T w = mu_left w`` (so ``y = conj(w)``, ``y^H x = w^T x``) and its residual norm."""
+
+    mu: complex
+    vector: torch.Tensor
+    residual: float
+    mu_left: complex | None = None
+    left: torch.Tensor | None = None
+    left_residual: float = 0.0
+    residual_vector: torch.Tensor | None = None
+
+
+def krylov_bound(pair: RitzPair, scale: float, tolerances: Tolerances) -> EigenBound:
+    """The bound of a Ritz value from its residual, its left vector and the second run.
+
+    First order ``X_1 = ||r|| kappa``. Where ``mu`` is not nearly defective, the two-sided Rayleigh
+    quotient ``theta = w^T J_F x / w^T x = mu + w^T r / w^T x`` is second-order accurate
+    (``|lambda - theta| <~ ||r|| ||s|| kappa``, ``s`` the left residual), so
+    ``|lambda - mu| <~ |w^T r| kappa + ||r|| ||s|| kappa``: a near-normal eigenvalue (``w^T r ~ 0``) is
+    not given the first-order bound it beats by orders. Never below the spread of the two runs, nor the
+    round-off ``u ||J_F|| kappa``; never above Elsner's rigorous bound.
+    """
+    n = pair.vector.shape[-1]
+    floor = tolerances.residual_floor(scale)
+    residual = max(pair.residual, floor)
+    spread = 0.0 if pair.mu_left is None else abs(pair.mu - pair.mu_left)
+    if pair.left is None:  # no J^T u (--matvec fd): condition number 1 assumed, the two runs' spread kept
+        bound = max(residual, spread)
+        return EigenBound(bound, None, residual, digits=digits_left(bound, scale, tolerances))
+    overlap = abs(complex((pair.left * pair.vector).sum()))
+    condition = math.inf if overlap == 0 else 1.0 / overlap
+    first_order = residual * condition
+    # Half the residual's digits lost or more (kappa^2 ||r|| >= ||J||): to this arithmetic the
+    # eigenvalue is as sensitive as a double, defective one (whose error is sqrt(||r|| ||J||)).
+    defective = first_order >= math.sqrt(residual * max(1.0, scale))
+    estimate = first_order
+    if not defective and pair.residual_vector is not None and math.isfinite(condition):
+        projected = abs(complex((pair.left * pair.residual_vector).sum()))
+        second_order = (projected + residual * max(pair.left_residual, floor)) * condition
+        estimate = min(first_order, max(second_order, floor * condition))
+    bound = min(max(estimate, spread), elsner_bound(residual, scale, n))
+    return EigenBound(bound, condition, residual, None, defective, digits_left(bound, scale, tolerances))
