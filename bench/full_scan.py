@@ -134,7 +134,8 @@ def full_scan(problem: Any, eps: float, seed: int, norms: dict[str, float]) -> d
         )
         wall = time.perf_counter() - began
     r = results[0]
-    residuals = {q: (v / norms[q] if v is not None else None) for q, v in (r.residuals or {}).items()}
+    reported = r.residuals or {}
+    residuals = {q: (reported[q] / norms[q] if reported.get(q) is not None else None) for q in norms}
     return {
         "products": ledger.products,
         "by_kind": dict(ledger.counts),

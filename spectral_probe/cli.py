@@ -6,6 +6,7 @@ torch is imported lazily inside the commands so that ``spectral-probe --help`` s
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 import os
 import sys
@@ -19,7 +20,7 @@ from rich.text import Text
 
 from spectral_probe import __version__
 from spectral_probe.cli_options import SHARED_OPTIONS, DebugOpt, QuietOpt, probe_options
-from spectral_probe.errors import SpectralProbeError
+from spectral_probe.errors import SpectralProbeError, UsageError
 from spectral_probe.exitcodes import ExitCode
 
 app = typer.Typer(
@@ -134,6 +135,34 @@ def _emit(report, options) -> list[str]:
     return failed
 
 
+def _check_beyond(options, command: str, target: Path) -> None:
+    """Before any probing: ``--plot`` needs matplotlib; ``--save-modes`` must not land on an input."""
+    if options.plot:
+        from spectral_probe.report.plot import INSTALL_HINT, matplotlib_available
+
+        if not matplotlib_available():
+            raise UsageError(INSTALL_HINT)
+    if options.save_modes:
+        modes = Path(options.save_modes)
+        if command == "audit" and modes.suffix == ".safetensors":
+            raise UsageError("audit --save-modes takes a folder (one file per checkpoint), not a .safetensors file")
+        if command == "scan" and modes.suffix != ".safetensors":
+            raise UsageError(f"--save-modes {options.save_modes}: name a .safetensors file")
+        if command == "scan" and modes.exists() and modes.resolve() == target.resolve():
+            raise UsageError(f"--save-modes {options.save_modes}: is the checkpoint; refusing to overwrite it")
+        if command == "audit" and modes.resolve().is_relative_to(target.resolve()):
+            raise UsageError(f"--save-modes {options.save_modes}: is inside the audited folder")
+
+
+def _attempt(write) -> list[str]:
+    """Run one more output; a failure is a message (exit 2), never a traceback."""
+    try:
+        write()
+    except OSError as exc:
+        return [f"--plot: cannot write the picture ({exc.strerror})"]
+    return []
+
+
 def _inputs(target: Path, options, command: str, config: Path | None) -> dict[str, str | None]:
     """The files this run reads, by what they are (an output must not be one of them)."""
     operator_file = None
@@ -163,11 +192,15 @@ def _run(command: str, target: Path, own: dict[str, Any], shared: dict[str, Any]
         options = _options({**own, **shared})
         outputs = {"--json": options.json, "--markdown": options.markdown, "--junit": options.junit}
         outputs |= {"--jsonl": options.jsonl, STEP_SUMMARY: os.environ.get(STEP_SUMMARY) or None}
+        outputs |= {"--plot": options.plot}
         directory = str(target) if command == "audit" else None
         check_outputs(
             outputs, _inputs(target, options, command, shared.get("config")), directory=directory, pattern=options.glob
         )
         check_device(options.device)
+        _check_beyond(options, command, target)
+        if command == "scan" and options.plot and not options.margins:
+            options = dataclasses.replace(options, margins=True)  # the picture draws their eigenvalues
         with plugin_output_to_stderr():
             if command == "scan":
                 from spectral_probe.scan import run_scan
@@ -178,6 +211,10 @@ def _run(command: str, target: Path, own: dict[str, Any], shared: dict[str, Any]
 
                 report = run_audit(str(target), options, progress=_progress_enabled(options))
         failed = _emit(report, options)
+        if options.plot and report.results:
+            from spectral_probe.report.plot import plot_run, plot_spectrum
+
+            failed += _attempt(lambda: (plot_spectrum if command == "scan" else plot_run)(report.results, options.plot))
         for message in failed:
             _stderr().print(_error_line("error", message), soft_wrap=True)
         codes = {ExitCode(report.gate.exit_code)} | ({ExitCode.BAD_INPUT} if failed else set())

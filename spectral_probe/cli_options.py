@@ -18,6 +18,8 @@ import typer
 _NUMERICS = "numerics"
 _GATES = "gates"
 _OUTPUT = "output"
+_BEYOND = "beyond omega, alpha, rho"
+_FLAG = {"show_default": False}
 
 
 def _option(flag: str, help: str, panel: str | None = None, **extra: Any) -> Any:  # noqa: A002 - typer's name
@@ -63,6 +65,17 @@ SHARED_OPTIONS: tuple[tuple[str, Any, Any], ...] = (
     ("json", Annotated[str | None, _option("--json", "Write the JSON report to PATH, or - for stdout.")], None),
     ("markdown", Annotated[Path | None, _option("--markdown", "Write a Markdown summary to PATH.")], None),
     ("junit", Annotated[Path | None, _option("--junit", "Write JUnit XML to PATH.", _OUTPUT)], None),
+    *(
+        (name, Annotated[kind, _option(flag, text, _BEYOND, **extra)], None)
+        for name, kind, flag, text, extra in (
+            ("margins", bool | None, "--margins/--no-margins", "eps_max with its rho probes (default off).", _FLAG),
+            ("transient", bool | None, "--transient/--no-transient", "Growth bounds (default off: costly).", _FLAG),
+            ("transient_horizon", int | None, "--transient-horizon", "Steps K searched (default 100).", {}),
+            ("modes", bool | None, "--modes/--no-modes", "Leading modes: the units of largest weight.", _FLAG),
+            ("save_modes", str | None, "--save-modes", "Write the modes: .safetensors (scan) or a folder.", {}),
+            ("plot", str | None, "--plot", "PNG: spectra (scan), rho/alpha/omega over the run (audit).", {}),
+        )
+    ),
     ("quiet", Annotated[bool, _option("--quiet", "No table, no progress bar.", _OUTPUT)], False),
     ("debug", Annotated[bool, _option("--debug", "Show tracebacks on errors.", _OUTPUT)], False),
 )

@@ -36,6 +36,7 @@ MATVECS = ("autograd", "fd")
 METHODS = ("auto", "dense", "krylov")
 OPTION_SPECS.update(dtype=Spec("choice", choices=DTYPES), matvec=Spec("choice", choices=MATVECS))
 OPTION_SPECS.update(method=Spec("choice", choices=METHODS))
+OPTION_SPECS.update(transient_horizon=Spec("int", 1, 100_000))
 
 
 @dataclass(frozen=True)
@@ -66,6 +67,13 @@ class ProbeOptions:
     fd_directions: int = 3
     dense_max_n: int = 256  # --method auto: dense at n <= this (measured, see BENCHMARKS.md)
     fd_dense_max_n: int = 2048  # --matvec fd: omega from a dense FD Jacobian up to this n
+    # analyses beyond omega/alpha/rho (spectral_probe.analysis; priced in BENCHMARKS.md)
+    margins: bool = False  # eps_max with its rho probes (scan --plot turns it on; c_crit is always reported)
+    transient: bool = False  # lower bounds on max_k ||M^k|| and sup_t ||exp(t J_F)||
+    transient_horizon: int = 100  # K: steps searched (and T = K eps for the flow)
+    modes: bool = False  # the leading modes and the units with the largest weight
+    save_modes: str | None = None  # safetensors file (scan) or folder (audit) for the modes
+    plot: str | None = None  # PNG: spectra (scan) or rho/alpha/omega over the run (audit)
     # gates
     max_rho: float | None = None
     max_alpha: float | None = None

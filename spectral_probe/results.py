@@ -99,6 +99,32 @@ class FixedPointResult:
     notes: tuple[str, ...] = ()
     sha256: str | None = None
     step: int | None = None
+    # Beyond the three numbers (spectral_probe.analysis; None where not computed). Margins:
+    c_crit: float | None = None  # alpha_nc - 1: the damping c at which alpha reaches 0
+    c_margin: float | None = None  # c - c_crit (= -alpha; > 0: the flow is stable)
+    eps_max: float | None = None  # largest stable Euler step, min over Re mu < 0 of -2 Re mu / |mu|^2
+    eps_margin: float | None = None  # eps_max - eps (> 0: the current step is stable)
+    eps_max_mu_real: float | None = None  # the eigenvalue of J_F that sets eps_max
+    eps_max_mu_imag: float | None = None
+    eps_max_confirmed: bool | None = None  # rho < 1 at 0.99 eps_max and rho > 1 at 1.01 eps_max
+    eps_max_rho_below: float | None = None
+    eps_max_rho_above: float | None = None
+    eps_max_basis: str | None = None  # which eigenvalues eps_max rests on
+    eigenvalues_jf: list[list[float]] | None = None  # those eigenvalues, [re, im] each
+    # transient growth (lower bounds):
+    transient: bool | None = None  # rho < 1 < max_k ||M^k||_2
+    max_power_norm: float | None = None  # lower bound on max_{k <= power_horizon} ||M^k||_2
+    max_power_k: int | None = None
+    power_horizon: int | None = None
+    max_flow_norm: float | None = None  # lower bound on sup_{t <= flow_horizon} ||exp(t J_F)||_2
+    max_flow_t: float | None = None
+    flow_horizon: float | None = None
+    # modes:
+    lead_mode_units: list[int] | None = None  # units of largest weight |v_i|^2 in M's leading eigenvector
+    lead_mode_weights: list[float] | None = None
+    omega_mode_units: list[int] | None = None  # the same for the leading eigenvector of Sym(J_F)
+    omega_mode_weights: list[float] | None = None
+    modes_file: str | None = None
     # Every judgement behind the verdict (docs/SPEC.md section 2 cross-checks and the error-bound checks).
     checks: tuple[Check, ...] = ()
     # Error bounds, in the frame of J_F: |alpha_true - alpha| <= alpha_bound, |mu_true - mu_lead| <=

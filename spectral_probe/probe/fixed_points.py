@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 import torch
 
+from spectral_probe.analysis.run import extend_results
 from spectral_probe.config import ProbeOptions
 from spectral_probe.jacobian import JacobianOperators
 from spectral_probe.probe.bounds import EigenBound
@@ -91,6 +92,7 @@ def probe_fixed_points(
             fp_before=None if residual_before is None else float(residual_before[b]),
         )
         results.append(_assemble(shared, spectra, b, records, measured, tuple(notes + spectra.notes)))
+    results = extend_results(results, ops, options, random, method=method, tol=limits.tol)  # issue 11 analyses
     return results, spectra.warm
 
 

@@ -8,6 +8,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from spectral_probe.report import beyond
 from spectral_probe.report.numbers import fmt, fmt_complex
 from spectral_probe.report.styles import VERDICT_STYLES
 from spectral_probe.report.trajectory import render_trajectory
@@ -34,7 +35,9 @@ def _with_bound(text: str, value: float | None, bound: float | None) -> str:
 
 def render(report: Report, console: Console) -> None:
     """Print the report as a rich table on ``console``."""
-    table = Table(title=f"spectral-probe {report.command}", caption=FOOTER, caption_justify="left")
+    extra = beyond.shown(report.results)
+    caption = FOOTER + (beyond.FOOTER if extra else "")
+    table = Table(title=f"spectral-probe {report.command}", caption=caption, caption_justify="left")
     table.add_column("checkpoint", overflow="fold")
     table.add_column("#", justify="right")
     table.add_column("n", justify="right")
@@ -43,6 +46,8 @@ def render(report: Report, console: Console) -> None:
     table.add_column("rho (rr)", justify="right")
     table.add_column("gap", justify="right")
     table.add_column("fd err", justify="right")
+    if extra:
+        table.add_column(beyond.HEADER)
     table.add_column("verdict")
     for r in report.results:
         rho = fmt(r.rho, 8) + (f" ({fmt(r.rho_rr, 8)})" if r.rho_rr is not None else "")
@@ -61,11 +66,12 @@ def render(report: Report, console: Console) -> None:
             rho,
             fmt(r.gap, 3),
             fmt(r.fd_jvp_rel_err, 2),
+            *([beyond.cell(r)] if extra else []),
             verdict,
         )
     for e in report.errors:
         message = Text.assemble(("error", "bold red"), "\n" + e.error)
-        table.add_row(Text(e.checkpoint), "-", "-", "-", "-", "-", "-", "-", message)
+        table.add_row(Text(e.checkpoint), *["-"] * (8 if extra else 7), message)
     console.print(table)
     if report.trajectory:
         render_trajectory(report, console)

@@ -191,7 +191,9 @@ def test_random_yaml_text(text, folder, sandbox) -> None:
 # Random option strings
 
 _FLAGS = [
-    name for name in SHARED_NAMES if name not in ("quiet", "debug", "refine", "config", "fixed_point", "operator")
+    name
+    for name in SHARED_NAMES
+    if name not in ("quiet", "debug", "refine", "margins", "transient", "modes", "config", "fixed_point", "operator")
 ]
 
 
@@ -203,7 +205,7 @@ def test_random_option_string(name, value, folder, sandbox) -> None:
         _linear(good)
     flag = "--" + name.replace("_", "-")
     outputs = set()
-    if name in ("json", "markdown", "junit") and value not in ("-", ""):
+    if name in ("json", "markdown", "junit", "plot", "save_modes") and value not in ("-", ""):
         outputs = {value} | {p for p in [value.rstrip("/")] if p}
     answer = _check(sandbox, folder, ("scan", str(good), flag, value, "--quiet"), None, outputs)
     if name in ("band", "max_rho", "max_alpha", "max_omega", "c", "eps", "tol") and value.strip().lower() in (
