@@ -37,6 +37,7 @@ RANK: dict[str, float] = {
     "probe": 2,
     "report": 2,
     "gate": 2,
+    "analysis": 1.5,  # transient growth, margins, modes (beyond): on the Jacobian and the solvers
     "fixed_point": 1.5,
     "eigen_gradient": 1.5,
     "jacobian": 1,

@@ -19,6 +19,7 @@ def shown(results: tuple[FixedPointResult, ...] | list[FixedPointResult]) -> boo
 
 
 def cell(r: FixedPointResult) -> str:
+    """The table cell of the extra analyses of one fixed point."""
     lines = []
     if r.eps_max is not None:
         mark = {True: " ok", False: " ?", None: ""}[r.eps_max_confirmed]
