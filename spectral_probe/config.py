@@ -145,4 +145,16 @@ def merge_options(
             merged[key] = value
     if merged.get("operator_options") is None:
         merged.pop("operator_options", None)
-    return ProbeOptions(**merged)
+    try:
+        return ProbeOptions(**merged)
+    except UsageError as exc:
+        # The cross-field checks of __post_init__ (glob, device spelling): name the file when the
+        # offending value came from it rather than from the command line.
+        from_file = [
+            key
+            for key in ("glob", "device")
+            if key in normalized and command_line.get(key) is None and f"--{key}" in str(exc)
+        ]
+        if from_file and config_path is not None:
+            raise UsageError(f"{where}: {', '.join(from_file)}: {exc}") from None
+        raise

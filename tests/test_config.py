@@ -63,3 +63,17 @@ def test_readme_defaults_match_the_defaults_object() -> None:
 def test_readme_exit_codes_match_the_enum() -> None:
     rows = re.findall(r"^\| (\d) \| (.+) \|$", _section("exitcodes"), flags=re.M)
     assert [int(code) for code, _ in rows] == [int(c) for c in ExitCode]
+
+
+def test_a_cross_field_error_from_the_config_file_names_the_file(tmp_path) -> None:
+    import pytest
+
+    from spectral_probe.config import merge_options
+    from spectral_probe.errors import UsageError
+
+    for key, value in (("device", ""), ("glob", "/abs/x")):
+        with pytest.raises(UsageError, match=rf"cfg\.yaml: {key}: --{key}"):
+            merge_options({}, {key: value}, str(tmp_path / "cfg.yaml"))
+        with pytest.raises(UsageError) as typed:  # typed on the command line: no file to name
+            merge_options({key: value}, {}, str(tmp_path / "cfg.yaml"))
+        assert "cfg.yaml" not in str(typed.value)
