@@ -138,7 +138,7 @@ def _pair(value: complex, vector: Tensor) -> Eigenpair:
 
 def ours_lanczos(counted: CountedOps, x0: Tensor, tol: float, **kwargs: Any) -> SolverRun:
     """omega: thick-restart Lanczos on ``Sym(J_F)``, ``which='LA'`` (the probe's omega solver)."""
-    from spectral_probe.linalg.lanczos import lanczos
+    from spectral_probe.linalg.symmetric import lanczos
 
     result = lanczos(counted.sym, x0, which="LA", tol=tol, **kwargs)
     value = float(result.values[0, 0])

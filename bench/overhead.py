@@ -97,7 +97,7 @@ def product_seconds(op: Op, x: torch.Tensor, reps: int = 30) -> float:
 
 def _solve(solver: str, sym: Op, nonsym: Op, x0: torch.Tensor) -> tuple[Op, Callable[[], int]]:
     from spectral_probe.linalg.arnoldi import krylov_schur, largest_modulus, rightmost
-    from spectral_probe.linalg.lanczos import lanczos
+    from spectral_probe.linalg.symmetric import lanczos
 
     if solver == "lanczos":
         return sym, lambda: lanczos(sym, x0, which="LA", krylov_dim=30, max_restarts=10_000).matvecs

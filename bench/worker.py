@@ -376,8 +376,8 @@ def warm_imports() -> None:
 
     import spectral_probe.linalg.arnoldi  # noqa: F401
     import spectral_probe.linalg.dense  # noqa: F401
-    import spectral_probe.linalg.lanczos  # noqa: F401
     import spectral_probe.linalg.subspace  # noqa: F401
+    import spectral_probe.linalg.symmetric  # noqa: F401
     import spectral_probe.probe  # noqa: F401
 
     if comp.hessian_eigenthings_available():

@@ -17,9 +17,9 @@ import scipy.sparse.linalg as sla
 import torch
 
 from spectral_probe.linalg.arnoldi import krylov_schur, largest_modulus, rightmost
-from spectral_probe.linalg.lanczos import lanczos
 from spectral_probe.linalg.result import default_tol
 from spectral_probe.linalg.subspace import block_rayleigh_ritz
+from spectral_probe.linalg.symmetric import lanczos
 
 EPS_M = 0.5  # the Euler step of M = I + eps A in the rho problems
 

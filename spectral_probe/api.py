@@ -114,4 +114,3 @@ def prepare_state(
 
 def _as_state(z: State) -> Tensor | tuple[Tensor, ...]:
     return z if isinstance(z, Tensor) else tuple(z)
-

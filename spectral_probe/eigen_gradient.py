@@ -41,7 +41,7 @@ from spectral_probe.errors import SpectralProbeError
 from spectral_probe.jacobian import JacobianOperators
 from spectral_probe.linalg.arnoldi import krylov_schur, largest_modulus, rightmost
 from spectral_probe.linalg.defaults import DEFAULTS
-from spectral_probe.linalg.gmres import gmres
+from spectral_probe.linalg.linear import gmres
 from spectral_probe.linalg.result import default_tol
 from spectral_probe.user_model import StateLayout
 

@@ -29,7 +29,7 @@ from spectral_probe.config import ProbeOptions
 from spectral_probe.errors import InputError
 from spectral_probe.jacobian import JacobianOperators
 from spectral_probe.linalg.defaults import DEFAULTS
-from spectral_probe.linalg.gmres import gmres
+from spectral_probe.linalg.linear import gmres
 from spectral_probe.linalg.result import default_tol
 from spectral_probe.user_model import whole_message
 

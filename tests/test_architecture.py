@@ -224,9 +224,9 @@ def test_every_public_function_has_a_docstring() -> None:
 
 #: The equation each solver's docstring must state (the symbols of docs/SPEC.md; see each module for the derivation).
 SOLVER_MATH = {
-    "spectral_probe.linalg.lanczos.lanczos": ["A x = lambda x", "A V_j = V_j T_j"],
+    "spectral_probe.linalg.symmetric.lanczos": ["A x = lambda x", "A V_j = V_j T_j"],
     "spectral_probe.linalg.arnoldi.krylov_schur": ["A V_m = V_m H_m + v_{m+1} h^T"],
-    "spectral_probe.linalg.gmres.gmres": ["A x = b", "argmin ||beta e_1 - Hbar_k y||"],
+    "spectral_probe.linalg.linear.gmres": ["A x = b", "argmin ||beta e_1 - Hbar_k y||"],
     "spectral_probe.linalg.subspace.block_rayleigh_ritz": ["H = X^T M X", "M u_i - mu_i u_i"],
     "spectral_probe.linalg.krylov.orthogonalize": ["w - V (V^T w)", "||w'|| < eta ||w||"],
     "spectral_probe.linalg.dense.dense_spectrum": ["lambda_max", "M = I + eps J_F"],

@@ -29,7 +29,7 @@ from torch import Tensor
 
 from spectral_probe.jacobian import JacobianOperators
 from spectral_probe.linalg.arnoldi import krylov_schur, largest_modulus
-from spectral_probe.linalg.lanczos import lanczos
+from spectral_probe.linalg.symmetric import lanczos
 
 #: Modes of each operator computed and saved.
 MODES = 4

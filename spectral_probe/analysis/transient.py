@@ -37,7 +37,7 @@ import torch
 from torch import Tensor
 
 from spectral_probe.jacobian import JacobianOperators
-from spectral_probe.linalg.lanczos import lanczos
+from spectral_probe.linalg.symmetric import lanczos
 
 Step = Callable[[Tensor], Tensor]
 

@@ -12,8 +12,8 @@ import torch
 from spectral_probe.config import ProbeOptions
 from spectral_probe.jacobian import JacobianOperators
 from spectral_probe.linalg.arnoldi import krylov_schur, largest_modulus, rightmost
-from spectral_probe.linalg.lanczos import lanczos
 from spectral_probe.linalg.result import EigResult
+from spectral_probe.linalg.symmetric import lanczos
 from spectral_probe.probe.bounds import EigenBound, RitzPair, krylov_bound
 from spectral_probe.probe.checks import invariant_checks, judge
 from spectral_probe.probe.rr_confirm import confirm_rho

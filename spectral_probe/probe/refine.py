@@ -9,7 +9,7 @@ import torch
 from spectral_probe.batching import map_rows
 from spectral_probe.config import ProbeOptions
 from spectral_probe.jacobian import JacobianOperators
-from spectral_probe.linalg.gmres import gmres
+from spectral_probe.linalg.linear import gmres
 
 NcForce = Callable[[torch.Tensor], torch.Tensor]
 

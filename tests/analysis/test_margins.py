@@ -38,9 +38,6 @@ def dense_eps_max(jf: torch.Tensor) -> float:
 
 
 def probe(jf: torch.Tensor, *, c: float, eps: float, method: str):
-    # Imported here, not at collection: importing the probe binds spectral_probe.linalg.gmres to the
-    # submodule, which shadows the lazily exported function for a later `from spectral_probe.linalg
-    # import gmres` (tests/linalg/test_gmres.py); reported to the linalg owner.
     from spectral_probe.probe import probe_fixed_points
 
     n = jf.shape[0]

@@ -69,8 +69,6 @@ def test_a_clean_run_passes_every_check(tmp_path) -> None:
 
 @pytest.mark.parametrize(("name", "method", "reason"), INJECTED, ids=[i[0] for i in INJECTED])
 def test_each_check_failure_is_inconclusive_exit_3(tmp_path, monkeypatch, name, method, reason) -> None:
-    # Imported here, not at collection: importing the probe early imports spectral_probe.linalg.gmres,
-    # and that submodule then shadows the lazy `from spectral_probe.linalg import gmres` of test_gmres.
     from spectral_probe.probe import checks
 
     path = stable_operator(tmp_path)

@@ -14,8 +14,8 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from spectral_probe.linalg.lanczos import lanczos
 from spectral_probe.linalg.result import default_tol
+from spectral_probe.linalg.symmetric import lanczos
 
 from .matrices import CountingOperator, arpack_eigsh, dense_matvec, low_rank_symmetric, symmetric
 
