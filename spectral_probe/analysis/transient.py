@@ -37,7 +37,7 @@ import torch
 from torch import Tensor
 
 from spectral_probe.jacobian import JacobianOperators
-from spectral_probe.linalg.symmetric import lanczos
+from spectral_probe.linalg.symmetric import lanczos, operator_norm  # noqa: F401  (operator_norm: re-exported)
 
 Step = Callable[[Tensor], Tensor]
 
@@ -67,25 +67,6 @@ class GrowthBound:
     history: list[list[float]]
     matvecs: dict[str, int]
     vector: Tensor
-
-
-def operator_norm(
-    apply: Step, apply_t: Step, x0: Tensor, *, tol: float, krylov_dim: int = 40, max_restarts: int = 300
-) -> tuple[list[float | None], int]:
-    """``||A||_2`` per fixed point by Lanczos on ``A^T A`` (``None`` where it did not converge).
-
-    ``apply`` is ``v -> A v``, ``apply_t`` is ``u -> A^T u`` (``ops.m, ops.m_t`` for ``||M||_2``).
-    Returns the norms and the products per fixed point (each one ``A`` AND one ``A^T``). The Ritz value
-    is a Rayleigh quotient of ``A^T A``, so the result is a lower bound that converges from below.
-    """
-    gram = lanczos(
-        lambda v: apply_t(apply(v)), x0, which="LA", tol=tol, krylov_dim=krylov_dim, max_restarts=max_restarts
-    )
-    norms = [
-        math.sqrt(max(float(value), 0.0)) if bool(ok) else None
-        for value, ok in zip(gram.values[:, 0].tolist(), gram.converged[:, 0].tolist(), strict=True)
-    ]
-    return norms, gram.matvecs
 
 
 def max_power_norm(

@@ -34,6 +34,7 @@ _EXPORTS = {
     "KrylovFactorization": "krylov",
     "orthogonalize": "krylov",
     "lanczos": "symmetric",
+    "operator_norm": "symmetric",
     "krylov_schur": "arnoldi",
     "Target": "targets",
     "as_target": "targets",

@@ -64,7 +64,7 @@ from spectral_probe.linalg.krylov import KrylovFactorization, orthogonalize
 from spectral_probe.linalg.result import ConvergenceInfo, CountingMatvec, EigResult, Matvec, default_tol
 from spectral_probe.linalg.threads import single_threaded
 
-__all__ = ["lanczos"]
+__all__ = ["lanczos", "operator_norm"]
 
 _WHICH = ("LA", "SA")
 
@@ -383,3 +383,28 @@ def lanczos(
     if generator is None:
         generator = torch.Generator(device=x0.device).manual_seed(0x5EC7)
     return _Lanczos(matvec, x0, which, nev, m, tol, generator).run(max_restarts)
+
+
+def operator_norm(
+    apply: Matvec,
+    apply_t: Matvec,
+    x0: torch.Tensor,
+    *,
+    tol: float,
+    krylov_dim: int | None = None,
+    max_restarts: int | None = None,
+) -> tuple[list[float | None], int]:
+    """``||A||_2 = sqrt(lambda_max(A^T A))`` per problem by :func:`lanczos` on ``v -> A^T (A v)``.
+
+    ``apply`` is ``v -> A v`` and ``apply_t`` is ``u -> A^T u``. The Ritz value is a Rayleigh quotient of
+    ``A^T A``, so each norm is a lower bound that converges from below; ``None`` where Lanczos did not
+    converge. Returns the norms and the products per problem (each one ``A`` AND one ``A^T``).
+    """
+    gram = lanczos(
+        lambda v: apply_t(apply(v)), x0, which="LA", tol=tol, krylov_dim=krylov_dim, max_restarts=max_restarts
+    )
+    norms = [
+        math.sqrt(max(float(value), 0.0)) if bool(ok) else None
+        for value, ok in zip(gram.values[..., 0].tolist(), gram.converged[..., 0].tolist(), strict=True)
+    ]
+    return norms, gram.matvecs

@@ -3,7 +3,6 @@ Rayleigh-Ritz and bounded by ``||M||_2``, every quantity from two independent st
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -13,7 +12,7 @@ from spectral_probe.config import ProbeOptions
 from spectral_probe.jacobian import JacobianOperators
 from spectral_probe.linalg.arnoldi import krylov_schur, largest_modulus, rightmost
 from spectral_probe.linalg.result import EigResult
-from spectral_probe.linalg.symmetric import lanczos
+from spectral_probe.linalg.symmetric import lanczos, operator_norm
 from spectral_probe.probe.bounds import EigenBound, RitzPair, krylov_bound
 from spectral_probe.probe.checks import invariant_checks, judge
 from spectral_probe.probe.rr_confirm import confirm_rho
@@ -209,22 +208,14 @@ def _alpha_and_lead(
 
 def _norm_M(ops: JacobianOperators, run: _Run) -> list[float | None]:
     """``||M||_2`` by Lanczos on ``M^T M`` (a lower bound that converges from below), for rho <= ||M||_2."""
-    norm_M: list[float | None] = [None] * run.batch
     if not ops.has_vjp:
-        return norm_M
+        return [None] * run.batch
     settings = {k: v for k, v in run.krylov.items() if k != "tol"}
-    gram = lanczos(
-        lambda v: ops.m_t(ops.m(v)),
-        run.random(run.batch, run.n),
-        which="LA",
-        tol=run.tolerances.rayleigh_ritz_tol,
-        **settings,
+    norm_M, products = operator_norm(
+        ops.m, ops.m_t, run.random(run.batch, run.n), tol=run.tolerances.rayleigh_ritz_tol, **settings
     )
-    run.counts["jvp"] += gram.matvecs
-    run.counts["vjp"] += gram.matvecs
-    for b in range(run.batch):
-        if bool(gram.converged[b, 0]):
-            norm_M[b] = math.sqrt(max(float(gram.values[b, 0]), 0.0))
+    run.counts["jvp"] += products
+    run.counts["vjp"] += products
     return norm_M
 
 
