@@ -61,6 +61,11 @@ class ConvergenceInfo:
     krylov_dim:     the basis size ``m`` (block RR: the block size ``p``; GMRES: the restart length).
     history:        ``[*batch, iterations]`` the leading value per iteration (block RR: ``|mu_1|``), or None.
     true_checks:    times the true residuals were computed (each a batched matvec), where counted.
+    ritz_values:    ``[*batch, m]`` complex, every Ritz value of the final decomposition, best first for
+                    the result's target (Krylov-Schur; NaN-padded): beyond the reported pairs they are
+                    unconverged approximations, with their Krylov residual estimates in
+                    ``ritz_estimates`` ``[*batch, m]``. What the next eigenvalues look like at no cost
+                    (is there a second leading pair of nearly equal modulus, a cluster), or None.
     """
 
     converged: torch.Tensor
@@ -80,6 +85,8 @@ class ConvergenceInfo:
     iterations_per_problem: torch.Tensor | None = None
     history: torch.Tensor | None = None
     true_checks: int = 0
+    ritz_values: torch.Tensor | None = None
+    ritz_estimates: torch.Tensor | None = None
 
     @property
     def all_converged(self) -> bool:
