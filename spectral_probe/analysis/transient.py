@@ -37,7 +37,8 @@ import torch
 from torch import Tensor
 
 from spectral_probe.jacobian import JacobianOperators
-from spectral_probe.linalg.symmetric import lanczos, operator_norm  # noqa: F401  (operator_norm: re-exported)
+from spectral_probe.linalg.norms import operator_norm  # noqa: F401  (re-exported)
+from spectral_probe.linalg.symmetric import lanczos
 
 Step = Callable[[Tensor], Tensor]
 

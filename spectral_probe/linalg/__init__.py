@@ -34,7 +34,7 @@ _EXPORTS = {
     "KrylovFactorization": "krylov",
     "orthogonalize": "krylov",
     "lanczos": "symmetric",
-    "operator_norm": "symmetric",
+    "operator_norm": "norms",
     "krylov_schur": "arnoldi",
     "Target": "targets",
     "as_target": "targets",

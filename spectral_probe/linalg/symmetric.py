@@ -64,7 +64,7 @@ from spectral_probe.linalg.krylov import KrylovFactorization, orthogonalize
 from spectral_probe.linalg.result import ConvergenceInfo, CountingMatvec, EigResult, Matvec, default_tol
 from spectral_probe.linalg.threads import single_threaded
 
-__all__ = ["lanczos", "operator_norm"]
+__all__ = ["lanczos"]
 
 _WHICH = ("LA", "SA")
 
@@ -199,6 +199,9 @@ class _Lanczos:
         self.s = 0  # current basis size (the same for the whole batch)
         self.restarts = 0
         self.true_checks = 0
+        # operator_norm: a problem whose leading Ritz value passes its floor stops there (a lower bound).
+        self.stop_above: torch.Tensor | None = None
+        self.reached = torch.zeros_like(self.done)
 
     def step(self) -> tuple[torch.Tensor, torch.Tensor]:
         """One Lanczos step: column ``s`` of ``T``; returns ``(beta, untrusted breakdown)`` per problem."""
@@ -295,6 +298,8 @@ class _Lanczos:
             est = beta.unsqueeze(-1) * y[..., s - 1, :].abs()  # [B, s]
             bound = self.thresh.unsqueeze(-1) * self.norm_est.unsqueeze(-1)
             est_ok = (est[..., :nev] <= bound).all(-1) & ~untrusted | self.bad
+            if self.stop_above is not None:
+                self._stop_reached(theta, y)
             exhausted = s == m and (m == n or self.restarts >= max_restarts)
             if bool((est_ok | self.done).all()) or exhausted:
                 self.true_checks += 1
@@ -308,6 +313,18 @@ class _Lanczos:
                     return self.result(tol)
             if s == m:
                 self.restart(theta, y)
+
+    def _stop_reached(self, theta: torch.Tensor, y: torch.Tensor) -> None:
+        """Freeze the problems whose leading Ritz value (a Rayleigh quotient: at most lambda_max) is at
+        least ``stop_above``: their Ritz pairs are the answer, a proven lower bound, not converged."""
+        reached = ~self.done & (theta[..., 0] >= self.stop_above)
+        if not bool(reached.any()):
+            return
+        x = y[..., :, : self.nev].mT @ self.fact.basis(self.s)
+        self.out_vals.copy_(torch.where(reached.unsqueeze(-1), theta[..., : self.nev], self.out_vals))
+        self.out_vecs.copy_(torch.where(reached[..., None, None], x, self.out_vecs))
+        self.reached |= reached
+        self.done |= reached
 
     def result(self, tol: float) -> EigResult:
         bad, batch, nev, n = self.bad, self.batch, self.nev, self.n
@@ -383,28 +400,3 @@ def lanczos(
     if generator is None:
         generator = torch.Generator(device=x0.device).manual_seed(0x5EC7)
     return _Lanczos(matvec, x0, which, nev, m, tol, generator).run(max_restarts)
-
-
-def operator_norm(
-    apply: Matvec,
-    apply_t: Matvec,
-    x0: torch.Tensor,
-    *,
-    tol: float,
-    krylov_dim: int | None = None,
-    max_restarts: int | None = None,
-) -> tuple[list[float | None], int]:
-    """``||A||_2 = sqrt(lambda_max(A^T A))`` per problem by :func:`lanczos` on ``v -> A^T (A v)``.
-
-    ``apply`` is ``v -> A v`` and ``apply_t`` is ``u -> A^T u``. The Ritz value is a Rayleigh quotient of
-    ``A^T A``, so each norm is a lower bound that converges from below; ``None`` where Lanczos did not
-    converge. Returns the norms and the products per problem (each one ``A`` AND one ``A^T``).
-    """
-    gram = lanczos(
-        lambda v: apply_t(apply(v)), x0, which="LA", tol=tol, krylov_dim=krylov_dim, max_restarts=max_restarts
-    )
-    norms = [
-        math.sqrt(max(float(value), 0.0)) if bool(ok) else None
-        for value, ok in zip(gram.values[..., 0].tolist(), gram.converged[..., 0].tolist(), strict=True)
-    ]
-    return norms, gram.matvecs

@@ -11,8 +11,9 @@ import torch
 from spectral_probe.config import ProbeOptions
 from spectral_probe.jacobian import JacobianOperators
 from spectral_probe.linalg.arnoldi import krylov_schur, largest_modulus, rightmost
+from spectral_probe.linalg.norms import operator_norm
 from spectral_probe.linalg.result import EigResult
-from spectral_probe.linalg.symmetric import lanczos, operator_norm
+from spectral_probe.linalg.symmetric import lanczos
 from spectral_probe.probe.bounds import EigenBound, RitzPair, krylov_bound
 from spectral_probe.probe.checks import invariant_checks, judge
 from spectral_probe.probe.rr_confirm import confirm_rho
@@ -173,11 +174,11 @@ def _judge_target(run: _Run, b: int, name: str, pair: _Pair, eps: float) -> Eige
 
 def _alpha_and_lead(
     ops: JacobianOperators, run: _Run, eps: float
-) -> tuple[list[complex], list[complex], torch.Tensor, list[EigenBound | None], list[EigenBound | None]]:
+) -> tuple[list[complex], list[complex], EigResult, list[EigenBound | None], list[EigenBound | None]]:
     """alpha and rho: one Krylov-Schur run on J_F serves both targets; the second run (on J_F^T) checks
     them and gives their left eigenvectors.
 
-    Returns ``mu_alpha``, ``mu_lead`` (``Im >= 0``), the leading Ritz vectors of the first run, and the
+    Returns ``mu_alpha``, ``mu_lead`` (``Im >= 0``), the leading-modulus result of the first run, and the
     error bounds of both eigenvalues (``None`` where a run did not converge).
     """
     batch, n = run.batch, run.n
@@ -203,16 +204,19 @@ def _alpha_and_lead(
         )
         for name, pair, into in zip(("alpha", "rho"), pairs, bounds, strict=True):
             into.append(_judge_target(run, b, name, pair, eps) if unconverged == 0 else None)
-    return mu_alpha, mu_lead, right[targets[1].name].vectors[..., 0, :], bounds[0], bounds[1]
+    return mu_alpha, mu_lead, right[targets[1].name], bounds[0], bounds[1]
 
 
-def _norm_M(ops: JacobianOperators, run: _Run) -> list[float | None]:
-    """``||M||_2`` by Lanczos on ``M^T M`` (a lower bound that converges from below), for rho <= ||M||_2."""
+def _norm_M(ops: JacobianOperators, run: _Run, rho: list[float]) -> list[float | None]:
+    """``||M||_2`` by Lanczos on ``M^T M`` for ``rho <= ||M||_2``, to the accuracy that inequality needs:
+    the Ritz value is a lower bound that rises to ``||M||_2``, so a run stops once it passes rho (the
+    inequality is then proven) and reports that lower bound; else it converges, and the check judges."""
     if not ops.has_vjp:
         return [None] * run.batch
     settings = {k: v for k, v in run.krylov.items() if k != "tol"}
+    enough = torch.tensor(rho, dtype=ops.z_star.dtype, device=ops.z_star.device)
     norm_M, products = operator_norm(
-        ops.m, ops.m_t, run.random(run.batch, run.n), tol=run.tolerances.rayleigh_ritz_tol, **settings
+        ops.m, ops.m_t, run.random(run.batch, run.n), tol=run.tolerances.rayleigh_ritz_tol, enough=enough, **settings
     )
     run.counts["jvp"] += products
     run.counts["vjp"] += products
@@ -245,15 +249,15 @@ def krylov_spectra(
         [[] for _ in range(batch)], [{} for _ in range(batch)], notes,
     )  # fmt: skip
     omega, omega_vector = _omega(ops, run, options)
-    mu_alpha, mu_lead, lead_vectors, alpha_bounds, lead_bounds = _alpha_and_lead(ops, run, eps)
+    mu_alpha, mu_lead, lead_result, alpha_bounds, lead_bounds = _alpha_and_lead(ops, run, eps)
+    lead_vectors = lead_result.vectors[..., 0, :]
     if not ops.has_vjp:
         notes.append("--matvec fd: no J^T u, so no left eigenvector: the error bounds take condition number 1")
     rho_arnoldi = [abs(1 + eps * m) for m in mu_lead]
-    block_start = run.warm_vector("block")
     rho_bounds = [0.0 if x is None else eps * x.bound for x in lead_bounds]
-    rr = confirm_rho(ops, rho_arnoldi, rho_bounds, lead_vectors, options.block_size, block_start, tolerances, random)
+    rr = confirm_rho(ops, rho_arnoldi, rho_bounds, lead_result, eps, options.block_size, tolerances, random)
     run.counts["jvp"] += rr.matvecs
-    norm_M = _norm_M(ops, run)
+    norm_M = _norm_M(ops, run, rho_arnoldi)
     for b in range(batch):
         run.checks[b].append(rr.checks[b])
         slack = tolerances.agreement * max(1.0, abs(mu_lead[b]), abs(mu_alpha[b]), abs(omega[b] or 0.0))
@@ -263,7 +267,6 @@ def krylov_spectra(
     next_warm = WarmStart(
         omega=omega_vector.detach() if omega_vector is not None else None,
         arnoldi=_real_view(lead_vectors),
-        block=rr.next_block,
     )
     return Spectra(
         omega=omega,

@@ -1,5 +1,26 @@
-"""rho confirmed by block Rayleigh-Ritz on ``M``: the cheap 2-D block a training-time controller runs,
-widened where it cannot confirm the Arnoldi rho."""
+"""rho confirmed by block Rayleigh-Ritz on ``M`` (docs/SPEC.md section 2), started where Arnoldi ended.
+
+The math
+--------
+Krylov-Schur on ``J_F`` gives the leading eigenvalue ``mu`` of ``J_F`` (``lead = 1 + eps mu``) and its
+unit Ritz vector ``x``. For a complex ``mu`` the real plane ``Q = orth[Re x, Im x]`` is invariant under
+``M = I + eps J_F``; for a real one ``x`` is an eigenvector. One sweep of block Rayleigh-Ritz on ``M``
+(:func:`~spectral_probe.linalg.subspace.block_rayleigh_ritz`: ``Y = M Q``, ``H = Q^T M Q``, the Ritz
+values of ``H`` and their TRUE residuals ``||M u - theta u||``) then confirms, in real arithmetic and in
+the frame of ``M`` itself (no shift and scale of a ``J_F`` eigenvalue), that ``|theta_1|`` is the
+Arnoldi rho: ``||r||`` and ``| |theta_1| - rho |`` are small, or the check fails. It costs ``p``
+products a sweep, a sweep or two, where a block from a random start pays
+``log(tol) / log(|lambda_3| / |lambda_2|)`` sweeps (300 at the cap on a bulk spectrum near the lead).
+
+Dominance, the other half of "rho is the leading modulus", is not this check's job: the second
+Krylov-Schur run from an independent random start is (krylov_path.py, ``agreement:rho_starts``). What a
+2-D block can NOT do is separate two leading pairs of (nearly) equal modulus: a training-time controller
+that runs one from a random start is then misled. Arnoldi's own spectrum says so at no cost: a Ritz value
+of the final decomposition other than ``lead`` and its conjugate with ``|1 + eps theta| >= rho - d``
+(``d`` the RR agreement) is a second leading eigenvalue. Then ``rr2_misleading`` is set and a wider
+block (4, then 8: the Arnoldi plane plus random columns, which converge to the other leading directions)
+must confirm rho. A seeded 2-D block that does not confirm rho is widened the same way.
+"""
 
 from __future__ import annotations
 
@@ -10,15 +31,17 @@ from dataclasses import dataclass
 import torch
 
 from spectral_probe.jacobian import JacobianOperators
+from spectral_probe.linalg.result import EigResult
 from spectral_probe.linalg.subspace import block_rayleigh_ritz
 from spectral_probe.probe.checks import FAULTS, judge
-from spectral_probe.probe.warm import blend
 from spectral_probe.results import Check
 from spectral_probe.tolerances import Tolerances
 
-#: Wider blocks tried, in order, when the 2-D Rayleigh-Ritz rho disagrees with Arnoldi.
+#: Wider blocks tried, in order, when the 2-D block cannot confirm the Arnoldi rho.
 WIDER_BLOCKS = (4, 8)
-#: Sweeps allowed to one block Rayleigh-Ritz run.
+#: Sweeps allowed to the seeded 2-D block (a sweep or two where the Arnoldi plane is invariant).
+SEEDED_SWEEPS = 10
+#: Sweeps allowed to a wider block (its random columns converge at the rate of the spectrum).
 RR_MAX_SWEEPS = 300
 #: The name of the check record.
 RR_CHECK = "agreement:rr_vs_arnoldi"
@@ -32,71 +55,104 @@ class RayleighRitzConfirmation:
     rr_block: list[int | None]
     rr2_misleading: list[bool]
     checks: list[Check]
-    next_block: torch.Tensor | None
     matvecs: int
 
 
-def _warm_block(vectors: torch.Tensor, width: int, dtype: torch.dtype) -> torch.Tensor:
-    """Re and Im of the leading Ritz vector span a complex pair's invariant plane (the real parts of the
-    two conjugate vectors are equal, so they would waste half of the warm block)."""
-    vectors = vectors if vectors.is_complex() else vectors.to(torch.complex128)
-    lead = vectors[..., 0, :]
-    rest = [vectors[..., k, :].real for k in range(2, width)]
-    return torch.stack([lead.real, lead.imag, *rest], dim=-2).to(dtype).detach()
+def _plane(arnoldi: EigResult, dtype: torch.dtype, random: Callable[..., torch.Tensor]) -> torch.Tensor:
+    """``[Re x, Im x]`` of the leading Ritz vector, ``[B, 2, n]``: the invariant plane of a complex pair.
+    A real lead (LAPACK returns it with an imaginary part of exactly zero) has a real ``x``: a random
+    second column takes the place of ``Im x`` (the 2x2 projection is then triangular, ``lead`` on its
+    diagonal)."""
+    x, mu = arnoldi.vectors[..., 0, :], arnoldi.values[..., 0]
+    x = x if x.is_complex() else x.to(torch.complex128)
+    real, imag = x.real.to(dtype), x.imag.to(dtype)
+    is_real = (mu.imag == 0).unsqueeze(-1) if mu.is_complex() else torch.ones_like(real[..., :1], dtype=torch.bool)
+    imag = torch.where(is_real, random(*real.shape).to(dtype), imag)
+    return torch.stack([real, imag], dim=-2).detach()
+
+
+def second_leading(arnoldi: EigResult, rho: list[float], eps: float, allowed: list[float]) -> list[bool]:
+    """Per problem: is the best Ritz value of the final Krylov-Schur decomposition after ``lead`` (and
+    its conjugate) within ``allowed`` of the leading modulus, ``|1 + eps theta| >= rho - allowed``? Two
+    leading eigenvalues of nearly equal modulus, which a 2-D block cannot separate. ``ritz_values`` are
+    ordered by ``|1 + eps theta|``, a conjugate pair together; ``False`` where the solver reports none."""
+    values = arnoldi.info.ritz_values
+    if values is None:
+        return [False] * len(rho)
+    out = []
+    for b, row in enumerate(values.tolist()):
+        lead = complex(row[0])
+        after = row[2:] if lead.imag != 0 else row[1:]
+        nxt = complex(after[0]) if after else complex("nan")
+        out.append(not math.isnan(nxt.real) and abs(1 + eps * nxt) >= rho[b] - allowed[b])
+    return out
+
+
+@dataclass
+class _Judge:
+    """The agreement of one RR run with Arnoldi, problem by problem (the confirming run's figures stay)."""
+
+    rho_arnoldi: list[float]
+    rho_bounds: list[float]
+    tolerances: Tolerances
+    out: RayleighRitzConfirmation
+    difference: list[float]
+    allowed: list[float]
+    confirmed: list[bool]
+
+    def run(self, ops: JacobianOperators, start: torch.Tensor, sweeps: int, problems: list[int]) -> None:
+        rr = block_rayleigh_ritz(ops.m, start, tol=self.tolerances.rayleigh_ritz_tol, max_iters=sweeps)
+        self.out.matvecs += rr.matvecs
+        width = start.shape[-2]
+        rho, scale, converged = rr.values[..., 0].abs().tolist(), rr.norm_estimate.tolist(), rr.converged[..., 0]
+        for b in problems:
+            if self.confirmed[b]:
+                continue
+            difference = abs(rho[b] - self.rho_arnoldi[b])
+            allowed = max(self.tolerances.rayleigh_ritz_agreement * max(1.0, scale[b]), 2 * self.rho_bounds[b])
+            agrees = FAULTS.get(RR_CHECK, difference) <= allowed and bool(converged[b])
+            if agrees or self.out.rho_rr[b] is None:
+                self.out.rho_rr[b], self.out.rr_block[b] = rho[b], width
+                self.difference[b], self.allowed[b] = difference, allowed
+            self.confirmed[b] = agrees
 
 
 def confirm_rho(
     ops: JacobianOperators,
     rho_arnoldi: list[float],
     rho_bounds: list[float],
-    lead_vectors: torch.Tensor,
+    arnoldi: EigResult,
+    eps: float,
     block_size: int,
-    block_start: torch.Tensor | None,
     tolerances: Tolerances,
     random: Callable[..., torch.Tensor],
 ) -> RayleighRitzConfirmation:
-    """The 2-D block from a (warm or) random start first; where it disagrees with Arnoldi, wider blocks
-    that hold the Arnoldi leading vectors plus random columns (the random part still drifts to any larger
-    eigenvalue of ``M``). ``rho_bounds`` are the error bounds of the Arnoldi rho: the two agree within
-    ``max(10 sqrt(tol) max(1, ||M||), 2 rho_bound)``."""
+    """The 2-D block seeded with the Arnoldi plane of ``arnoldi`` (the leading-modulus result of the
+    Krylov-Schur run on ``J_F``); wider blocks where Arnoldi's spectrum holds a second leading eigenvalue
+    or the 2-D block does not confirm. The RR rho agrees with Arnoldi's within
+    ``max(10 sqrt(tol) max(1, ||M||), 2 rho_bound)`` (``rho_bounds``: the Arnoldi rho's error bounds).
+    A ``block_size`` above 2 adds random columns to the seeded block (a 1-D block cannot hold a pair)."""
     batch, n = ops.z_star.shape
-    out = RayleighRitzConfirmation([None] * batch, [None] * batch, [False] * batch, [], None, 0)
-    pending = list(range(batch))
-    difference: list[float] = [math.inf] * batch
-    allowed: list[float] = [0.0] * batch
-    for width in (block_size, *[w for w in WIDER_BLOCKS if w > block_size]):
-        if not pending:
+    dtype = ops.z_star.dtype
+    out = RayleighRitzConfirmation([None] * batch, [None] * batch, [False] * batch, [], 0)
+    judge_run = _Judge(rho_arnoldi, rho_bounds, tolerances, out, [math.inf] * batch, [0.0] * batch, [False] * batch)
+    plane = _plane(arnoldi, dtype, random)
+    seeded = torch.cat([plane, random(batch, block_size - 2, n).to(dtype)], dim=-2) if block_size > 2 else plane
+    judge_run.run(ops, seeded, SEEDED_SWEEPS, list(range(batch)))
+    two_d = list(judge_run.confirmed)
+    second = second_leading(arnoldi, rho_arnoldi, eps, judge_run.allowed)
+    out.rr2_misleading = [flag or not ok for flag, ok in zip(second, two_d, strict=True)]
+    # A second leading eigenvalue: the wider block must see rho too, whatever the seeded 2-D one said.
+    judge_run.confirmed = [ok and not flag for ok, flag in zip(two_d, out.rr2_misleading, strict=True)]
+    for width in (w for w in WIDER_BLOCKS if w > seeded.shape[-2]):
+        pending = [b for b in range(batch) if not judge_run.confirmed[b]]
+        if not pending or width > n:
             break
-        if width == block_size:
-            fits = block_start is not None and block_start.shape[-2] == width
-            start = blend(block_start if fits else None, random(batch, width, n))
-        else:
-            start = torch.cat(
-                [torch.stack([lead_vectors.real, lead_vectors.imag], dim=-2), random(batch, width - 2, n)], dim=-2
-            )
-        rr = block_rayleigh_ritz(ops.m, start, tol=tolerances.rayleigh_ritz_tol, max_iters=RR_MAX_SWEEPS)
-        out.matvecs += rr.matvecs
-        if width == block_size:
-            out.next_block = _warm_block(rr.vectors, width, ops.z_star.dtype)
-        rr_rho = rr.values[..., 0].abs().tolist()
-        rr_scale = rr.norm_estimate.tolist()
-        still = []
-        for b in pending:
-            if out.rho_rr[b] is None:
-                out.rho_rr[b], out.rr_block[b] = rr_rho[b], width
-            difference[b] = abs(rr_rho[b] - rho_arnoldi[b])
-            # Both values approximate one eigenvalue, each to its error bound (an ill-conditioned one
-            # is no better known to RR than to Arnoldi).
-            allowed[b] = max(tolerances.rayleigh_ritz_agreement * max(1.0, rr_scale[b]), 2 * rho_bounds[b])
-            if FAULTS.get(RR_CHECK, difference[b]) <= allowed[b]:
-                if width != block_size:
-                    out.rr2_misleading[b] = True
-                    out.rho_rr[b], out.rr_block[b] = rr_rho[b], width
-            else:
-                still.append(b)
-        pending = still
-    for b in pending:
-        out.rr2_misleading[b] = True
+        start = torch.cat([plane, random(batch, width - 2, n).to(dtype)], dim=-2)
+        judge_run.run(ops, start, RR_MAX_SWEEPS, pending)
+    for b in range(batch):
+        # The seeded 2-D block's confirmation stands where a wider block could not add one.
+        judge_run.confirmed[b] = judge_run.confirmed[b] or two_d[b]
     reason = (
         "block Rayleigh-Ritz did not confirm rho (Arnoldi {arnoldi:.8g}, RR {rr:.8g} with p = {p};"
         f" widened to {max(WIDER_BLOCKS)})"
@@ -105,8 +161,8 @@ def confirm_rho(
         judge(
             RR_CHECK,
             "agreement",
-            difference[b],
-            allowed[b],
+            judge_run.difference[b],
+            judge_run.allowed[b],
             reason,
             arnoldi=rho_arnoldi[b],
             rr=out.rho_rr[b],

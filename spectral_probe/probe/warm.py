@@ -20,7 +20,6 @@ class WarmStart:
 
     omega: torch.Tensor | None = None  # [B, n]
     arnoldi: torch.Tensor | None = None  # [B, n]
-    block: torch.Tensor | None = None  # [B, p, n]
     matvecs_saved_hint: dict[str, int] = field(default_factory=dict)
 
     def fits(self, batch: int, n: int, device: torch.device, dtype: torch.dtype) -> bool:
