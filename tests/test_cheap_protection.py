@@ -1,0 +1,142 @@
+"""The cheap cross-checks (issue 12) still catch what the expensive ones caught.
+
+* A rightmost eigenvalue hidden from the first Krylov start (the start is orthogonal to its eigenvector)
+  is caught by the second, independent start: the verdict is ``inconclusive``, never a confident one.
+* Two leading pairs of EQUAL modulus, which a 2-D block cannot separate: the Rayleigh-Ritz confirmation,
+  now seeded from the Arnoldi plane, still flags ``rr2_misleading`` and confirms rho with a wider block;
+  a 2-D block from a random start, run here independently, indeed fails on that operator.
+* The seeded confirmation costs a sweep or two on a well-separated lead, and ``||M||_2`` stops once it
+  passes rho.
+
+Truth: the spectra are set by construction (an orthogonal similarity of a block-diagonal matrix) and
+checked with ``numpy.linalg.eigvals``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+import spectral_probe.probe.krylov_path as krylov_path
+from spectral_probe.config import ProbeOptions
+from spectral_probe.linalg.subspace import block_rayleigh_ritz
+from spectral_probe.probe import probe_fixed_points
+
+F64 = torch.float64
+
+
+def _rotated(blocks: list[np.ndarray], n: int, rest: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """``Q blockdiag(blocks, diag(rest)) Q^T`` (normal) and ``Q``: the spectrum is that of the blocks."""
+    rng = np.random.default_rng(seed)
+    d = np.zeros((n, n))
+    i = 0
+    for block in blocks:
+        k = block.shape[0]
+        d[i : i + k, i : i + k] = block
+        i += k
+    d[i:, i:] = np.diag(rest[: n - i])
+    q, _ = np.linalg.qr(rng.standard_normal((n, n)))
+    return q @ d @ q.T, q
+
+
+def _pair(radius: float, angle: float) -> np.ndarray:
+    """A real 2x2 block with eigenvalues ``radius e^(+-i angle)``."""
+    c, s = radius * np.cos(angle), radius * np.sin(angle)
+    return np.array([[c, -s], [s, c]])
+
+
+def _probe(matrix: np.ndarray, eps: float, **options):
+    a = torch.from_numpy(matrix)
+    results, _ = probe_fixed_points(
+        lambda z: z @ a.T, torch.zeros(1, a.shape[0], dtype=F64), c=0.0, eps=eps,
+        options=ProbeOptions(method="krylov", seed=3, **options),
+    )  # fmt: skip
+    return results[0]
+
+
+def test_hidden_rightmost_is_caught_by_the_independent_start(monkeypatch):
+    # J_F: a real rightmost eigenvalue 0.05 hidden from the first start, behind complex pairs of much
+    # larger modulus in the left half-plane (Krylov sees those first); A = J_F + I (c = 0).
+    n = 200
+    rng = np.random.default_rng(0)
+    centres = zip(rng.uniform(-3.0, -0.1, 60), rng.uniform(1.0, 9.0, 60), strict=True)
+    pairs = [np.array([[re, -im], [im, re]]) for re, im in centres]
+    jf, q = _rotated([np.array([[0.05]]), *pairs], n, rng.uniform(-3.0, -0.5, n), seed=1)
+    a = jf + np.eye(n)
+    hidden = torch.from_numpy(q[:, 0])
+    assert abs(np.linalg.eigvals(jf).real.max() - 0.05) < 1e-12
+
+    honest = _probe(a, eps=0.1)
+    assert abs(honest.alpha - 0.05) < 1e-8 and honest.verdict != "inconclusive"
+
+    calls = []
+    real_krylov_schur = krylov_path.krylov_schur
+
+    def unlucky_first_start(matvec, x0, **kwargs):
+        calls.append(1)
+        if len(calls) == 1:  # the run on J_F: its start sees nothing of the hidden eigenvector
+            x0 = x0 - (x0 @ hidden).unsqueeze(-1) * hidden
+        return real_krylov_schur(matvec, x0, **kwargs)
+
+    monkeypatch.setattr(krylov_path, "krylov_schur", unlucky_first_start)
+    caught = _probe(a, eps=0.1)
+    assert caught.alpha < 0.0  # the first run missed the hidden eigenvalue...
+    assert caught.verdict == "inconclusive"  # ...and the second start says so
+    failed = {check.name for check in caught.checks if not check.passed}
+    assert failed & {"agreement:alpha_starts", "agreement:rho_starts"}, failed
+
+
+def _equal_modulus(n: int = 240) -> np.ndarray:
+    rng = np.random.default_rng(2)
+    rest = rng.uniform(-0.55, 0.55, n)
+    a, _ = _rotated([_pair(0.9, 0.5), _pair(0.9, 1.3)], n, rest, seed=4)
+    return a
+
+
+def test_two_leading_pairs_of_equal_modulus_are_flagged_and_confirmed_wider():
+    a = _equal_modulus()
+    modulus = np.sort(np.abs(np.linalg.eigvals(a)))[::-1]
+    assert np.allclose(modulus[:4], 0.9) and modulus[4] < 0.56
+    result = _probe(a, eps=1.0)  # M = I + (A - I) = A
+    assert result.verdict == "contractive"  # A is normal: omega = max Re(mu) < 0 and rho < 1
+    assert abs(result.rho - 0.9) < 1e-8
+    assert result.rr2_misleading is True
+    assert result.rr_block_size in (4, 8) and abs(result.rho_rr - 0.9) < 1e-6
+
+    # The flag is right: a 2-D block from a random start cannot confirm rho on this operator.
+    m = torch.from_numpy(a)
+    start = torch.randn(1, 2, a.shape[0], generator=torch.Generator().manual_seed(7), dtype=F64)
+    two_d = block_rayleigh_ritz(lambda x: x @ m.T, start, tol=1e-5, max_iters=300)
+    assert not bool(two_d.converged[0, 0])
+
+
+@pytest.mark.parametrize("angle", [0.0, 0.6])
+def test_a_well_separated_lead_is_confirmed_by_the_seeded_2d_block(monkeypatch, angle):
+    n = 160
+    rng = np.random.default_rng(5)
+    lead = [np.array([[0.95]])] if angle == 0.0 else [_pair(0.95, angle)]
+    a, _ = _rotated(lead, n, rng.uniform(-0.6, 0.6, n), seed=6)
+    products = {}
+    real_confirm, real_norm = krylov_path.confirm_rho, krylov_path.operator_norm
+
+    def counted_confirm(*args, **kwargs):
+        out = real_confirm(*args, **kwargs)
+        products["rr"] = out.matvecs
+        return out
+
+    def counted_norm(*args, **kwargs):
+        out = real_norm(*args, **kwargs)
+        products["norm"] = out[1]
+        return out
+
+    monkeypatch.setattr(krylov_path, "confirm_rho", counted_confirm)
+    monkeypatch.setattr(krylov_path, "operator_norm", counted_norm)
+    result = _probe(a, eps=1.0)
+    assert result.verdict == "contractive" and abs(result.rho - 0.95) < 1e-8
+    assert result.rr_block_size == 2 and result.rr2_misleading is False
+    assert abs(result.rho_rr - 0.95) < 1e-8
+    assert products["rr"] <= 4  # a sweep or two of 2 products, not a random-start subspace iteration
+    # ||M||_2 (= 0.95 here: M is normal) is a lower bound that stops once it passes rho.
+    assert result.norm_M_estimate is not None and result.norm_M_estimate >= result.rho - 1e-8
+    assert result.norm_M_estimate <= np.linalg.norm(a, 2) + 1e-12
