@@ -171,5 +171,6 @@ def vmap_math(fn: Callable[[float], float], x: np.ndarray) -> np.ndarray:
     return np.array(flat).reshape(np.shape(x))
 
 
-def _sigmoid(x: float) -> float:
+def sigmoid(x: float) -> float:
+    """``1 / (1 + exp(-x))`` by libm (the activation values of the sigmoid samples)."""
     return 1.0 / (1.0 + math.exp(-x))

@@ -6,7 +6,7 @@ import math
 
 import numpy as np
 
-from .grid import VALUE_BITS, _sigmoid, dyadic, exact_rows_dot, uniform, vmap_math
+from .grid import VALUE_BITS, dyadic, exact_rows_dot, sigmoid, uniform, vmap_math
 
 
 def hopfield_from_jacobian(
@@ -28,7 +28,7 @@ def hopfield_from_jacobian(
         s = dyadic(uniform(rng, 0.1, 0.9, n), VALUE_BITS)
         deriv = s * (1.0 - s)
         z = vmap_math(lambda v: math.log(v / (1.0 - v)), s)
-        act = _sigmoid
+        act = sigmoid
     else:
         raise ValueError(activation)
     w = (j_nc / deriv[None, :]).astype(dtype)
