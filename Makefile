@@ -22,12 +22,12 @@ samples: $(STAMP)
 		--operator sample_checkpoints/plugin/plugin_operator.py:make_force
 
 test: $(STAMP)
-	$(BIN)/ruff check spectral_probe tests scripts bench
+	$(BIN)/ruff check spectral_probe tests tools bench
 	$(BIN)/python -m pytest -q
 
 lint: $(STAMP)
-	$(BIN)/ruff check spectral_probe tests scripts bench
-	$(BIN)/ruff format --check spectral_probe tests scripts bench
+	$(BIN)/ruff check spectral_probe tests tools bench
+	$(BIN)/ruff format --check spectral_probe tests tools bench
 
 bench: $(STAMP)
 	$(BIN)/python -m pip install --quiet -e '.[bench]'
@@ -51,7 +51,7 @@ bench-full-scan: $(STAMP)
 	$(BIN)/python -m bench.full_scan --output BENCHMARKS.md
 
 regen-samples: $(STAMP)
-	$(BIN)/python scripts/make_samples.py
+	$(BIN)/python -m tools.make_samples
 
 clean:
 	rm -rf $(VENV) $(SLEPC_VENV) out .pytest_cache

@@ -21,4 +21,11 @@ runs of SLEPc, ARPACK and PRIMME (issue 12), and ``--method auto`` by interleave
 * :mod:`bench.rivals`: ARPACK, PRIMME and SLEPc (in its own interpreter, :mod:`bench.slepc_worker`);
 * :mod:`bench.auto_crossover`: dense / Krylov / auto, interleaved, around ``dense_max_n``;
 * :mod:`bench.full_scan_report`: its own regions of ``BENCHMARKS.md`` (``full-scan``, ``method-auto``).
+
+Two measurements print to the terminal instead (no region of ``BENCHMARKS.md``):
+
+* :mod:`bench.solver_report` (``python -m bench.solver_report``): each eigensolver's accuracy against
+  dense truth and its matvecs against ARPACK, on the traps (a Markdown table);
+* :mod:`bench.warm_start_savings` (``python -m bench.warm_start_savings``): the matvecs warm starts save
+  along a generated run crossing a Hopf bifurcation (:mod:`tools.make_trajectory`).
 """

@@ -95,25 +95,18 @@ class _ExactEigenvalue(torch.autograd.Function):
 
 
 def leading_eigenvalue(
-    f: Callable[..., Any],
-    z_star: Tensor | tuple[Tensor, ...],
-    *,
-    c: float = 0.0,
-    eps: float = 1.0,
-    quantity: str = "rho",
-    implicit: bool = False,
-    on_nonsimple: str = "raise",
-    **solver: Any,
+    f: Callable[..., Any], z_star: Tensor | tuple[Tensor, ...], *, on_nonsimple: str = "raise", **options: Any
 ) -> Tensor:
     """``rho = max |lambda(M)|`` (or ``alpha = max Re lambda(J_F)``) of ``f`` at ``z_star``, 0-dim, with the
     exact derivative as its gradient (see the module docstring).
 
     ``f`` is a callable or ``nn.Module`` on ONE state of any shape (or a tuple of tensors); ``z_star`` is
     that state. The eigen-solves run in ``z_star``'s dtype. ``on_nonsimple``: ``"raise"``
-    (:class:`NonSimpleEigenvalue`) or ``"nan"``. ``solver``: ``tol``, ``krylov_dim``, ``max_restarts``,
-    ``seed``.
+    (:class:`NonSimpleEigenvalue`) or ``"nan"``. ``options``: the keywords of :func:`leading_eigenpair`,
+    declared (with their defaults) there only: ``c=0.0``, ``eps=1.0``, ``quantity="rho"``,
+    ``implicit=False`` and the solver's ``tol``, ``krylov_dim``, ``max_restarts``, ``seed``.
     """
-    pair = leading_eigenpair(f, z_star, c=c, eps=eps, quantity=quantity, implicit=implicit, **solver)
+    pair = leading_eigenpair(f, z_star, **options)
     if not pair.simple and on_nonsimple == "raise":
         raise NonSimpleEigenvalue(f"the leading eigenvalue has no derivative: {pair.reason}")
     if on_nonsimple not in ("raise", "nan"):
@@ -156,20 +149,8 @@ def leading_eigenpair(
     if not spectral.simple:
         number = math.nan
     value = _ExactEigenvalue.apply(torch.tensor(number, dtype=dtype, device=device), surrogate, spectral.simple)
-    return LeadingEigenpair(
-        value=value,
-        quantity=quantity,
-        mu=mu,
-        simple=spectral.simple,
-        reason=spectral.reason,
-        condition=spectral.condition,
-        gap=spectral.gap,
-        right=spectral.x,
-        left=spectral.w,
-        residuals=spectral.residuals,
-        converged=spectral.converged,
-        matvecs=spectral.matvecs + surrogate_matvecs(implicit, spectral),
-    )
+    matvecs = spectral.matvecs + surrogate_matvecs(implicit, spectral)
+    return LeadingEigenpair(value=value, quantity=quantity, mu=mu, matvecs=matvecs, **spectral.evidence())
 
 
 def surrogate_matvecs(implicit: bool, spectral: _Spectral) -> int:
@@ -190,6 +171,20 @@ class _Spectral:
     converged: bool
     matvecs: int
     adjoint_matvecs: int = 0
+
+    def evidence(self) -> dict[str, Any]:
+        """The fields of :class:`LeadingEigenpair` read off the solve as they are: the eigenvectors and
+        the evidence that the eigenvalue is simple."""
+        return {
+            "simple": self.simple,
+            "reason": self.reason,
+            "condition": self.condition,
+            "gap": self.gap,
+            "right": self.x,
+            "left": self.w,
+            "residuals": self.residuals,
+            "converged": self.converged,
+        }
 
 
 def _solve(

@@ -29,6 +29,7 @@ from spectral_probe.batching import torch_quiet
 from spectral_probe.jacobian import JacobianOperators
 from spectral_probe.linalg.arnoldi import krylov_schur, largest_modulus, rightmost
 from spectral_probe.linalg.result import default_tol
+from spectral_probe.linalg.vectors import real_start, unit_rows
 from spectral_probe.probe import WarmStart, probe_fixed_points
 from spectral_probe.results import FixedPointResult
 from spectral_probe.verdict import classify
@@ -109,8 +110,7 @@ class StabilityMonitor:
         ops = JacobianOperators(nc_force, fixed_points, c=self.c, eps=self.eps)
         warm = self._warm.arnoldi.to(device=device, dtype=dtype)
         noise = torch.randn(warm.shape, generator=self._generator, dtype=dtype).to(device)
-        unit = warm / torch.linalg.vector_norm(warm, dim=-1, keepdim=True).clamp_min(torch.finfo(dtype).tiny)
-        start = unit + WARM_NOISE * noise / torch.linalg.vector_norm(noise, dim=-1, keepdim=True)
+        start = unit_rows(warm) + WARM_NOISE * noise / torch.linalg.vector_norm(noise, dim=-1, keepdim=True)
         tol = self.options.get("tol") or default_tol(dtype)
         targets = (largest_modulus(1.0, self.eps), rightmost())
         runs = krylov_schur(
@@ -118,7 +118,7 @@ class StabilityMonitor:
         )
         lead_run, alpha_run = runs[targets[0].name], runs[targets[1].name]
         best = lead_run.vectors[..., 0, :]
-        self._warm.arnoldi = (best.real + best.imag).detach() if best.is_complex() else best.detach()
+        self._warm.arnoldi = real_start(best)
         mus = [complex(v) for v in lead_run.values[..., 0].to(torch.complex128).tolist()]
         alphas = [complex(v).real for v in alpha_run.values[..., 0].to(torch.complex128).tolist()]
         converged = bool(lead_run.converged[..., 0].all()) and bool(alpha_run.converged[..., 0].all())

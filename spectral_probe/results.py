@@ -31,8 +31,8 @@ class Check:
         return {
             "name": self.name,
             "kind": self.kind,
-            "value": _json_safe(self.value),
-            "bound": _json_safe(self.bound),
+            "value": json_safe(self.value),
+            "bound": json_safe(self.bound),
             "passed": self.passed,
             "reason": self.reason,
         }
@@ -150,7 +150,7 @@ class FixedPointResult:
         out["residuals"] = dict(self.residuals)
         out["matvecs_by_kind"] = dict(self.matvecs_by_kind)
         out["checks"] = [c.to_dict() for c in self.checks]
-        return {key: _json_safe(value) for key, value in out.items()}
+        return {key: json_safe(value) for key, value in out.items()}
 
 
 @dataclass(frozen=True)
@@ -235,14 +235,15 @@ class Report:
         return json.dumps(self.to_dict(), indent=indent, allow_nan=False)
 
 
-def _json_safe(value: Any) -> Any:
-    """NaN and infinities are not JSON: write them as null (the verdict already says inconclusive)."""
+def json_safe(value: Any) -> Any:
+    """``value`` with every NaN or infinity, at any depth, replaced by ``None``: they are not JSON, so
+    they are written as null (the verdict already says inconclusive)."""
     if isinstance(value, float) and not math.isfinite(value):
         return None
     if isinstance(value, dict):
-        return {k: _json_safe(v) for k, v in value.items()}
+        return {k: json_safe(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return [_json_safe(v) for v in value]
+        return [json_safe(v) for v in value]
     return value
 
 

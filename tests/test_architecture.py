@@ -8,6 +8,7 @@
 * ``checkpoint`` (the only file reader) is used by ``probe`` and ``audit``.
 * No import cycle between modules.
 * Every public function has a docstring; the solvers' docstrings state their equation.
+* ``bench/`` and ``tools/`` keep the size limits too (a module 400 lines, a function 80).
 """
 
 from __future__ import annotations
@@ -241,3 +242,25 @@ def test_solver_docstrings_state_their_equation(name: str) -> None:
     flat = " ".join(docs[name].replace("``", "").split())
     for equation in SOLVER_MATH[name]:
         assert equation in flat, f"{name}: docstring does not state {equation!r}"
+
+
+#: The size limits of ARCHITECTURE.md, for the code beside the package too (the benchmark, the tools).
+MAX_MODULE_LINES = 400
+MAX_FUNCTION_LINES = 80
+BESIDE = ("bench", "tools")
+
+
+@pytest.mark.parametrize("folder", BESIDE)
+def test_bench_and_tools_modules_and_functions_stay_short(folder: str) -> None:
+    too_long = []
+    for path in sorted((PACKAGE.parent / folder).rglob("*.py")):
+        text = path.read_text(encoding="utf-8")
+        name = path.relative_to(PACKAGE.parent).as_posix()
+        if len(text.splitlines()) > MAX_MODULE_LINES:
+            too_long.append(f"{name}: {len(text.splitlines())} lines")
+        for node in ast.walk(ast.parse(text)):
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                length = node.end_lineno - node.lineno + 1
+                if length > MAX_FUNCTION_LINES:
+                    too_long.append(f"{name}:{node.name}: {length} lines")
+    assert not too_long, "over the limits (a module 400 lines, a function 80):\n" + "\n".join(too_long)

@@ -582,11 +582,7 @@ def test_jobs_2_gives_the_results_of_jobs_1(tmp_path: Path) -> None:
 
 
 def load_generator() -> types.ModuleType:
-    spec = importlib.util.spec_from_file_location("make_trajectory", ROOT / "scripts" / "make_trajectory.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return importlib.import_module("tools.make_trajectory")
 
 
 def test_generated_run_names_the_hopf_step(tmp_path: Path) -> None:

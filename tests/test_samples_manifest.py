@@ -1,6 +1,6 @@
 """The committed sample checkpoints cannot drift from their generator or from their dense truth.
 
-* ``scripts/make_samples.py`` re-run into a temporary directory reproduces every committed
+* ``python -m tools.make_samples`` (:mod:`tools.samples`) re-run into a temporary directory reproduces every committed
   ``sample_checkpoints/*.safetensors`` byte for byte, and ``expected.json`` up to LAPACK round-off (the
   eigenvalues in it come from a threaded LAPACK whose last bits depend on the machine; the tensors are
   built with exact arithmetic and do not).
@@ -27,7 +27,6 @@ from safetensors.numpy import load_file
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLES = ROOT / "sample_checkpoints"
-SCRIPT = ROOT / "scripts" / "make_samples.py"
 MAX_BYTES = 2 * 1024 * 1024
 BAND = 1e-6
 REGISTERED = {"linear", "hopfield", "rnn"}
@@ -46,7 +45,7 @@ def _load_module(name: str, path: Path) -> ModuleType:
 
 @pytest.fixture(scope="module")
 def make_samples() -> ModuleType:
-    return _load_module("make_samples_under_test", SCRIPT)
+    return importlib.import_module("tools.make_samples")
 
 
 @pytest.fixture(scope="module")
@@ -78,7 +77,7 @@ def test_regenerated_files_are_byte_identical(regenerated: Path) -> None:
     assert committed == fresh, "the generator and sample_checkpoints/ list different files"
     for name in committed:
         assert (regenerated / name).read_bytes() == (SAMPLES / name).read_bytes(), (
-            f"{name} drifted from scripts/make_samples.py: regenerate with `python scripts/make_samples.py`"
+            f"{name} drifted from tools/samples/: regenerate with `python -m tools.make_samples`"
         )
 
 

@@ -39,6 +39,7 @@ from torch import Tensor
 from spectral_probe.jacobian import JacobianOperators
 from spectral_probe.linalg.norms import operator_norm  # noqa: F401  (re-exported)
 from spectral_probe.linalg.symmetric import lanczos
+from spectral_probe.linalg.vectors import unit_rows as _unit
 
 Step = Callable[[Tensor], Tensor]
 
@@ -48,6 +49,20 @@ TAYLOR_RADIUS = 2.0
 FLOW_BUDGET = 200.0
 #: Terms allowed to one Taylor polynomial (``2^60 / 60!`` is far below any tolerance).
 TAYLOR_MAX_TERMS = 60
+
+
+@dataclass(frozen=True)
+class Sweeps:
+    """When the power iteration on ``A_k^T A_k`` stops: after ``most`` sweeps, or once every fixed
+    point's value changed by at most ``rtol`` (relative) in one sweep."""
+
+    most: int
+    rtol: float
+
+
+#: The stopping rules of :func:`max_power_norm` (Lanczos polishes after it) and :func:`max_flow_norm`.
+POWER_SWEEPS = Sweeps(most=10, rtol=1e-3)
+FLOW_SWEEPS = Sweeps(most=8, rtol=1e-4)
 
 
 @dataclass(frozen=True)
@@ -76,17 +91,16 @@ def max_power_norm(
     *,
     horizon: int,
     tol: float,
-    max_sweeps: int = 10,
-    rtol: float = 1e-3,
+    sweeps: Sweeps = POWER_SWEEPS,
     krylov_dim: int = 20,
 ) -> GrowthBound:
     """Lower bound on ``max_{1<=k<=horizon} ||M^k||_2`` from the starts ``x0`` ``[B, p, n]``.
 
-    The sweeps locate the maximizing ``k`` (to ``rtol``); then Lanczos on ``(M^k)^T M^k`` from the best
+    The sweeps locate the maximizing ``k`` (to ``sweeps.rtol``); then Lanczos on ``(M^k)^T M^k`` from the best
     vector polishes the bound at that ``k`` (power iteration alone crawls when the two largest
     singular values of ``M^k`` are close), and the larger of the two is reported.
     """
-    bound = _power_iteration(ops.m, ops.m_t, x0, horizon, max_sweeps, rtol)
+    bound = _power_iteration(ops.m, ops.m_t, x0, horizon, sweeps)
     counts = {"jvp": bound.matvecs["forward"], "vjp": bound.matvecs["backward"]}
     powers = torch.tensor([int(k) for k in bound.at], device=x0.device)
     top = int(powers.max())
@@ -130,8 +144,7 @@ def max_flow_norm(
     steps: int,
     norm_jf: float,
     tol: float,
-    max_sweeps: int = 8,
-    rtol: float = 1e-4,
+    sweeps: Sweeps = FLOW_SWEEPS,
 ) -> GrowthBound:
     """Lower bound on ``sup_{0<t<=t_max} ||exp(t J_F)||_2`` over ``t_j = j t_max / steps``.
 
@@ -154,7 +167,7 @@ def max_flow_norm(
         counts["vjp"] += used * _vectors_per_problem(v)
         return out
 
-    bound = _power_iteration(flow, flow_t, x0, steps, max_sweeps, rtol)
+    bound = _power_iteration(flow, flow_t, x0, steps, sweeps)
     return GrowthBound(
         value=bound.value,
         at=[j * dt for j in bound.at],
@@ -186,12 +199,7 @@ def _vectors_per_problem(v: Tensor) -> int:
     return v.numel() // max(1, v.shape[0] * v.shape[-1])
 
 
-def _unit(x: Tensor) -> Tensor:
-    norm = torch.linalg.vector_norm(x, dim=-1, keepdim=True)
-    return x / norm.clamp_min(torch.finfo(x.dtype).tiny)
-
-
-def _power_iteration(step: Step, step_t: Step, x0: Tensor, steps: int, max_sweeps: int, rtol: float) -> GrowthBound:
+def _power_iteration(step: Step, step_t: Step, x0: Tensor, steps: int, sweeps: Sweeps) -> GrowthBound:
     """The sweeps of the module docstring; ``x0`` is ``[B, p, n]`` (``p`` independent starts)."""
     if steps < 1:
         raise ValueError(f"the horizon must be at least 1 step, got {steps}")
@@ -202,7 +210,7 @@ def _power_iteration(step: Step, step_t: Step, x0: Tensor, steps: int, max_sweep
     best_value = torch.full((batch,), -math.inf, dtype=torch.float64)
     best_at = torch.zeros(batch, dtype=torch.long)
     best_x = x[:, 0]
-    for sweep in range(max_sweeps):
+    for sweep in range(sweeps.most):
         log_peak, peak_at, peak_y = _forward(step, x, steps)
         counts["forward"] += steps * starts
         value, which = log_peak.to(torch.float64).exp().cpu().max(dim=1)
@@ -213,8 +221,8 @@ def _power_iteration(step: Step, step_t: Step, x0: Tensor, steps: int, max_sweep
         best_x = torch.where(improved.to(x.device)[:, None], x[rows.to(x.device), which.to(x.device)], best_x)
         for b in range(batch):
             history[b].append(float(best_value[b]))
-        settled = sweep > 0 and all(abs(h[-1] - h[-2]) <= rtol * abs(h[-1]) for h in history)
-        if settled or sweep == max_sweeps - 1:
+        settled = sweep > 0 and all(abs(h[-1] - h[-2]) <= sweeps.rtol * abs(h[-1]) for h in history)
+        if settled or sweep == sweeps.most - 1:
             break
         x, used = _backward(step_t, peak_at, peak_y)
         counts["backward"] += used * starts

@@ -69,7 +69,7 @@ def _valid_value(kind: str, value: Any) -> bool:
     if kind not in _CHECKS and kind.endswith(" | None"):
         base, optional = kind.removesuffix(" | None"), True
     if value is None:
-        # NaN and inf are written as null (results._json_safe), so a float field may hold null.
+        # NaN and inf are written as null (results.json_safe), so a float field may hold null.
         return optional or base == "float"
     check = _CHECKS.get(base)
     # A field of a type this table does not know: result_from_dict is its only judge.

@@ -199,9 +199,6 @@ class _Lanczos:
         self.s = 0  # current basis size (the same for the whole batch)
         self.restarts = 0
         self.true_checks = 0
-        # operator_norm: a problem whose leading Ritz value passes its floor stops there (a lower bound).
-        self.stop_above: torch.Tensor | None = None
-        self.reached = torch.zeros_like(self.done)
 
     def step(self) -> tuple[torch.Tensor, torch.Tensor]:
         """One Lanczos step: column ``s`` of ``T``; returns ``(beta, untrusted breakdown)`` per problem."""
@@ -298,8 +295,8 @@ class _Lanczos:
             est = beta.unsqueeze(-1) * y[..., s - 1, :].abs()  # [B, s]
             bound = self.thresh.unsqueeze(-1) * self.norm_est.unsqueeze(-1)
             est_ok = (est[..., :nev] <= bound).all(-1) & ~untrusted | self.bad
-            if self.stop_above is not None:
-                self._stop_reached(theta, y)
+            if self.stop_early(theta, y):
+                return self.result(tol)
             exhausted = s == m and (m == n or self.restarts >= max_restarts)
             if bool((est_ok | self.done).all()) or exhausted:
                 self.true_checks += 1
@@ -314,17 +311,9 @@ class _Lanczos:
             if s == m:
                 self.restart(theta, y)
 
-    def _stop_reached(self, theta: torch.Tensor, y: torch.Tensor) -> None:
-        """Freeze the problems whose leading Ritz value (a Rayleigh quotient: at most lambda_max) is at
-        least ``stop_above``: their Ritz pairs are the answer, a proven lower bound, not converged."""
-        reached = ~self.done & (theta[..., 0] >= self.stop_above)
-        if not bool(reached.any()):
-            return
-        x = y[..., :, : self.nev].mT @ self.fact.basis(self.s)
-        self.out_vals.copy_(torch.where(reached.unsqueeze(-1), theta[..., : self.nev], self.out_vals))
-        self.out_vecs.copy_(torch.where(reached[..., None, None], x, self.out_vecs))
-        self.reached |= reached
-        self.done |= reached
+    def stop_early(self, theta: torch.Tensor, y: torch.Tensor) -> bool:
+        """A hook for a caller that needs less than convergence (``operator_norm``): ``True`` stops."""
+        return False
 
     def result(self, tol: float) -> EigResult:
         bad, batch, nev, n = self.bad, self.batch, self.nev, self.n

@@ -119,67 +119,57 @@ def _with_size(nc_force: Callable[[Tensor], Tensor], n: int) -> Callable[[Tensor
     return nc_force
 
 
+def _matrix_and_bias(params: Mapping[str, Tensor], key: str) -> tuple[Tensor, Tensor | None]:
+    """The square matrix ``params[key]`` ``[n, n]`` and the optional bias ``params["b"]`` ``[n]``."""
+    weight = _square(params, key)
+    return weight, _bias(params, weight.shape[0])
+
+
+def _activated(
+    params: Mapping[str, Tensor], options: Mapping[str, Any], family: str
+) -> tuple[Activation, Tensor, Tensor | None]:
+    """``(act, W, b)`` of a family with one square matrix ``W`` and the option ``activation`` only."""
+    _check_options(options, ("activation",), family)
+    act = _activation(options)
+    return (act, *_matrix_and_bias(params, "W"))
+
+
+def _plus(out: Tensor, bias: Tensor | None) -> Tensor:
+    """``out + bias``, or ``out`` where there is no bias."""
+    return out if bias is None else out + bias
+
+
 # --------------------------------------------------------------------------------------------------
-# Families
+# Families: @_family(name, summary, params, options), the help text of ``spectral-probe operators``
+
+_BIAS_HELP = "[n] bias (optional, default 0)"
+_ACTIVATION_ONLY = {"activation": _ACTIVATION_HELP}
 
 
-@_family(
-    "linear",
-    summary="nc_force(z) = A z + b",
-    params={"A": "[n, n] matrix", "b": "[n] bias (optional, default 0)"},
-    options={},
-)
+@_family("linear", "nc_force(z) = A z + b", {"A": "[n, n] matrix", "b": _BIAS_HELP}, {})
 def linear(params: Mapping[str, Tensor], options: dict) -> Callable[[Tensor], Tensor]:
     """``nc_force(z) = A z + b``; ``J_nc = A``."""
     _check_options(options, (), "linear")
-    weight = _square(params, "A")
-    bias = _bias(params, weight.shape[0])
+    weight, bias = _matrix_and_bias(params, "A")
 
     def nc_force(z: Tensor) -> Tensor:
-        out = weight @ z
-        return out if bias is None else out + bias
+        return _plus(weight @ z, bias)
 
     return _with_size(nc_force, weight.shape[0])
 
 
-@_family(
-    "hopfield",
-    summary="nc_force(z) = W act(z) + b",
-    params={"W": "[n, n] coupling matrix", "b": "[n] bias (optional, default 0)"},
-    options={"activation": _ACTIVATION_HELP},
-)
+@_family("hopfield", "nc_force(z) = W act(z) + b", {"W": "[n, n] coupling matrix", "b": _BIAS_HELP}, _ACTIVATION_ONLY)
 def hopfield(params: Mapping[str, Tensor], options: dict) -> Callable[[Tensor], Tensor]:
     """``nc_force(z) = W act(z) + b``; ``J_nc = W diag(act'(z*))``."""
-    _check_options(options, ("activation",), "hopfield")
-    act = _activation(options)
-    weight = _square(params, "W")
-    bias = _bias(params, weight.shape[0])
-
-    def nc_force(z: Tensor) -> Tensor:
-        out = weight @ act(z)
-        return out if bias is None else out + bias
-
-    return _with_size(nc_force, weight.shape[0])
+    act, weight, bias = _activated(params, options, "hopfield")
+    return _with_size(lambda z: _plus(weight @ act(z), bias), weight.shape[0])
 
 
-@_family(
-    "rnn",
-    summary="nc_force(z) = act(W z + b)",
-    params={"W": "[n, n] recurrent matrix", "b": "[n] bias (optional, default 0)"},
-    options={"activation": _ACTIVATION_HELP},
-)
+@_family("rnn", "nc_force(z) = act(W z + b)", {"W": "[n, n] recurrent matrix", "b": _BIAS_HELP}, _ACTIVATION_ONLY)
 def rnn(params: Mapping[str, Tensor], options: dict) -> Callable[[Tensor], Tensor]:
     """``nc_force(z) = act(W z + b)``; ``J_nc = diag(act'(W z* + b)) W``."""
-    _check_options(options, ("activation",), "rnn")
-    act = _activation(options)
-    weight = _square(params, "W")
-    bias = _bias(params, weight.shape[0])
-
-    def nc_force(z: Tensor) -> Tensor:
-        pre = weight @ z
-        return act(pre if bias is None else pre + bias)
-
-    return _with_size(nc_force, weight.shape[0])
+    act, weight, bias = _activated(params, options, "rnn")
+    return _with_size(lambda z: act(_plus(weight @ z, bias)), weight.shape[0])
 
 
 @_family(

@@ -86,26 +86,13 @@ def matvec_failures(checks: MatvecChecks, b: int, fp_residual: float, tolerances
             "the Jacobian matvec is not deterministic (relative change {value:.1e})",
         ),
     ]
-    if checks.fd_err is not None:
-        records.append(
-            judge(
-                "matvec:autograd_fd",
-                "matvec",
-                float(checks.fd_err[b]),
-                tolerances.autograd,
-                "autograd J v disagrees with finite differences (rel err {value:.1e})",
-            )
-        )
-    if checks.adj_err is not None:
-        records.append(
-            judge(
-                "matvec:adjoint",
-                "matvec",
-                float(checks.adj_err[b]),
-                tolerances.autograd,
-                "<u, J v> != <J^T u, v> (adjoint rel err {value:.1e})",
-            )
-        )
+    autograd = (
+        ("matvec:autograd_fd", checks.fd_err, "autograd J v disagrees with finite differences (rel err {value:.1e})"),
+        ("matvec:adjoint", checks.adj_err, "<u, J v> != <J^T u, v> (adjoint rel err {value:.1e})"),
+    )
+    for name, errors, message in autograd:  # None under --matvec fd
+        if errors is not None:
+            records.append(judge(name, "matvec", float(errors[b]), tolerances.autograd, message))
     return records
 
 

@@ -6,6 +6,7 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 
@@ -85,12 +86,12 @@ def probe_fixed_points(
     results = []
     for b in range(batch):
         records = list(spectra.checks[b]) + matvec_failures(checks, b, fp_residual[b], limits)
-        measured = _Measured(
-            fd_err=None if checks.fd_err is None else float(checks.fd_err[b]),
-            adj_err=None if checks.adj_err is None else float(checks.adj_err[b]),
-            fp_residual=float(fp_residual[b]),
-            fp_before=None if residual_before is None else float(residual_before[b]),
-        )
+        measured = {  # the JSON fields of the checks before the solves
+            "fd_jvp_rel_err": None if checks.fd_err is None else float(checks.fd_err[b]),
+            "adjoint_rel_err": None if checks.adj_err is None else float(checks.adj_err[b]),
+            "fixed_point_residual": float(fp_residual[b]),
+            "fixed_point_residual_before_refine": None if residual_before is None else float(residual_before[b]),
+        }
         results.append(_assemble(shared, spectra, b, records, measured, tuple(notes + spectra.notes)))
     results = extend_results(results, ops, options, random, method=method, tol=limits.tol)  # issue 11 analyses
     return results, spectra.warm
@@ -108,15 +109,16 @@ class _Shared:
     method: str
     seconds: float
 
-
-@dataclass(frozen=True)
-class _Measured:
-    """The per-fixed-point numbers of the checks before the solves."""
-
-    fd_err: float | None
-    adj_err: float | None
-    fp_residual: float
-    fp_before: float | None
+    def fields(self) -> dict[str, Any]:
+        """The JSON fields every fixed point of the probe has in common."""
+        return {
+            "checkpoint": self.label,
+            "n": self.n,
+            "c": self.c,
+            "eps": self.eps,
+            "method": self.method,
+            "seconds": self.seconds,
+        }
 
 
 #: The kinds of check whose failure means a solver did not deliver (the JSON ``converged``).
@@ -138,7 +140,12 @@ def _bound_fields(alpha: EigenBound | None, lead: EigenBound | None, eps: float)
 
 
 def _assemble(
-    shared: _Shared, spectra: Spectra, b: int, records: list[Check], measured: _Measured, notes: tuple[str, ...]
+    shared: _Shared,
+    spectra: Spectra,
+    b: int,
+    records: list[Check],
+    measured: dict[str, float | None],
+    notes: tuple[str, ...],
 ) -> FixedPointResult:
     eps = shared.eps
     omega = spectra.omega[b]
@@ -153,11 +160,7 @@ def _assemble(
     described = [d.describe() for d in (lead_bound,) if d is not None and d.describe()]
     lead_value = lead.lead
     return FixedPointResult(
-        checkpoint=shared.label,
         index=b,
-        n=shared.n,
-        c=shared.c,
-        eps=eps,
         omega=omega,
         alpha=mu_alpha.real,
         alpha_imag=abs(mu_alpha.imag),
@@ -169,13 +172,8 @@ def _assemble(
         gap=None if omega is None else max(0.0, omega - mu_alpha.real),  # >= 0 up to round-off (checked)
         omega_nc=None if omega is None else omega + (1 + shared.c),
         alpha_nc=mu_alpha.real + (1 + shared.c),
-        fd_jvp_rel_err=measured.fd_err,
-        adjoint_rel_err=measured.adj_err,
-        fixed_point_residual=measured.fp_residual,
         converged=all(c.passed for c in records_all if c.kind in SOLVER_KINDS),
-        method=shared.method,
         matvecs=spectra.matvecs,
-        seconds=shared.seconds,
         verdict=verdict,
         reason=reason,
         lead_is_complex=lead_is_complex(lead.mu.imag, x, lead.defective) if lead.finite else None,
@@ -185,8 +183,9 @@ def _assemble(
         norm_M_estimate=spectra.norm_M[b],
         residuals=spectra.residuals[b],
         matvecs_by_kind=dict(spectra.matvecs_by_kind),
-        fixed_point_residual_before_refine=measured.fp_before,
         notes=notes + tuple(described),
         checks=records_all,
+        **shared.fields(),
+        **measured,
         **_bound_fields(alpha_bound, lead_bound, eps),
     )

@@ -14,6 +14,8 @@ from spectral_probe.linalg.arnoldi import krylov_schur, largest_modulus, rightmo
 from spectral_probe.linalg.norms import operator_norm
 from spectral_probe.linalg.result import EigResult
 from spectral_probe.linalg.symmetric import lanczos
+from spectral_probe.linalg.vectors import real_start as _real_view
+from spectral_probe.linalg.vectors import unit_rows as _unit
 from spectral_probe.probe.bounds import EigenBound, RitzPair, krylov_bound
 from spectral_probe.probe.checks import invariant_checks, judge
 from spectral_probe.probe.rr_confirm import confirm_rho
@@ -233,14 +235,6 @@ def _norm_M(ops: JacobianOperators, run: _Run, rho: list[float]) -> list[float |
     run.counts["jvp"] += products
     run.counts["vjp"] += products
     return norm_M
-
-
-def _real_view(vector: torch.Tensor) -> torch.Tensor:
-    return (vector.real + vector.imag).detach() if vector.is_complex() else vector.detach()
-
-
-def _unit(vector: torch.Tensor) -> torch.Tensor:
-    return vector / torch.linalg.vector_norm(vector, dim=-1, keepdim=True).clamp_min(torch.finfo(vector.dtype).tiny)
 
 
 def krylov_spectra(

@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 
 import torch
 
+from spectral_probe.linalg.vectors import unit_rows
+
 #: Weight of the random part of a warm start, relative to the unit warm vector.
 WARM_RANDOM_WEIGHT = 0.1
 
@@ -34,6 +36,5 @@ def blend(warm: torch.Tensor | None, noise: torch.Tensor) -> torch.Tensor:
     converge to the old eigenvalue; the random part keeps every eigenvector in reach."""
     if warm is None:
         return noise
-    unit = warm / torch.linalg.vector_norm(warm, dim=-1, keepdim=True).clamp_min(torch.finfo(warm.dtype).tiny)
     noise = noise / torch.linalg.vector_norm(noise, dim=-1, keepdim=True)
-    return unit + WARM_RANDOM_WEIGHT * noise
+    return unit_rows(warm) + WARM_RANDOM_WEIGHT * noise

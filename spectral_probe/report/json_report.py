@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import json
-import math
-from typing import Any
 
-from spectral_probe.results import Report
+from spectral_probe.results import Report, json_safe
+
+__all__ = ["format", "json_safe"]
 
 
 def format(report: Report) -> str:  # noqa: A001 - the formatter interface is format(report)
@@ -16,14 +16,3 @@ def format(report: Report) -> str:  # noqa: A001 - the formatter interface is fo
     an exit code that depends on whether ``--json`` was given.
     """
     return json.dumps(json_safe(report.to_dict()), indent=2, allow_nan=False) + "\n"
-
-
-def json_safe(value: Any) -> Any:
-    """``value`` with every NaN or infinity, at any depth, replaced by ``None``."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {key: json_safe(item) for key, item in value.items()}
-    if isinstance(value, list | tuple):
-        return [json_safe(item) for item in value]
-    return value

@@ -18,6 +18,7 @@ import importlib.util
 import math
 import os
 from collections.abc import Sequence
+from typing import Any
 
 from spectral_probe.results import FixedPointResult
 
@@ -36,6 +37,13 @@ def _pyplot():
     import matplotlib.pyplot as plt
 
     return plt
+
+
+def _hollow(
+    ax: Any, x: float | None, y: float | None, marker: str, size: float, colour: str, label: str | None
+) -> None:
+    """One hollow marker at ``x + i y``, above the computed eigenvalues."""
+    ax.scatter([x], [y], marker=marker, s=size, facecolor="none", edgecolor=colour, zorder=6, label=label)
 
 
 def plot_spectrum(results: Sequence[FixedPointResult], path: str | os.PathLike[str]) -> None:
@@ -71,27 +79,10 @@ def plot_spectrum(results: Sequence[FixedPointResult], path: str | os.PathLike[s
             ax_m.scatter([r.lead_real], [r.lead_imag], marker="*", s=220, color="red", zorder=5, label=lead_label)
             ax_j.scatter([r.mu_lead_real], [r.mu_lead_imag], marker="*", s=220, color="red", zorder=5)
         if r.alpha is not None:
-            ax_j.scatter(
-                [r.alpha],
-                [r.alpha_imag],
-                marker="D",
-                s=70,
-                facecolor="none",
-                edgecolor="black",
-                zorder=6,
-                label="alpha (rightmost)" if i == 0 else None,
-            )
+            _hollow(ax_j, r.alpha, r.alpha_imag, "D", 70, "black", "alpha (rightmost)" if i == 0 else None)
         if r.eps_max_mu_real is not None and r.eps_max:
-            ax_j.scatter(
-                [r.eps_max_mu_real],
-                [r.eps_max_mu_imag],
-                marker="s",
-                s=90,
-                facecolor="none",
-                edgecolor="purple",
-                zorder=6,
-                label=f"sets eps_max = {r.eps_max:.4g} {tag}" if len(results) <= 2 else None,
-            )
+            label = f"sets eps_max = {r.eps_max:.4g} {tag}" if len(results) <= 2 else None
+            _hollow(ax_j, r.eps_max_mu_real, r.eps_max_mu_imag, "s", 90, "purple", label)
     first = results[0]
     ax_m.set_title(f"eigenvalues of M = I + eps J_F   (rho = {_num(first.rho)})")
     ax_j.set_title(f"eigenvalues of J_F   (alpha = {_num(first.alpha)})")

@@ -14,7 +14,7 @@ pair of modulus 0.97 coupled with strength ``kappa`` to a stable 28 x 28 block) 
 * the true derivative of rho by central differences of dense ``numpy.linalg.eigvals``,
 * the gradient of :func:`spectral_probe.leading_eigenvalue` (matrix-free, left + right eigenvectors).
 
-Run: ``PYTHONPATH=. python scripts/why_exact.py`` (about a second; seeded, so docs/your-model.md quotes it).
+Run: ``python -m tools.why_exact`` (about a second; seeded, so docs/your-model.md quotes it).
 """
 
 from __future__ import annotations

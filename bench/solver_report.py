@@ -1,6 +1,6 @@
 """Accuracy of the eigensolvers against dense truth, and their matvecs against ARPACK, on the traps.
 
-Run: ``python scripts/solver_report.py`` (prints a Markdown table; ~1 minute on 2 cores).
+Run: ``python -m bench.solver_report`` (prints a Markdown table; ~1 minute on 2 cores).
 
 Every problem is a dense matrix wrapped as a matvec, so the truth is ``numpy.linalg`` and ARPACK
 (``scipy.sparse.linalg``) runs on the very same operator with a random start vector and a tolerance
@@ -111,95 +111,106 @@ def _torch_matvec(a: np.ndarray) -> Callable[[torch.Tensor], torch.Tensor]:
     return lambda x: x @ at.T
 
 
+SYMMETRIC = (
+    ("indefinite, negative end dominant", indefinite_negative_dominant),
+    ("clustered top", clustered_symmetric),
+    ("repeated top (x4)", repeated_symmetric),
+    ("rank 3 (breakdown)", low_rank_symmetric),
+)
+NONSYMMETRIC = (("non-normal, complex pair", nonnormal_complex_pair), ("hidden rightmost", hidden_rightmost))
+
+
+def _symmetric_row(name: str, a: np.ndarray, x0: torch.Tensor, v0: np.ndarray, tol: float) -> Row:
+    """omega: our Lanczos (LA) against ``eigvalsh`` and ARPACK ``eigsh`` (LA) from ``v0``."""
+    n = a.shape[0]
+    ours = lanczos(_torch_matvec(a), x0, which="LA", tol=tol)
+    op, count = _counted(a)
+    arpack = sla.eigsh(op, k=1, which="LA", v0=v0, tol=tol)[0][0]
+    return Row(
+        name,
+        "omega (Lanczos LA)",
+        n,
+        float(ours.values[0, 0]),
+        np.linalg.eigvalsh(a)[-1],
+        float(ours.residuals[0, 0]),
+        ours.matvecs,
+        float(arpack),
+        count[0],
+    )
+
+
+def _nonsymmetric_rows(
+    name: str, a: np.ndarray, x0: torch.Tensor, v0: np.ndarray, tol: float, rng: np.random.Generator
+) -> list[Row]:
+    """alpha and rho: one Krylov-Schur run, the 2-D Rayleigh-Ritz on ``M``, ARPACK ``eigs`` (LR, LM)."""
+    n = a.shape[0]
+    mu = np.linalg.eigvals(a)
+    alpha = mu.real.max()
+    rho = np.abs(1 + EPS_M * mu).max()
+    both = krylov_schur(_torch_matvec(a), x0, targets=(rightmost(), largest_modulus(1.0, EPS_M)), tol=tol)
+    lr, lm = both["LR"], both[next(k for k in both if k != "LR")]
+    op, count = _counted(a)
+    arpack_alpha = sla.eigs(op, k=1, which="LR", v0=v0, tol=tol)[0][0].real
+    lr_count = count[0]
+    m = np.eye(n) + EPS_M * a
+    op_m, count_m = _counted(m)
+    arpack_rho = abs(sla.eigs(op_m, k=1, which="LM", v0=v0, tol=tol)[0][0])
+    lead = abs(1 + EPS_M * complex(lm.values[0, 0]))
+    rows = [
+        Row(
+            name,
+            "alpha (Krylov-Schur LR)",
+            n,
+            float(lr.values[0, 0].real),
+            alpha,
+            float(lr.residuals[0, 0]),
+            lr.matvecs,
+            arpack_alpha,
+            lr_count,
+        ),
+        Row(
+            name,
+            "rho (same run, max abs(1 + eps mu))",
+            n,
+            lead,
+            rho,
+            EPS_M * float(lm.residuals[0, 0]),
+            0,
+            arpack_rho,
+            count_m[0],
+        ),
+    ]
+    rr = block_rayleigh_ritz(_torch_matvec(m), torch.from_numpy(rng.standard_normal((1, 2, n))), tol=tol)
+    rows.append(
+        Row(
+            name,
+            "rho (2-D Rayleigh-Ritz on M)",
+            n,
+            float(rr.values[0, 0].abs()),
+            rho,
+            float(rr.residuals[0, 0]),
+            rr.matvecs,
+            float("nan"),
+            0,
+        )
+    )
+    op, count = _counted(a)
+    structured = sla.eigs(op, k=1, which="LR", v0=np.ones(n), tol=tol)[0][0].real
+    rows.append(
+        Row(name, "alpha: ARPACK with v0 = ones", n, float("nan"), alpha, float("nan"), 0, structured, count[0])
+    )
+    return rows
+
+
 def run(n: int = 200, seed: int = 0) -> list[Row]:
+    """Every row of the report: the symmetric traps (omega), then the non-symmetric ones (alpha, rho)."""
     rng = np.random.default_rng(seed)
     tol = default_tol(torch.float64)
-    rows: list[Row] = []
     x0 = torch.from_numpy(rng.standard_normal((1, n)))
     v0 = rng.standard_normal(n)
-    for name, build in [
-        ("indefinite, negative end dominant", indefinite_negative_dominant),
-        ("clustered top", clustered_symmetric),
-        ("repeated top (x4)", repeated_symmetric),
-        ("rank 3 (breakdown)", low_rank_symmetric),
-    ]:
-        a = build(n, rng)
-        truth = np.linalg.eigvalsh(a)[-1]
-        ours = lanczos(_torch_matvec(a), x0, which="LA", tol=tol)
-        op, count = _counted(a)
-        arpack = sla.eigsh(op, k=1, which="LA", v0=v0, tol=tol)[0][0]
-        rows.append(
-            Row(
-                name,
-                "omega (Lanczos LA)",
-                n,
-                float(ours.values[0, 0]),
-                truth,
-                float(ours.residuals[0, 0]),
-                ours.matvecs,
-                float(arpack),
-                count[0],
-            )
-        )
-    for name, build in [("non-normal, complex pair", nonnormal_complex_pair), ("hidden rightmost", hidden_rightmost)]:
-        a = build(n, rng)
-        mu = np.linalg.eigvals(a)
-        alpha = mu.real.max()
-        rho = np.abs(1 + EPS_M * mu).max()
-        both = krylov_schur(_torch_matvec(a), x0, targets=(rightmost(), largest_modulus(1.0, EPS_M)), tol=tol)
-        lr, lm = both["LR"], both[next(k for k in both if k != "LR")]
-        op, count = _counted(a)
-        arpack_alpha = sla.eigs(op, k=1, which="LR", v0=v0, tol=tol)[0][0].real
-        lr_count = count[0]
-        m = np.eye(n) + EPS_M * a
-        op_m, count_m = _counted(m)
-        arpack_rho = abs(sla.eigs(op_m, k=1, which="LM", v0=v0, tol=tol)[0][0])
-        rows.append(
-            Row(
-                name,
-                "alpha (Krylov-Schur LR)",
-                n,
-                float(lr.values[0, 0].real),
-                alpha,
-                float(lr.residuals[0, 0]),
-                lr.matvecs,
-                arpack_alpha,
-                lr_count,
-            )
-        )
-        rows.append(
-            Row(
-                name,
-                "rho (same run, max abs(1 + eps mu))",
-                n,
-                abs(1 + EPS_M * complex(lm.values[0, 0])),
-                rho,
-                EPS_M * float(lm.residuals[0, 0]),
-                0,
-                arpack_rho,
-                count_m[0],
-            )
-        )
-        rr = block_rayleigh_ritz(_torch_matvec(m), torch.from_numpy(rng.standard_normal((1, 2, n))), tol=tol)
-        rows.append(
-            Row(
-                name,
-                "rho (2-D Rayleigh-Ritz on M)",
-                n,
-                float(rr.values[0, 0].abs()),
-                rho,
-                float(rr.residuals[0, 0]),
-                rr.matvecs,
-                float("nan"),
-                0,
-            )
-        )
-        ones = np.ones(n)
-        op, count = _counted(a)
-        structured = sla.eigs(op, k=1, which="LR", v0=ones, tol=tol)[0][0].real
-        rows.append(
-            Row(name, "alpha: ARPACK with v0 = ones", n, float("nan"), alpha, float("nan"), 0, structured, count[0])
-        )
+    rows = [_symmetric_row(name, build(n, rng), x0, v0, tol) for name, build in SYMMETRIC]
+    for name, build in NONSYMMETRIC:
+        rows += _nonsymmetric_rows(name, build(n, rng), x0, v0, tol, rng)
     return rows
 
 

@@ -1,6 +1,6 @@
 """Matvecs per checkpoint with and without warm starts, on a generated run crossing a Hopf bifurcation.
 
-Writes a trajectory with :mod:`make_trajectory` (``hopfield``, ``z* = 0``), audits it twice with the
+Writes a trajectory with :mod:`tools.make_trajectory` (``hopfield``, ``z* = 0``), audits it twice with the
 Krylov path forced (``--method krylov``: the dense path has no start vectors to reuse), once with warm
 starts and once with ``--no-warm-start``, and prints a table of matvecs (``J v`` plus ``J^T u``) per
 checkpoint, the totals and the saving. It also checks that both audits give the same verdicts and the
@@ -8,13 +8,12 @@ same numbers to the solver tolerance: warm starts may only save work.
 
 Usage, from the repository root:
 
-    PYTHONPATH=. python scripts/warm_start_savings.py [--steps 20] [--n 128]
+    python -m bench.warm_start_savings [--steps 20] [--n 128]
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import math
 import tempfile
 import time
@@ -22,20 +21,12 @@ from pathlib import Path
 
 from spectral_probe.audit import run_audit
 from spectral_probe.config import ProbeOptions
-
-
-def _generator():
-    path = Path(__file__).resolve().parent / "make_trajectory.py"
-    spec = importlib.util.spec_from_file_location("make_trajectory", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from tools.make_trajectory import main as make_trajectory
 
 
 def compare(out_dir: str, steps: int, n: int, hopf_at: int | None = None) -> dict:
     """Audit the generated run twice; return per-checkpoint matvecs and the agreement of the numbers."""
-    info = _generator().main(out_dir, steps=steps, hopf_at=hopf_at, n=n)
+    info = make_trajectory(out_dir, steps=steps, hopf_at=hopf_at, n=n)
     # Pay the first probe's one-off set-up cost (imports, tracing) before timing either audit.
     run_audit(out_dir, ProbeOptions(method="krylov", glob=Path(info["paths"][0]).name))
     runs = {}

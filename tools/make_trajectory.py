@@ -14,7 +14,7 @@ The Euler step ``eps`` (metadata ``spectral_probe.eps``, default 0.2) is small e
 stability in the same interval (``|1 + eps mu| = 1`` at ``Re mu = -eps beta^2 / 2``, just left of 0), so
 the first unstable checkpoint has ``Re(mu_lead) > 0``: a ``hopf`` verdict, not ``neimark-sacker``.
 
-Usage: ``python scripts/make_trajectory.py OUT_DIR [--steps 20] [--hopf-at 1000] [--n 64]``.
+Usage: ``python -m tools.make_trajectory OUT_DIR [--steps 20] [--hopf-at 1000] [--n 64]``.
 Files are named ``step_<s>.safetensors`` without zero padding (natural order matters) and carry
 ``spectral_probe.step``.
 """
