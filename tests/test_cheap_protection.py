@@ -87,6 +87,37 @@ def test_hidden_rightmost_is_caught_by_the_independent_start(monkeypatch):
     assert failed & {"agreement:alpha_starts", "agreement:rho_starts"}, failed
 
 
+def test_hidden_omega_is_caught_by_the_looser_second_start(monkeypatch):
+    # Sym(J_F) of a normal J_F holds its real parts: omega = 0.05 on e_0, hidden from the first Lanczos
+    # start (no rotation, so the start's zero e_0 entry stays exactly zero in every product and
+    # reorthogonalisation). The second start runs only to the agreement rule's accuracy and finds it.
+    n = 200
+    rng = np.random.default_rng(8)
+    centres = zip(rng.uniform(-3.0, -0.1, 60), rng.uniform(1, 9, 60), strict=True)
+    pairs = [np.array([[re, -im], [im, re]]) for re, im in centres]
+    jf = np.zeros((n, n))
+    jf[0, 0] = 0.05
+    for k, block in enumerate(pairs):
+        jf[1 + 2 * k : 3 + 2 * k, 1 + 2 * k : 3 + 2 * k] = block
+    jf[121:, 121:] = np.diag(rng.uniform(-3.0, -0.5, n - 121))
+    hidden = torch.zeros(n, dtype=F64)
+    hidden[0] = 1.0
+    calls = []
+    real_lanczos = krylov_path.lanczos
+
+    def unlucky_first_start(matvec, x0, **kwargs):
+        calls.append(1)
+        if len(calls) == 1:
+            x0 = x0 - (x0 @ hidden).unsqueeze(-1) * hidden
+        return real_lanczos(matvec, x0, **kwargs)
+
+    monkeypatch.setattr(krylov_path, "lanczos", unlucky_first_start)
+    caught = _probe(jf + np.eye(n), eps=0.1)
+    assert caught.omega < 0.0  # the first run missed omega = 0.05...
+    failed = {check.name for check in caught.checks if not check.passed}
+    assert "agreement:omega_starts" in failed and caught.verdict == "inconclusive"  # ...the second did not
+
+
 def _equal_modulus(n: int = 240) -> np.ndarray:
     rng = np.random.default_rng(2)
     rest = rng.uniform(-0.55, 0.55, n)
