@@ -42,6 +42,12 @@ SUDO ?= $(if $(filter 0,$(shell id -u)),,sudo)
 bench-competitors: $(STAMP)
 	$(SUDO) apt-get install -y --no-install-recommends python3-slepc4py-real liblapack-dev libblas-dev
 	test -x $(SLEPC_VENV)/bin/python || /usr/bin/python3 -m venv --system-site-packages $(SLEPC_VENV)
+	# Debian puts slepc4py/petsc4py under /usr/lib/{slepc,petsc}dir and links them into dist-packages by
+	# update-alternatives, which a minimal image may skip: then a .pth file names the folders.
+	$(SLEPC_VENV)/bin/python -c "import slepc4py" 2>/dev/null || printf '%s\n' \
+		/usr/lib/slepcdir/slepc3.*/x86_64-linux-gnu-real/lib/python3/dist-packages \
+		/usr/lib/petscdir/petsc3.*/x86_64-linux-gnu-real/lib/python3/dist-packages \
+		> "$$($(SLEPC_VENV)/bin/python -c 'import site; print(site.getsitepackages()[0])')/debian-slepc.pth"
 	$(SLEPC_VENV)/bin/python -m pip install --quiet $(TORCH_PIN)
 	$(BIN)/python -m pip install --quiet -e '.[bench,competitors]'
 	$(BIN)/python -c "import bench.rivals as r; print('SLEPc', r.slepc_version(r.slepc_python())[0], '/ PRIMME', r.primme_version())"
