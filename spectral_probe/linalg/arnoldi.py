@@ -342,19 +342,16 @@ class _KrylovSchur:
             self.restart_all(retry, force_explicit=True)
             self.restarts += 1
 
-    def _all_ritz(self, t_i: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """Every Ritz value of each problem's last analysis, best first for target ``t_i``, and its Krylov
-        estimate, ``[B, m]`` (NaN-padded where the decomposition was smaller or the problem failed)."""
+    def _all_ritz(self, t_i: int) -> torch.Tensor:
+        """Every Ritz value of each problem's last analysis, best first for target ``t_i``, ``[B, m]``
+        (NaN-padded where the decomposition was smaller or the problem failed)."""
         cdtype = torch.complex128 if self.small == torch.float64 else torch.complex64
         values = torch.full((self.B, self.m), complex("nan"), dtype=cdtype)
-        estimates = torch.full((self.B, self.m), math.nan, dtype=self.small)
         for b, r in enumerate(self.ritz):
-            if r is None or self.failed[b]:
-                continue
-            order = r.orders[t_i]
-            values[b, : order.numel()] = r.theta[order].to(cdtype)
-            estimates[b, : order.numel()] = r.estimates[order].to(self.small)
-        return values.to(self.device), estimates.to(self.device)
+            if r is not None and not self.failed[b]:
+                order = r.orders[t_i]
+                values[b, : order.numel()] = r.theta[order].to(cdtype)
+        return values.to(self.device)
 
     def results(self) -> dict[str, EigResult]:
         """``{target.name: EigResult}`` from the extracted pairs, one shared :class:`ConvergenceInfo` base."""
@@ -372,7 +369,7 @@ class _KrylovSchur:
                 ]
             )
             res = residuals[t_i]
-            ritz_values, ritz_estimates = self._all_ritz(t_i)
+            ritz_values = self._all_ritz(t_i)
             info = ConvergenceInfo(
                 converged=(res <= self.tol * norm_t.reshape(B, 1)).reshape(*batch, nev),
                 residuals=res.reshape(*batch, nev),
@@ -389,7 +386,6 @@ class _KrylovSchur:
                 matvecs_per_problem=torch.tensor(self.mv_per).reshape(batch),
                 iterations_per_problem=torch.tensor(self.restarts_per).reshape(batch),
                 ritz_values=ritz_values.reshape(*batch, self.m),
-                ritz_estimates=ritz_estimates.reshape(*batch, self.m),
             )
             vals, vecs = values[t_i].reshape(*batch, nev), vectors[t_i].reshape(*batch, nev, n)
             out[t.name] = EigResult(values=vals, vectors=vecs, info=info)

@@ -22,15 +22,13 @@ class _LowerBound(_Lanczos):
     """Lanczos on ``A^T A`` whose problems stop once their leading Ritz value reaches ``stop_above``."""
 
     stop_above: torch.Tensor | None = None
-    reached: torch.Tensor | None = None
+    reached: torch.Tensor  # [B] bool, set by operator_norm
 
     def stop_early(self, theta: torch.Tensor, y: torch.Tensor) -> bool:
         """Freeze the problems whose leading Ritz value (a Rayleigh quotient: at most ``lambda_max``) is
         at least ``stop_above``: their Ritz pairs are the answer, a proven lower bound, not converged."""
         if self.stop_above is None:
             return False
-        if self.reached is None:
-            self.reached = torch.zeros_like(self.done)
         reached = ~self.done & (theta[..., 0] >= self.stop_above)
         if bool(reached.any()):
             x = y[..., :, : self.nev].mT @ self.fact.basis(self.s)
@@ -64,11 +62,11 @@ def operator_norm(
     m = _validate(x0, "LA", 1, krylov_dim, max_restarts)
     generator = torch.Generator(device=x0.device).manual_seed(0x5EC7)
     run = _LowerBound(lambda v: apply_t(apply(v)), x0, "LA", 1, m, float(tol), generator)
+    run.reached = torch.zeros_like(run.done)
     if enough is not None:
         run.stop_above = (enough.reshape(-1).to(x0.dtype) ** 2).clamp_min(torch.finfo(x0.dtype).tiny)
     gram = run.run(max_restarts)
-    reached = torch.zeros_like(run.done) if run.reached is None else run.reached
-    usable = (gram.converged[..., 0] | reached.reshape(gram.converged.shape[:-1])).tolist()
+    usable = (gram.converged[..., 0] | run.reached.reshape(gram.converged.shape[:-1])).tolist()
     norms = [
         math.sqrt(max(float(value), 0.0)) if bool(ok) else None
         for value, ok in zip(gram.values[..., 0].tolist(), usable, strict=True)

@@ -63,9 +63,8 @@ class ConvergenceInfo:
     true_checks:    times the true residuals were computed (each a batched matvec), where counted.
     ritz_values:    ``[*batch, m]`` complex, every Ritz value of the final decomposition, best first for
                     the result's target (Krylov-Schur; NaN-padded): beyond the reported pairs they are
-                    unconverged approximations, with their Krylov residual estimates in
-                    ``ritz_estimates`` ``[*batch, m]``. What the next eigenvalues look like at no cost
-                    (is there a second leading pair of nearly equal modulus, a cluster), or None.
+                    unconverged approximations. What the next eigenvalues look like at no cost (is there
+                    a second leading pair of nearly equal modulus, a cluster), or None.
     """
 
     converged: torch.Tensor
@@ -86,7 +85,6 @@ class ConvergenceInfo:
     history: torch.Tensor | None = None
     true_checks: int = 0
     ritz_values: torch.Tensor | None = None
-    ritz_estimates: torch.Tensor | None = None
 
     @property
     def all_converged(self) -> bool:
