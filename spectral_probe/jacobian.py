@@ -13,9 +13,10 @@ Every matvec follows :mod:`spectral_probe.linalg.result`: it acts on the LAST di
 
 Two modes (``--matvec``):
 
-* ``autograd``: ``J^T u`` by ``torch.func.vjp``, set up once at ``z*``; the Krylov ``J v`` is the
-  transpose of that vjp (it reuses the saved residuals); the operator's own forward-mode rule
-  (``torch.func.jvp``, or ``torch.func.linearize`` on request) is kept as ``jvp_forward`` for the checks.
+* ``autograd``: ``J^T u`` by ``torch.autograd.grad``, set up once at ``z*``; the Krylov ``J v`` is the
+  transpose of that vjp by double backward (it reuses the saved residuals). Forward mode
+  (``torch.autograd.forward_ad``, or ``torch.func.linearize`` on request) is set up only on demand:
+  ``jvp_forward``, and ``J v`` itself where the backward is not differentiable.
 * ``fd``: central differences of ``nc_force`` (:mod:`spectral_probe.linalg.fdcheck`), for black-box or
   non-differentiable operators. ``J^T u`` is not available (``has_vjp`` is False).
 """
@@ -93,6 +94,9 @@ class JacobianOperators:
         self.path = None if path is None else str(path)
         self.notes: list[str] = []
         self.vectorized = True
+        # Products made while setting up (per fixed point): the probes that find a working route and
+        # the finiteness check; a scan counts them with its checks' matvecs.
+        self.setup_matvecs = 0
         self.force_at_star = self._setup_force()
         self._jvp_rows: RowFn | None = None
         self._vjp_rows: RowFn | None = None
@@ -130,16 +134,15 @@ class JacobianOperators:
         return self._blocked(self._jvp_rows, v)
 
     def jvp_forward(self, v: Tensor) -> Tensor:
-        """``J_nc v`` by forward-mode autograd: the operator's own jvp rule, for the checks.
+        """``J_nc v`` by forward-mode autograd: the operator's own jvp rule, set up on first call.
 
-        :meth:`jvp` (the Krylov matvec) is the transpose of the vjp; comparing this one with central
-        differences and with the vjp catches a wrong forward or backward rule.
+        :meth:`jvp` (the Krylov matvec) is the transpose of the vjp and uses no forward mode; this one is
+        its fallback (a backward that is not differentiable) and a second route for benchmarks and tests.
         """
         if self.mode == "fd":
             return self.jvp(v)
         self._check(v, "jvp")
-        assert self._jvp_forward_rows is not None
-        return self._blocked(self._jvp_forward_rows, v)
+        return self._blocked(self._forward_rows(), v)
 
     def vjp(self, u: Tensor) -> Tensor:
         """``J_nc^T u`` for ``u`` ``[B, *block, n]``; autograd mode only (``has_vjp``)."""
@@ -241,21 +244,32 @@ class JacobianOperators:
                 "use --matvec fd for a black-box operator",
             ) from None
         self._vjp_rows = vjp_rows
-        self._jvp_forward_rows = self._setup_forward_mode(self.z_star.clone(), probe)
+        self.setup_matvecs += 1
         # The Krylov matvec J v is the transpose of the vjp: g(w) = J^T w is linear in w, built once
         # with create_graph, and J v = d<g(w), v>/dw. It reuses the graph saved at z*, so no primal
         # pass per product, and costs about a vjp where forward mode costs several forward passes.
-        # The forward-mode jvp stays as the independent rule that the fd and adjoint checks use.
+        # No forward-mode AD on this path: forward mode of an add (a bias) imports torch._dynamo and
+        # any forward mode the jvp decompositions (seconds of start-up). The referees check this J v
+        # against central differences and against the vjp (probe/checks.py).
         try:
             w = torch.zeros_like(probe, requires_grad=True)
             with torch.enable_grad():
                 transposed = _grad((out * w).sum(), z, create_graph=True)
+            if not transposed.requires_grad:  # a backward that detaches: its transpose would read 0
+                raise RuntimeError("the vjp does not depend on u through autograd")
             jvp_rows = _gradient_of_pairing(transposed, w)
             jvp_rows(probe)
             self._jvp_rows = jvp_rows
-        except Exception as exc:  # a backward that is not itself differentiable
-            self._jvp_rows = self._jvp_forward_rows
+        except Exception as exc:  # a backward that is not itself differentiable: forward mode
+            self._jvp_rows = self._forward_rows()
             self.notes.append(f"J v by forward mode (the vjp is not differentiable: {_one_line(exc)})")
+        self.setup_matvecs += 1
+
+    def _forward_rows(self) -> RowFn:
+        """The forward-mode ``J v``, set up on first use (it is off the default path)."""
+        if self._jvp_forward_rows is None:
+            self._jvp_forward_rows = self._setup_forward_mode(self.z_star.clone(), torch.zeros_like(self.z_star))
+        return self._jvp_forward_rows
 
     def _check_finite_derivative(self) -> None:
         """One ``J v`` (and ``J^T u``) on a random vector must be finite, or no solver can use them.
@@ -268,6 +282,7 @@ class JacobianOperators:
         v = torch.randn(self.batch, 1, self.n, generator=generator, dtype=self.dtype, device=self.device)
         products = [("J v", self.jvp)] + ([("J^T u", self.vjp)] if self.has_vjp else [])
         for name, product in products:
+            self.setup_matvecs += 1
             if not bool(torch.isfinite(product(v)).all()):
                 raise InputError(
                     self.path,
@@ -296,6 +311,7 @@ class JacobianOperators:
 
         try:
             jvp_rows(probe)
+            self.setup_matvecs += 1
         except Exception as exc:
             if self.vectorized:
                 self._stop_vectorizing(exc)

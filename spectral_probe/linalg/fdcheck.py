@@ -62,7 +62,7 @@ def central_difference_step(z: Tensor, v: Tensor) -> Tensor:
     v_norm = torch.linalg.vector_norm(v, dim=-1)
     scale = eps ** (1.0 / 3.0) * torch.clamp(z_norm, min=1.0)
     step = scale / v_norm
-    return torch.broadcast_to(step, torch.broadcast_shapes(z_norm.shape, v_norm.shape))
+    return torch.broadcast_to(step, _broadcast_shapes(z_norm.shape, v_norm.shape))
 
 
 def central_difference_jvp(f: Fn, z: Tensor, v: Tensor) -> Tensor:
@@ -77,7 +77,7 @@ def central_difference_jvp(f: Fn, z: Tensor, v: Tensor) -> Tensor:
     zero = ~torch.isfinite(step)
     step = torch.where(zero, torch.zeros_like(step), step)
     h = step.unsqueeze(-1)
-    base = torch.broadcast_to(z, torch.broadcast_shapes(z.shape, v.shape))
+    base = torch.broadcast_to(z, _broadcast_shapes(z.shape, v.shape))
     points = torch.stack((base + h * v, base - h * v))
     values = f(points)
     diff = (values[0] - values[1]) / (2.0 * torch.where(h == 0, torch.ones_like(h), h))
@@ -138,6 +138,19 @@ def determinism_error(matvec: Fn, v: Tensor) -> Tensor:
     )
     err = torch.linalg.vector_norm(first - second, dim=-1) / denom
     return _max_per_problem(err)
+
+
+def _broadcast_shapes(*shapes: tuple[int, ...] | torch.Size) -> tuple[int, ...]:
+    """NumPy broadcasting of shapes in plain Python: ``torch.broadcast_shapes`` imports sympy (start-up)."""
+    ndim = max(len(shape) for shape in shapes)
+    out = [1] * ndim
+    for shape in shapes:
+        for axis, size in enumerate(shape, start=ndim - len(shape)):
+            if size != 1:
+                if out[axis] not in (1, size):
+                    raise ValueError(f"shapes {[tuple(s) for s in shapes]} do not broadcast")
+                out[axis] = size
+    return tuple(out)
 
 
 def _max_per_problem(err: Tensor) -> Tensor:
