@@ -209,6 +209,7 @@ class JacobianOperators:
             # A black-box operator (numpy inside, .item(), data-dependent branches) still works, slowly.
             self.vectorized = False
             self.notes.append(f"nc_force is not vmap-compatible ({vmap_message}); matvecs loop over vectors")
+        self.setup_matvecs += 1
         if not isinstance(out, Tensor) or out.shape != self.z_star.shape or out.dtype != self.dtype:
             got = f"{out.dtype} {list(out.shape)}" if isinstance(out, Tensor) else type(out).__name__
             raise InputError(
@@ -244,7 +245,7 @@ class JacobianOperators:
                 "use --matvec fd for a black-box operator",
             ) from None
         self._vjp_rows = vjp_rows
-        self.setup_matvecs += 1
+        self.setup_matvecs += 2  # the recorded forward pass and the vjp probe
         # The Krylov matvec J v is the transpose of the vjp: g(w) = J^T w is linear in w, built once
         # with create_graph, and J v = d<g(w), v>/dw. It reuses the graph saved at z*, so no primal
         # pass per product, and costs about a vjp where forward mode costs several forward passes.
@@ -255,10 +256,12 @@ class JacobianOperators:
             w = torch.zeros_like(probe, requires_grad=True)
             with torch.enable_grad():
                 transposed = _grad((out * w).sum(), z, create_graph=True)
-            if not transposed.requires_grad:  # a backward that detaches: its transpose would read 0
+            # A backward that detaches (or is once_differentiable, under a loop) leaves w out of the
+            # graph: its transpose would silently read 0, so the probe insists that w is used.
+            if not transposed.requires_grad:
                 raise RuntimeError("the vjp does not depend on u through autograd")
             jvp_rows = _gradient_of_pairing(transposed, w)
-            jvp_rows(probe)
+            jvp_rows(probe, strict=True)
             self._jvp_rows = jvp_rows
         except Exception as exc:  # a backward that is not itself differentiable: forward mode
             self._jvp_rows = self._forward_rows()
@@ -381,8 +384,10 @@ def _gradient_of_pairing(out: Tensor, wrt: Tensor) -> RowFn:
     ``grad_outputs`` tensor imports sympy (about 1 s each at start-up); this imports neither.
     """
 
-    def rows(u: Tensor) -> Tensor:
+    def rows(u: Tensor, strict: bool = False) -> Tensor:
         with torch.enable_grad():
+            if strict:  # raises where wrt is not in the graph (rather than reading its gradient as 0)
+                return torch.autograd.grad((out * u).sum(), wrt, retain_graph=True)[0]
             return _grad((out * u).sum(), wrt)
 
     rows.loops_over_blocks = True  # type: ignore[attr-defined]  # autograd.grad does not run under vmap

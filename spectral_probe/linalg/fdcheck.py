@@ -158,5 +158,7 @@ def _max_per_problem(err: Tensor) -> Tensor:
     if err.ndim <= 1:
         return err
     flat = err.reshape(err.shape[0], -1)
+    if flat.shape[1] == 0:  # no direction (fd_directions 0): nothing disagrees
+        return torch.zeros(flat.shape[0], dtype=err.dtype, device=err.device)
     worst = flat.amax(dim=-1)
     return torch.where(torch.isnan(flat).any(dim=-1), torch.full_like(worst, float("nan")), worst)
