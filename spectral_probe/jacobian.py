@@ -246,18 +246,15 @@ class JacobianOperators:
             ) from None
         self._vjp_rows = vjp_rows
         self.setup_matvecs += 2  # the recorded forward pass and the vjp probe
-        # The Krylov matvec J v is the transpose of the vjp: g(w) = J^T w is linear in w, built once
-        # with create_graph, and J v = d<g(w), v>/dw. It reuses the graph saved at z*, so no primal
-        # pass per product, and costs about a vjp where forward mode costs several forward passes.
-        # No forward-mode AD on this path: forward mode of an add (a bias) imports torch._dynamo and
-        # any forward mode the jvp decompositions (seconds of start-up). The referees check this J v
-        # against central differences and against the vjp (probe/checks.py).
+        # The Krylov J v is the transpose of the vjp: g(w) = J^T w, built once with create_graph, and
+        # J v = d<g(w), v>/dw, reusing the graph saved at z* (about a vjp per product). No forward mode
+        # here: forward AD of an add imports torch._dynamo, any forward AD the jvp decompositions.
         try:
             w = torch.zeros_like(probe, requires_grad=True)
             with torch.enable_grad():
                 transposed = _grad((out * w).sum(), z, create_graph=True)
-            # A backward that detaches (or is once_differentiable, under a loop) leaves w out of the
-            # graph: its transpose would silently read 0, so the probe insists that w is used.
+            # A backward that detaches (or is once_differentiable) leaves w out of the graph: the
+            # transpose would read 0, so the strict probe insists that w is used.
             if not transposed.requires_grad:
                 raise RuntimeError("the vjp does not depend on u through autograd")
             jvp_rows = _gradient_of_pairing(transposed, w)
