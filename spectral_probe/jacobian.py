@@ -15,7 +15,7 @@ Two modes (``--matvec``):
 
 * ``autograd``: ``J^T u`` by ``torch.autograd.grad``, set up once at ``z*``; the Krylov ``J v`` is the
   transpose of that vjp by double backward (it reuses the saved residuals). Forward mode
-  (``torch.autograd.forward_ad``, or ``torch.func.linearize`` on request) is set up only on demand:
+  (``torch.autograd.forward_ad``) is set up only on demand:
   ``jvp_forward``, and ``J v`` itself where the backward is not differentiable.
 * ``fd``: central differences of ``nc_force`` (:mod:`spectral_probe.linalg.fdcheck`), for black-box or
   non-differentiable operators. ``J^T u`` is not available (``has_vjp`` is False).
@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import math
 import os
-import warnings
 from collections.abc import Callable
 
 import torch
@@ -57,7 +56,7 @@ class JacobianOperators:
 
     Attributes: ``z_star`` ``[B, n]``, ``batch`` (B), ``n``, ``c``, ``eps``, ``mode``, ``dtype``,
     ``device``, ``has_vjp``, ``vectorized``, ``force_at_star`` (``nc_force(z*)``, ``[B, n]``),
-    ``notes`` (human-readable remarks, e.g. a linearize fallback).
+    ``notes`` (human-readable remarks, e.g. the forward-mode fallback).
     """
 
     def __init__(
@@ -70,7 +69,6 @@ class JacobianOperators:
         *,
         chunk_size: int | None = None,
         path: str | os.PathLike[str] | None = None,
-        linearize: bool = False,
     ) -> None:
         if mode not in MATVEC_MODES:
             raise OptionError(f"unknown matvec mode {mode!r} (valid: {', '.join(MATVEC_MODES)})")
@@ -90,7 +88,6 @@ class JacobianOperators:
         self.device = z_star.device
         self.has_vjp = mode == "autograd"
         self.chunk_size = chunk_size
-        self.linearize = linearize
         self.path = None if path is None else str(path)
         self.notes: list[str] = []
         self.vectorized = True
@@ -176,14 +173,20 @@ class JacobianOperators:
         return u + self.eps * self.jf_t(u)
 
     def dense_jacobian(self, chunk_size: int | None = None) -> Tensor:
-        """``J_nc`` at every fixed point, ``[B, n, n]``, from jvps on the identity columns.
+        """``J_nc`` at every fixed point, ``[B, n, n]``, ``chunk_size`` rows or columns at a time (default:
+        about 4M elements per chunk, to bound memory); costs ``n`` products per fixed point.
 
-        Column ``j`` is ``J_nc e_j``; the columns are pushed through :meth:`jvp` ``chunk_size`` at a time
-        (default: about 4M tangent elements per chunk) to bound memory. In fd mode this is the
-        finite-difference Jacobian. Costs ``n`` matvecs per fixed point.
+        Autograd (vmapped operator): row ``i`` is ``J^T e_i``, a chunk of rows by ONE backward through the
+        force on that many copies of ``z*`` (one batched forward). Otherwise (fd mode, a looped operator)
+        column ``j`` is :meth:`jvp` of ``e_j``; in fd mode this is the finite-difference Jacobian.
         """
         chunk = chunk_size or self.chunk_size or max(1, _DENSE_CHUNK_ELEMENTS // (self.batch * self.n))
         chunk = min(chunk, self.n)
+        if self.mode == "autograd" and self.vectorized:
+            try:
+                return torch.cat([self._rows(i, min(self.n, i + chunk)) for i in range(0, self.n, chunk)], dim=1)
+            except Exception as exc:  # the batched copies do not run (memory, vmap): column by column
+                self.notes.append(f"dense J by columns ({_one_line(exc)})")
         columns = []
         for start in range(0, self.n, chunk):
             stop = min(self.n, start + chunk)
@@ -193,6 +196,17 @@ class JacobianOperators:
             columns.append(self.jvp(basis.unsqueeze(0).expand(self.batch, -1, -1)))
         # Row j of the stacked result is J e_j, i.e. column j of J.
         return torch.cat(columns, dim=1).transpose(1, 2).contiguous()
+
+    def _rows(self, start: int, stop: int) -> Tensor:
+        """Rows ``start:stop`` of ``J_nc`` ``[B, stop - start, n]``: ``d<nc_force(z_i), e_i>/dz_i`` on copies."""
+        count = stop - start
+        z = self.z_star.unsqueeze(1).expand(-1, count, -1).reshape(-1, self.n).clone().requires_grad_(True)
+        pick = torch.zeros(count, self.n, dtype=self.dtype, device=self.device)
+        index = torch.arange(count, device=self.device)
+        pick[index, index + start] = 1.0
+        with torch.enable_grad():
+            out = self._force_rows(z).reshape(self.batch, count, self.n)
+            return _grad((out * pick).sum(), z).reshape(self.batch, count, self.n)
 
     # ---------------------------------------------------------------------------------------------
     # Setup and plumbing
@@ -291,14 +305,7 @@ class JacobianOperators:
                 )
 
     def _setup_forward_mode(self, z: Tensor, probe: Tensor) -> RowFn:
-        """The forward-mode ``J v`` (linearize when requested, else ``torch.func.jvp``)."""
-        # linearize saves the primal pass of every jvp, but it imports torch._dynamo (seconds of
-        # start-up): worth it only for heavy operators, so it is opt-in.
-        linearize_message = None
-        if self.linearize:
-            linearized, linearize_message = self._try_linearize(z, probe)
-            if linearized is not None:
-                return linearized
+        """The forward-mode ``J v`` by ``torch.autograd.forward_ad``."""
 
         def jvp_rows(v: Tensor) -> Tensor:
             # Native forward-mode AD: torch.func.jvp would send the operator's matmuls under vmap through
@@ -320,21 +327,7 @@ class JacobianOperators:
                 self.path,
                 f"the operator has no forward-mode derivative in torch.func ({_one_line(exc)}); use --matvec fd",
             ) from None
-        if linearize_message is not None:
-            self.notes.append(f"torch.func.linearize failed ({linearize_message}); using torch.func.jvp")
         return jvp_rows
-
-    def _try_linearize(self, z: Tensor, probe: Tensor) -> tuple[RowFn | None, str | None]:
-        """``J v`` by ``torch.func.linearize``: ``(fn, None)``, or ``(None, why it failed)``."""
-        try:
-            with warnings.catch_warnings():
-                # linearize traces the operator with make_fx and warns about constant folding.
-                warnings.simplefilter("ignore")
-                _, jvp_fn = torch.func.linearize(self._force_rows, z)
-                jvp_fn(probe)
-            return jvp_fn, None
-        except Exception as exc:
-            return None, _one_line(exc)
 
     def _blocked(self, fn: RowFn, v: Tensor) -> Tensor:
         """Apply a ``[B, n] -> [B, n]`` map to every block vector of ``v`` ``[B, *block, n]``."""

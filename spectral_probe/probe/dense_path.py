@@ -65,7 +65,7 @@ def dense_spectra(ops: JacobianOperators, eps: float, tolerances: Tolerances) ->
         alpha_bounds=[dense_bound(conditions, b, mu_alpha[b], norm_J[b], tolerances) for b in range(batch)],
         lead_bounds=[dense_bound(conditions, b, mu_lead[b], norm_J[b], tolerances) for b in range(batch)],
         matvecs=n,
-        matvecs_by_kind={"jvp": n},
+        matvecs_by_kind={"vjp" if ops.has_vjp and ops.vectorized else "jvp": n},  # rows J^T e_i, or columns
         notes=[],
         warm=WarmStart(),
     )
