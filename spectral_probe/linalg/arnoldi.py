@@ -45,6 +45,7 @@ from spectral_probe.linalg.extract import true_residuals
 from spectral_probe.linalg.krylov import KrylovFactorization, orthogonalize
 from spectral_probe.linalg.result import ConvergenceInfo, CountingMatvec, EigResult, Matvec, default_tol
 from spectral_probe.linalg.ritz import (
+    CheckSchedule,
     Ritz,
     analyze,
     estimates_converged,
@@ -52,6 +53,7 @@ from spectral_probe.linalg.ritz import (
     thick_restart,
     wanted,
     with_buffer,
+    worst_ratio,
 )
 from spectral_probe.linalg.targets import Target, as_target, largest_modulus, rightmost, smallest_real
 
@@ -199,6 +201,9 @@ class _KrylovSchur:
         self.norm_est = [0.0] * B
         self.ritz: list[Ritz | None] = [None] * B
         self.restarts = 0
+        # The first early test once the space can hold every target's wanted pairs (see CheckSchedule).
+        first = min(m, max(5, 2 * len(targets) * (nev + 1)))
+        self.schedule = [CheckSchedule(first) for _ in range(B)]
 
     def apply(self, X: torch.Tensor) -> torch.Tensor:
         return self.counter(X.reshape(*self.batch, self.n)).reshape(self.B, self.n)
@@ -235,6 +240,26 @@ class _KrylovSchur:
                 self.mv_per[b] += 1
                 self.breakdowns[b] += int(broke_list[b])
             fact.commit(step, step_mask, beta, new)
+            self.early_tests(stepping)
+
+    def early_tests(self, stepping: list[int]) -> None:
+        """Convergence tests before the basis is full, where each problem's schedule asks for one: a
+        problem that passes is done at its current size ``k < m`` (its Ritz pairs are those of ``H_k``)."""
+        sizes = self.fact.size.tolist()
+        due = [b for b in stepping if sizes[b] < self.m and self.schedule[b].due(self.mv_per[b])]
+        if not due:
+            return
+        Hc = self.fact.H[due].detach().to(device="cpu", dtype=self.small)
+        for b, Hb in zip(due, Hc, strict=True):
+            k = sizes[b]
+            r = analyze(Hb[: k + 1, :k], self.targets, _VECTOR_FRACTION * self.tol, self.norm_est[b])
+            if r is None:
+                continue  # the test at the full basis reports the failure
+            self.norm_est[b] = max(self.norm_est[b], r.hnorm)
+            ratio = worst_ratio(r, self.nev, self.tol, self.norm_est[b])
+            self.schedule[b].record(self.mv_per[b], ratio)
+            if ratio <= 1.0:
+                self.ritz[b], self.done[b] = r, True
 
     def analyze_all(self, problems: list[int]) -> None:
         """Ritz pairs of every listed problem; a problem whose estimates all pass is done."""
@@ -247,6 +272,7 @@ class _KrylovSchur:
                 self.done[b] = True
                 continue
             self.norm_est[b] = max(self.norm_est[b], r.hnorm)
+            self.schedule[b].record(self.mv_per[b], worst_ratio(r, self.nev, self.tol, self.norm_est[b]))
             if estimates_converged(r, self.nev, self.tol, self.norm_est[b]):
                 self.done[b] = True
 
@@ -270,7 +296,7 @@ class _KrylovSchur:
         if plan is None:
             # Explicit restart from the single vector V_m coeff: always a valid decomposition.
             coeff = real_basis(r.Y, must).sum(dim=1)
-            T[0, :m] = coeff / torch.linalg.vector_norm(coeff)
+            T[0, : coeff.shape[0]] = coeff / torch.linalg.vector_norm(coeff)  # H_k, k <= m, after an early test
             return T, Hn, 0
         Q, S = plan
         p = Q.shape[1]
@@ -304,9 +330,8 @@ class _KrylovSchur:
         nev, tol = self.nev, self.tol
         while True:
             while True:
-                active = [b for b in range(self.B) if not self.done[b]]
                 self.expand()
-                self.analyze_all(active)
+                self.analyze_all([b for b in range(self.B) if not self.done[b]])
                 todo = [b for b in range(self.B) if not self.done[b]]
                 if not todo or self.restarts >= max_restarts:
                     break
