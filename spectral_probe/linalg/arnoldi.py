@@ -55,16 +55,16 @@ from spectral_probe.linalg.ritz import (
     with_buffer,
     worst_ratio,
 )
-from spectral_probe.linalg.targets import Target, as_target, largest_modulus, rightmost, smallest_real
+from spectral_probe.linalg.targets import (
+    Target,
+    as_target,
+    checked_arguments,
+    largest_modulus,
+    rightmost,
+    smallest_real,
+)
 
-__all__ = [
-    "Target",
-    "as_target",
-    "krylov_schur",
-    "largest_modulus",
-    "rightmost",
-    "smallest_real",
-]
+__all__ = ["Target", "as_target", "krylov_schur", "largest_modulus", "rightmost", "smallest_real"]
 
 # Fraction of the Krylov dimension kept at a thick restart (wanted values plus a buffer of the next
 # best ones). About one half is the usual compromise (Stewart 2001; ARPACK keeps a similar share):
@@ -136,7 +136,7 @@ def krylov_schur(
     The tiny projected eigenproblems (``m x m``) run in float64 on the CPU, whatever the working dtype
     and device: they are ``O(m^3)``, and float64 keeps their own rounding out of the float32 error budget.
     """
-    target_list = _validate(targets, x0, nev, max_restarts)
+    target_list = checked_arguments(targets, x0, nev, max_restarts)
     krylov_dim = DEFAULTS.krylov_dim if krylov_dim is None else int(krylov_dim)
     max_restarts = DEFAULTS.max_restarts if max_restarts is None else max_restarts
     tol = default_tol(x0.dtype) if tol is None else float(tol)
@@ -148,28 +148,6 @@ def krylov_schur(
     run = _KrylovSchur(matvec, x0, target_list, nev, m, tol, generator)
     run.solve(max_restarts)
     return run.results()
-
-
-def _validate(targets: Sequence[Target | str], x0: torch.Tensor, nev: int, max_restarts: int | None) -> list[Target]:
-    """The targets as :class:`Target` objects, or ``ValueError`` naming the bad argument."""
-    target_list = [as_target(t) for t in targets]
-    if not target_list:
-        raise ValueError("krylov_schur needs at least one target")
-    names = [t.name for t in target_list]
-    if len(set(names)) != len(names):
-        raise ValueError(f"target names must be unique, got {names}")
-    if x0.ndim < 1:
-        raise ValueError(f"x0 must have shape [*batch, n], got {tuple(x0.shape)}")
-    if not x0.is_floating_point():
-        raise ValueError(f"x0 must be a real floating-point tensor, got {x0.dtype}")
-    n = int(x0.shape[-1])
-    if n < 1 or math.prod(x0.shape[:-1]) < 1:
-        raise ValueError(f"x0 must be non-empty, got shape {tuple(x0.shape)}")
-    if not 1 <= nev <= n:
-        raise ValueError(f"nev must be in [1, n={n}], got {nev}")
-    if max_restarts is not None and max_restarts < 0:
-        raise ValueError(f"max_restarts must be >= 0, got {max_restarts}")
-    return target_list
 
 
 class _KrylovSchur:
