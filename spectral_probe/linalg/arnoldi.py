@@ -45,6 +45,7 @@ from spectral_probe.linalg.extract import true_residuals
 from spectral_probe.linalg.krylov import KrylovFactorization, orthogonalize
 from spectral_probe.linalg.result import ConvergenceInfo, CountingMatvec, EigResult, Matvec, default_tol
 from spectral_probe.linalg.ritz import (
+    CheckSchedule,
     Ritz,
     analyze,
     estimates_converged,
@@ -52,17 +53,18 @@ from spectral_probe.linalg.ritz import (
     thick_restart,
     wanted,
     with_buffer,
+    worst_ratio,
 )
-from spectral_probe.linalg.targets import Target, as_target, largest_modulus, rightmost, smallest_real
+from spectral_probe.linalg.targets import (
+    Target,
+    as_target,
+    checked_arguments,
+    largest_modulus,
+    rightmost,
+    smallest_real,
+)
 
-__all__ = [
-    "Target",
-    "as_target",
-    "krylov_schur",
-    "largest_modulus",
-    "rightmost",
-    "smallest_real",
-]
+__all__ = ["Target", "as_target", "krylov_schur", "largest_modulus", "rightmost", "smallest_real"]
 
 # Fraction of the Krylov dimension kept at a thick restart (wanted values plus a buffer of the next
 # best ones). About one half is the usual compromise (Stewart 2001; ARPACK keeps a similar share):
@@ -134,7 +136,7 @@ def krylov_schur(
     The tiny projected eigenproblems (``m x m``) run in float64 on the CPU, whatever the working dtype
     and device: they are ``O(m^3)``, and float64 keeps their own rounding out of the float32 error budget.
     """
-    target_list = _validate(targets, x0, nev, max_restarts)
+    target_list = checked_arguments(targets, x0, nev, max_restarts)
     krylov_dim = DEFAULTS.krylov_dim if krylov_dim is None else int(krylov_dim)
     max_restarts = DEFAULTS.max_restarts if max_restarts is None else max_restarts
     tol = default_tol(x0.dtype) if tol is None else float(tol)
@@ -146,28 +148,6 @@ def krylov_schur(
     run = _KrylovSchur(matvec, x0, target_list, nev, m, tol, generator)
     run.solve(max_restarts)
     return run.results()
-
-
-def _validate(targets: Sequence[Target | str], x0: torch.Tensor, nev: int, max_restarts: int | None) -> list[Target]:
-    """The targets as :class:`Target` objects, or ``ValueError`` naming the bad argument."""
-    target_list = [as_target(t) for t in targets]
-    if not target_list:
-        raise ValueError("krylov_schur needs at least one target")
-    names = [t.name for t in target_list]
-    if len(set(names)) != len(names):
-        raise ValueError(f"target names must be unique, got {names}")
-    if x0.ndim < 1:
-        raise ValueError(f"x0 must have shape [*batch, n], got {tuple(x0.shape)}")
-    if not x0.is_floating_point():
-        raise ValueError(f"x0 must be a real floating-point tensor, got {x0.dtype}")
-    n = int(x0.shape[-1])
-    if n < 1 or math.prod(x0.shape[:-1]) < 1:
-        raise ValueError(f"x0 must be non-empty, got shape {tuple(x0.shape)}")
-    if not 1 <= nev <= n:
-        raise ValueError(f"nev must be in [1, n={n}], got {nev}")
-    if max_restarts is not None and max_restarts < 0:
-        raise ValueError(f"max_restarts must be >= 0, got {max_restarts}")
-    return target_list
 
 
 class _KrylovSchur:
@@ -199,6 +179,9 @@ class _KrylovSchur:
         self.norm_est = [0.0] * B
         self.ritz: list[Ritz | None] = [None] * B
         self.restarts = 0
+        # The first early test once the space can hold every target's wanted pairs (see CheckSchedule).
+        first = min(m, max(5, 2 * len(targets) * (nev + 1)))
+        self.schedule = [CheckSchedule(first) for _ in range(B)]
 
     def apply(self, X: torch.Tensor) -> torch.Tensor:
         return self.counter(X.reshape(*self.batch, self.n)).reshape(self.B, self.n)
@@ -235,6 +218,26 @@ class _KrylovSchur:
                 self.mv_per[b] += 1
                 self.breakdowns[b] += int(broke_list[b])
             fact.commit(step, step_mask, beta, new)
+            self.early_tests(stepping)
+
+    def early_tests(self, stepping: list[int]) -> None:
+        """Convergence tests before the basis is full, where each problem's schedule asks for one: a
+        problem that passes is done at its current size ``k < m`` (its Ritz pairs are those of ``H_k``)."""
+        sizes = self.fact.size.tolist()
+        due = [b for b in stepping if sizes[b] < self.m and self.schedule[b].due(self.mv_per[b])]
+        if not due:
+            return
+        Hc = self.fact.H[due].detach().to(device="cpu", dtype=self.small)
+        for b, Hb in zip(due, Hc, strict=True):
+            k = sizes[b]
+            r = analyze(Hb[: k + 1, :k], self.targets, _VECTOR_FRACTION * self.tol, self.norm_est[b])
+            if r is None:
+                continue  # the test at the full basis reports the failure
+            self.norm_est[b] = max(self.norm_est[b], r.hnorm)
+            ratio = worst_ratio(r, self.nev, self.tol, self.norm_est[b])
+            self.schedule[b].record(self.mv_per[b], ratio)
+            if ratio <= 1.0:
+                self.ritz[b], self.done[b] = r, True
 
     def analyze_all(self, problems: list[int]) -> None:
         """Ritz pairs of every listed problem; a problem whose estimates all pass is done."""
@@ -247,6 +250,7 @@ class _KrylovSchur:
                 self.done[b] = True
                 continue
             self.norm_est[b] = max(self.norm_est[b], r.hnorm)
+            self.schedule[b].record(self.mv_per[b], worst_ratio(r, self.nev, self.tol, self.norm_est[b]))
             if estimates_converged(r, self.nev, self.tol, self.norm_est[b]):
                 self.done[b] = True
 
@@ -270,7 +274,7 @@ class _KrylovSchur:
         if plan is None:
             # Explicit restart from the single vector V_m coeff: always a valid decomposition.
             coeff = real_basis(r.Y, must).sum(dim=1)
-            T[0, :m] = coeff / torch.linalg.vector_norm(coeff)
+            T[0, : coeff.shape[0]] = coeff / torch.linalg.vector_norm(coeff)  # H_k, k <= m, after an early test
             return T, Hn, 0
         Q, S = plan
         p = Q.shape[1]
@@ -304,9 +308,8 @@ class _KrylovSchur:
         nev, tol = self.nev, self.tol
         while True:
             while True:
-                active = [b for b in range(self.B) if not self.done[b]]
                 self.expand()
-                self.analyze_all(active)
+                self.analyze_all([b for b in range(self.B) if not self.done[b]])
                 todo = [b for b in range(self.B) if not self.done[b]]
                 if not todo or self.restarts >= max_restarts:
                     break

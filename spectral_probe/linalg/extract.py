@@ -49,7 +49,7 @@ def _apply_slot(
     X = torch.zeros(B, n, dtype=cdtype, device=V.device)
     has, is_complex = [False] * B, [False] * B
     for b, r, i in picks:
-        x = r.Y[:, i].to(device=V.device, dtype=cdtype) @ V[b, :m].to(cdtype)
+        x = r.Y[:, i].to(device=V.device, dtype=cdtype) @ V[b, : r.Y.shape[0]].to(cdtype)  # H_k: k <= m
         X[b] = x / torch.linalg.vector_norm(x)
         has[b], is_complex[b] = True, float(r.theta[i].imag) != 0.0
         mv_per[b] += 1 + int(is_complex[b])

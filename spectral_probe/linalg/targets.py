@@ -8,12 +8,12 @@ scale=eps)``: ``M`` is a polynomial in ``J_F``, so the Ritz pairs ``mu`` of ``J_
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import torch
 
-__all__ = ["Target", "as_target", "largest_modulus", "rightmost", "smallest_real"]
+__all__ = ["Target", "as_target", "checked_arguments", "largest_modulus", "rightmost", "smallest_real"]
 
 Score = Callable[[torch.Tensor], torch.Tensor]
 
@@ -94,3 +94,28 @@ def as_target(target: Target | str) -> Target:
         return _SHORTHANDS[target]()
     valid = ", ".join(repr(k) for k in _SHORTHANDS)
     raise ValueError(f"unknown eigenvalue target {target!r}: use a Target or one of {valid}")
+
+
+def checked_arguments(
+    targets: Sequence[Target | str], x0: torch.Tensor, nev: int, max_restarts: int | None
+) -> list[Target]:
+    """Krylov-Schur's targets as :class:`Target` objects, after checking its arguments; ``ValueError``
+    naming the bad argument."""
+    target_list = [as_target(t) for t in targets]
+    if not target_list:
+        raise ValueError("krylov_schur needs at least one target")
+    names = [t.name for t in target_list]
+    if len(set(names)) != len(names):
+        raise ValueError(f"target names must be unique, got {names}")
+    if x0.ndim < 1:
+        raise ValueError(f"x0 must have shape [*batch, n], got {tuple(x0.shape)}")
+    if not x0.is_floating_point():
+        raise ValueError(f"x0 must be a real floating-point tensor, got {x0.dtype}")
+    n = int(x0.shape[-1])
+    if n < 1 or math.prod(x0.shape[:-1]) < 1:
+        raise ValueError(f"x0 must be non-empty, got shape {tuple(x0.shape)}")
+    if not 1 <= nev <= n:
+        raise ValueError(f"nev must be in [1, n={n}], got {nev}")
+    if max_restarts is not None and max_restarts < 0:
+        raise ValueError(f"max_restarts must be >= 0, got {max_restarts}")
+    return target_list

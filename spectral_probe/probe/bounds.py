@@ -136,6 +136,7 @@ class RitzPair:
     left: torch.Tensor | None = None
     left_residual: float = 0.0
     residual_vector: torch.Tensor | None = None
+    gap: float | None = None  # distance from mu to the nearest other Ritz value of the J_F run
 
 
 def krylov_bound(pair: RitzPair, scale: float, tolerances: Tolerances) -> EigenBound:
@@ -143,8 +144,9 @@ def krylov_bound(pair: RitzPair, scale: float, tolerances: Tolerances) -> EigenB
 
     First order ``X_1 = ||r|| kappa``. Where ``mu`` is not nearly defective, the two-sided Rayleigh
     quotient ``theta = w^T J_F x / w^T x = mu + w^T r / w^T x`` is second-order accurate
-    (``|lambda - theta| <~ ||r|| ||s|| kappa``, ``s`` the left residual), so
-    ``|lambda - mu| <~ |w^T r| kappa + ||r|| ||s|| kappa``: a near-normal eigenvalue (``w^T r ~ 0``) is
+    (``|lambda - theta| <~ ||r|| ||s|| kappa / gap``, ``s`` the left residual: ``w`` is off the true left
+    vector by about ``||s|| / gap``, ``gap`` the distance to the nearest other Ritz value), so
+    ``|lambda - mu| <~ |w^T r| kappa + ||r|| ||s|| kappa / gap``: a near-normal eigenvalue (``w^T r ~ 0``) is
     not given the first-order bound it beats by orders. Never below the spread of the two runs, nor the
     round-off ``u ||J_F|| kappa``; never above Elsner's rigorous bound.
     """
@@ -157,6 +159,11 @@ def krylov_bound(pair: RitzPair, scale: float, tolerances: Tolerances) -> EigenB
         return EigenBound(bound, None, residual, digits=digits_left(bound, scale, tolerances))
     overlap = abs(complex((pair.left * pair.vector).sum()))
     condition = math.inf if overlap == 0 else 1.0 / overlap
+    # The J_F^T run is a referee to a looser tolerance than the J_F run (it checks; it does not report):
+    # its value is within ||s|| kappa of the eigenvalue to first order, so the part of the spread that
+    # its extra looseness explains, (||s|| - ||r||) kappa, says nothing about mu and is discounted.
+    looser = max(pair.left_residual - pair.residual, 0.0)
+    spread = max(spread - looser * condition, 0.0) if math.isfinite(condition) else spread
     first_order = residual * condition
     # Half the residual's digits lost or more (kappa^2 ||r|| >= ||J||): to this arithmetic the
     # eigenvalue is as sensitive as a double, defective one (whose error is sqrt(||r|| ||J||)).
@@ -164,7 +171,8 @@ def krylov_bound(pair: RitzPair, scale: float, tolerances: Tolerances) -> EigenB
     estimate = first_order
     if not defective and pair.residual_vector is not None and math.isfinite(condition):
         projected = abs(complex((pair.left * pair.residual_vector).sum()))
-        second_order = (projected + residual * max(pair.left_residual, floor)) * condition
+        gap = max(pair.gap if pair.gap is not None else 1.0, floor)
+        second_order = (projected + residual * max(pair.left_residual, floor) / gap) * condition
         estimate = min(first_order, max(second_order, floor * condition))
     bound = min(max(estimate, spread), elsner_bound(residual, scale, n))
     return EigenBound(bound, condition, residual, None, defective, digits_left(bound, scale, tolerances))

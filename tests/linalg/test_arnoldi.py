@@ -543,3 +543,47 @@ def test_cuda_matches_cpu():
         assert gpu[name].values.device.type == "cuda" and gpu[name].vectors.device.type == "cuda"
         assert gpu[name].all_converged
         assert torch.allclose(gpu[name].values.cpu(), cpu[name].values, rtol=0, atol=agree(F64) * norm2(A))
+
+
+def test_converges_before_the_basis_is_full_and_matches_dense():
+    """A well-separated pair converges in a few steps: the run stops there (early tests,
+    ``ritz.CheckSchedule``) instead of filling all ``krylov_dim`` vectors, and the answer is still the
+    dense truth with an honest TRUE residual; in a batch with a slow problem each keeps its own stop."""
+    g = torch.Generator().manual_seed(5)
+    n = 200
+    fast = schur_form([0.5] + (-1.0 - torch.rand(n - 3, generator=g, dtype=F64)).tolist(), [(-1.2, 0.2)], 0.1, g)
+    Q = orthogonal(n, g)
+    fast = Q @ fast @ Q.T
+    slow = nonnormal(n, seed=7)
+    targets = ("LR", largest_modulus(1.0, STEP))
+    alone = krylov_schur(op(fast), start(n, 3), targets=targets, krylov_dim=40)
+    assert alone["LR"].matvecs < 40  # fewer products than one full cycle
+    for name, res in alone.items():
+        assert bool(res.info.converged.all())
+        assert torch.allclose(res.values, dense_top(fast, name, 1), rtol=0, atol=agree(F64) * norm2(fast))
+        check_honest(res, fast)
+    both = torch.stack([fast, slow])
+    batched = krylov_schur(op(both), torch.stack([start(n, 3), start(n, 4)]), targets=targets, krylov_dim=40)
+    per = batched["LR"].info.matvecs_per_problem
+    assert int(per[0]) == alone["LR"].matvecs and int(per[1]) > 40
+    for name, res in batched.items():
+        check_honest(res, both)
+        for b, A in enumerate((fast, slow)):
+            assert torch.allclose(res.values[b], dense_top(A, name, 1), rtol=0, atol=agree(F64) * norm2(A))
+
+
+def test_check_schedule_places_tests_near_the_predicted_crossing():
+    """Geometric convergence by a factor 10 per product from ratio 1e6: the schedule first jumps its
+    stride, then lands one step short of the crossing and never past it."""
+    from spectral_probe.linalg.ritz import CheckSchedule
+
+    schedule, clock, tests = CheckSchedule(first=5), 5, []
+    while True:
+        ratio = 10.0 ** (11 - clock)  # crosses 1 at clock 11
+        tests.append(clock)
+        schedule.record(clock, ratio)
+        if ratio <= 1.0:
+            break
+        clock = schedule.next
+    assert tests[-1] == 11 and len(tests) <= 5
+    assert tests[1] - tests[0] == CheckSchedule.STRIDE
