@@ -23,6 +23,8 @@ OTHER = "<!-- someone-else:start -->\ntheir table\n<!-- someone-else:end -->\n"
 
 pytest.importorskip("scipy")
 
+SETUP_UNSEEN = 4  # products of JacobianOperators' set-up made below its public methods
+
 
 def _env() -> dict[str, str]:
     env = dict(os.environ)
@@ -82,8 +84,10 @@ def test_numbers_agree_with_the_dense_truth(quick: tuple[str, dict]) -> None:
             value = abs(got) if quantity == "rho" else got.real
             assert abs(value - truth[quantity]) < 1e-6 * max(1.0, ref[quantity]), (op["label"], quantity)
         # the count made outside the probe splits into the kinds and is never below the probe's own
-        # (the report shows the difference: products the probe makes but does not count)
-        assert scan["products"] == sum(scan["by_kind"].values()) >= scan["self_reported"] > 0
+        # (the report shows the difference: products the probe makes but does not count), except for
+        # the set-up products the probe counts and the class wrappers cannot see (nc_force(z*), the
+        # recorded forward pass, the vjp and J v probes: JacobianOperators calls its row functions)
+        assert scan["products"] == sum(scan["by_kind"].values()) >= scan["self_reported"] - SETUP_UNSEEN > 0
         assert scan["by_kind"]["vjp"] > 0 and scan["by_kind"]["krylov_jv"] > 0
         assert scan["by_kind"].get("forward_jvp", 0) == 0  # no forward-mode AD on the default path
         # a Sym(J_F) product is a J v and a J^T u: our omega run counts both

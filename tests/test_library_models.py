@@ -78,6 +78,15 @@ def test_torchdiffeq_flow_map_needs_no_vmap_and_no_torch_func(tmp_path: Path) ->
     assert code == 0, output
     assert abs(report["results"][0]["rho"] - rho) <= 1e-6 * scale
     assert report["results"][0]["verdict"] == result.verdict
-    # Without --matvec fd: a clear bad-input message naming the way out, not an internal error.
-    code, _, output = run_cli("scan", tmp_path / "field.pt", "--operator", f"{PLUGIN}:torchdiffeq_flow")
-    assert code == 2 and "--matvec fd" in output, output
+    # Without --matvec fd: autograd THROUGH dopri5 runs (no forward mode on the default path) and is
+    # wrong here; the finite-difference referee catches it, and a gate never passes on it.
+    code, report, output = run_cli(
+        "scan", tmp_path / "field.pt", "--operator", f"{PLUGIN}:torchdiffeq_flow", "--json", "-", "--quiet"
+    )
+    assert code == 0, output
+    (autograd,) = report["results"]
+    assert autograd["verdict"] == "inconclusive" and "finite differences" in autograd["reason"]
+    code, _, output = run_cli(
+        "scan", tmp_path / "field.pt", "--operator", f"{PLUGIN}:torchdiffeq_flow", "--max-rho", "100"
+    )
+    assert code == 3, output
