@@ -16,8 +16,9 @@ eigenvectors are parallel).
 
 Dense path: every eigenvalue with its condition number (:func:`eigen_conditions`). Krylov path: the left
 vector from a Krylov-Schur run on ``J_F^T`` (vjp only); there the bound is ``max(X_1, |mu - mu_T|)``
-with ``mu_T`` that run's value; clusters are not seen, and ``mu`` is called nearly defective where
-``X_1 >= sqrt(||r|| ||J_F||)`` (half the digits of the residual lost, as for a double eigenvalue).
+with ``mu_T`` that run's value; ``mu`` is called nearly defective where ``X_1 >= sqrt(||r|| ||J_F||)``
+(half the digits of the residual lost, as for a double eigenvalue), and its cluster is the Ritz values
+of the ``J_F`` run inside its bound (a Krylov space sees a Jordan ring as several Ritz values).
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ class EigenBound:
     bound: float
     condition: float | None  # kappa = 1 / |y^H x|; None where no left vector exists (--matvec fd)
     residual: float
-    cluster_size: int | None = 1  # None: not seen (the Krylov path has one Ritz value per target)
+    cluster_size: int | None = 1  # computed eigenvalues (dense) or Ritz values (Krylov) inside the bound
     defective: bool = False
     digits: float = 0.0
 
@@ -136,7 +137,16 @@ class RitzPair:
     left: torch.Tensor | None = None
     left_residual: float = 0.0
     residual_vector: torch.Tensor | None = None
-    gap: float | None = None  # distance from mu to the nearest other Ritz value of the J_F run
+    ritz_values: torch.Tensor | None = None  # every Ritz value of the J_F run (mu among them), on the CPU
+
+
+def _distances(pair: RitzPair) -> torch.Tensor:
+    """Sorted distances from ``mu`` to the OTHER finite Ritz values of the ``J_F`` run (``mu`` itself,
+    the nearest, dropped)."""
+    if pair.ritz_values is None:
+        return torch.zeros(0, dtype=torch.float64)
+    values = pair.ritz_values[torch.isfinite(pair.ritz_values)].to(torch.complex128)
+    return torch.sort((values - complex(pair.mu)).abs()).values[1:]
 
 
 def krylov_bound(pair: RitzPair, scale: float, tolerances: Tolerances) -> EigenBound:
@@ -149,14 +159,22 @@ def krylov_bound(pair: RitzPair, scale: float, tolerances: Tolerances) -> EigenB
     ``|lambda - mu| <~ |w^T r| kappa + ||r|| ||s|| kappa / gap``: a near-normal eigenvalue (``w^T r ~ 0``) is
     not given the first-order bound it beats by orders. Never below the spread of the two runs, nor the
     round-off ``u ||J_F|| kappa``; never above Elsner's rigorous bound.
+
+    A nearly defective ``mu`` is a member of a Jordan ring of some size ``m`` that one Ritz pair cannot
+    tell: the Ritz values of the run inside Elsner's rigorous radius are that ring as far as the Krylov
+    space saw it, and ``max(X_1, elsner(||r||, m))`` with ``m`` their count (at least 2) bounds it (``X_1``
+    alone, from a right and a left vector that are both nearly the same, can fall short of the ring).
     """
     n = pair.vector.shape[-1]
     floor = tolerances.residual_floor(scale)
-    residual = max(pair.residual, floor)
+    # Additive: the computed residual is itself off by round-off of the size of the floor.
+    residual = pair.residual + floor
     spread = 0.0 if pair.mu_left is None else abs(pair.mu - pair.mu_left)
+    distances = _distances(pair)
     if pair.left is None:  # no J^T u (--matvec fd): condition number 1 assumed, the two runs' spread kept
         bound = max(residual, spread)
-        return EigenBound(bound, None, residual, digits=digits_left(bound, scale, tolerances))
+        cluster = 1 + int((distances <= bound).sum())
+        return EigenBound(bound, None, residual, cluster, digits=digits_left(bound, scale, tolerances))
     overlap = abs(complex((pair.left * pair.vector).sum()))
     condition = math.inf if overlap == 0 else 1.0 / overlap
     # The J_F^T run is a referee to a looser tolerance than the J_F run (it checks; it does not report):
@@ -168,11 +186,16 @@ def krylov_bound(pair: RitzPair, scale: float, tolerances: Tolerances) -> EigenB
     # Half the residual's digits lost or more (kappa^2 ||r|| >= ||J||): to this arithmetic the
     # eigenvalue is as sensitive as a double, defective one (whose error is sqrt(||r|| ||J||)).
     defective = first_order >= math.sqrt(residual * max(1.0, scale))
+    cap = elsner_bound(residual, scale, n)
     estimate = first_order
-    if not defective and pair.residual_vector is not None and math.isfinite(condition):
+    if defective:
+        ring = max(2, 1 + int((distances <= cap).sum()))
+        estimate = max(first_order, elsner_bound(residual, scale, ring))
+    elif pair.residual_vector is not None and math.isfinite(condition):
         projected = abs(complex((pair.left * pair.residual_vector).sum()))
-        gap = max(pair.gap if pair.gap is not None else 1.0, floor)
-        second_order = (projected + residual * max(pair.left_residual, floor) / gap) * condition
+        gap = max(float(distances[0]) if distances.numel() else 1.0, floor)
+        second_order = (projected + residual * (pair.left_residual + floor) / gap) * condition
         estimate = min(first_order, max(second_order, floor * condition))
-    bound = min(max(estimate, spread), elsner_bound(residual, scale, n))
-    return EigenBound(bound, condition, residual, None, defective, digits_left(bound, scale, tolerances))
+    bound = min(max(estimate, spread), cap)
+    cluster = 1 + int((distances <= bound).sum())
+    return EigenBound(bound, condition, residual, cluster, defective, digits_left(bound, scale, tolerances))

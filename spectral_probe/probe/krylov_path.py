@@ -125,19 +125,9 @@ def _pairs(right: EigResult, second: EigResult, b: int, residual_vector: torch.T
         second.vectors[b, 0] if has_left else None,
         r2 if has_left else 0.0,
         residual_vector[b] if has_left else None,
-        _ritz_gap(right, b, v1),
+        None if right.info.ritz_values is None else right.info.ritz_values[b].detach().cpu(),
     )
     return _Pair(ritz, c1, max(s1, s2), v2, c2)
-
-
-def _ritz_gap(result: EigResult, b: int, mu: complex) -> float | None:
-    """Distance from ``mu`` to the nearest other Ritz value of the run (``None`` if it has no other)."""
-    ritz = result.info.ritz_values
-    if ritz is None:
-        return None
-    values = ritz[b][torch.isfinite(ritz[b])].to(torch.complex128).cpu()
-    distances = torch.sort((values - complex(mu)).abs()).values
-    return float(distances[1]) if distances.numel() > 1 else None
 
 
 def _residual_vectors(ops: JacobianOperators, run: _Run, result: EigResult) -> torch.Tensor:
