@@ -49,3 +49,11 @@ def test_batched_matches_separate() -> None:
         alone = dense_spectrum(jf[b], 0.5)
         assert torch.allclose(together.omega[b], alone.omega)
         assert torch.allclose(together.mu_lead[b], alone.mu_lead)
+
+
+def test_a_near_tie_of_real_eigenvalues_picks_the_rightmost() -> None:
+    # Two distinct real eigenvalues 1e-13 apart fall inside the conjugate-pair tie tolerance; alpha is
+    # still the larger (the W21+ pair is 7e-14 apart), whichever order LAPACK returns them in.
+    for values in ([2.0, 2.0 + 1e-13, -1.0], [2.0 + 1e-13, 2.0, -1.0]):
+        spectrum = dense_spectrum(torch.diag(torch.tensor(values, dtype=torch.float64)), 0.1)
+        assert spectrum.mu_alpha.real.item() == 2.0 + 1e-13

@@ -30,11 +30,15 @@ class DenseSpectrum:
 
 
 def _pick(values: torch.Tensor, score: torch.Tensor) -> torch.Tensor:
-    """Index of the best score; among a conjugate pair (equal scores) prefer ``Im >= 0``."""
+    """Index of the best score; of a conjugate pair (scores equal to round-off) the member with ``Im >= 0``.
+
+    Among near-ties the best score still wins: two distinct real eigenvalues a few ulps apart (Wilkinson's
+    W21+ pair) are ties to the tolerance, and the rightmost of them is alpha."""
     top = score.amax(dim=-1, keepdim=True)
     ties = score >= top - 1e-12 * top.abs().clamp_min(1.0)
-    preference = torch.where(ties, values.imag.clamp_min(0) + 1.0, torch.zeros_like(score))
-    return preference.argmax(dim=-1)
+    upper = ties & (values.imag >= 0)
+    candidates = torch.where(upper.any(dim=-1, keepdim=True), upper, ties)
+    return torch.where(candidates, score, torch.full_like(score, -torch.inf)).argmax(dim=-1)
 
 
 @single_threaded()

@@ -59,6 +59,16 @@ class EigenBound:
         )
 
 
+#: The round-off of forming ``rho = |1 + eps mu|`` in float64 from ``mu``: a product, a sum and a modulus.
+RHO_ROUND_OFF = 4 * 2.0**-52
+
+
+def rho_bound(lead: EigenBound, eps: float, rho: float) -> float:
+    """``|rho_true - rho| <= eps X(mu_lead) + 4 u_64 max(1, rho)``: the eigenvalue's bound through the map
+    ``mu -> |1 + eps mu|`` (Lipschitz constant ``eps``) plus the round-off of that map itself."""
+    return eps * lead.bound + RHO_ROUND_OFF * max(1.0, rho)
+
+
 def digits_left(bound: float, scale: float, tolerances: Tolerances) -> float:
     """Decimal digits of ``mu`` the bound leaves, normwise: ``-log10(bound / max(1, ||J_F||))``,
     between 0 and the dtype's ``-log10(u)``."""
@@ -157,8 +167,8 @@ def krylov_bound(pair: RitzPair, scale: float, tolerances: Tolerances) -> EigenB
     (``|lambda - theta| <~ ||r|| ||s|| kappa / gap``, ``s`` the left residual: ``w`` is off the true left
     vector by about ``||s|| / gap``, ``gap`` the distance to the nearest other Ritz value), so
     ``|lambda - mu| <~ |w^T r| kappa + ||r|| ||s|| kappa / gap``: a near-normal eigenvalue (``w^T r ~ 0``) is
-    not given the first-order bound it beats by orders. Never below the spread of the two runs, nor the
-    round-off ``u ||J_F|| kappa``; never above Elsner's rigorous bound.
+    not given the first-order bound it beats by orders; the round-off of ``theta``, ``u ||J_F|| kappa``, is
+    added. Never below the spread of the two runs; never above Elsner's rigorous bound.
 
     A nearly defective ``mu`` is a member of a Jordan ring of some size ``m`` that one Ritz pair cannot
     tell: the Ritz values of the run inside Elsner's rigorous radius are that ring as far as the Krylov
@@ -195,7 +205,8 @@ def krylov_bound(pair: RitzPair, scale: float, tolerances: Tolerances) -> EigenB
         projected = abs(complex((pair.left * pair.residual_vector).sum()))
         gap = max(float(distances[0]) if distances.numel() else 1.0, floor)
         second_order = (projected + residual * (pair.left_residual + floor) / gap) * condition
-        estimate = min(first_order, max(second_order, floor * condition))
+        # Plus, not max: theta itself carries the round-off of w^T J_F x, u ||J_F|| kappa.
+        estimate = min(first_order, second_order + floor * condition)
     bound = min(max(estimate, spread), cap)
     cluster = 1 + int((distances <= bound).sum())
     return EigenBound(bound, condition, residual, cluster, defective, digits_left(bound, scale, tolerances))

@@ -13,7 +13,7 @@ import torch
 from spectral_probe.analysis.run import extend_results
 from spectral_probe.config import ProbeOptions
 from spectral_probe.jacobian import JacobianOperators
-from spectral_probe.probe.bounds import EigenBound
+from spectral_probe.probe.bounds import EigenBound, rho_bound
 from spectral_probe.probe.checks import matvec_checks, matvec_failures
 from spectral_probe.probe.dense_path import dense_spectra
 from spectral_probe.probe.krylov_path import krylov_spectra
@@ -125,14 +125,14 @@ class _Shared:
 SOLVER_KINDS = frozenset({"convergence", "residual"})
 
 
-def _bound_fields(alpha: EigenBound | None, lead: EigenBound | None, eps: float) -> dict:
+def _bound_fields(alpha: EigenBound | None, lead: EigenBound | None, eps: float, rho: float) -> dict:
     """The JSON fields of the two error bounds (``None`` where a solver did not converge)."""
     return {
         "alpha_bound": None if alpha is None else alpha.bound,
         "alpha_condition": None if alpha is None else alpha.condition,
         "mu_lead_bound": None if lead is None else lead.bound,
         "mu_lead_condition": None if lead is None else lead.condition,
-        "rho_bound": None if lead is None else eps * lead.bound,
+        "rho_bound": None if lead is None else rho_bound(lead, eps, rho),
         "lead_digits": None if lead is None else lead.digits,
         "lead_defective": False if lead is None else lead.defective,
         "lead_cluster_size": None if lead is None else lead.cluster_size,
@@ -187,5 +187,5 @@ def _assemble(
         checks=records_all,
         **shared.fields(),
         **measured,
-        **_bound_fields(alpha_bound, lead_bound, eps),
+        **_bound_fields(alpha_bound, lead_bound, eps, lead.rho),
     )

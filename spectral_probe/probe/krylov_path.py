@@ -16,7 +16,7 @@ from spectral_probe.linalg.result import EigResult
 from spectral_probe.linalg.symmetric import lanczos
 from spectral_probe.linalg.vectors import real_start as _real_view
 from spectral_probe.linalg.vectors import unit_rows as _unit
-from spectral_probe.probe.bounds import DEFECTIVE_CONDITION, EigenBound, RitzPair, krylov_bound
+from spectral_probe.probe.bounds import DEFECTIVE_CONDITION, EigenBound, RitzPair, krylov_bound, rho_bound
 from spectral_probe.probe.checks import invariant_checks, judge
 from spectral_probe.probe.rr_confirm import confirm_rho
 from spectral_probe.probe.spectra import Spectra, leading
@@ -297,7 +297,7 @@ def krylov_spectra(
     if not ops.has_vjp:
         notes.append("--matvec fd: no J^T u, so no left eigenvector: the error bounds take condition number 1")
     rho_arnoldi = [abs(1 + eps * m) for m in mu_lead]
-    rho_bounds = [0.0 if x is None else eps * x.bound for x in lead_bounds]
+    rho_bounds = [0.0 if x is None else rho_bound(x, eps, r) for x, r in zip(lead_bounds, rho_arnoldi, strict=True)]
     rr = confirm_rho(ops, rho_arnoldi, rho_bounds, lead_result, eps, options.block_size, tolerances, random)
     run.counts["jvp"] += rr.matvecs
     norm_M = _norm_M(ops, run, rho_arnoldi)
