@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Generic, TypeVar, overload
 
 import torch
 
@@ -27,6 +28,7 @@ from spectral_probe.linalg.defaults import DEFAULTS
 __all__ = ["ConvergenceInfo", "CountingMatvec", "EigResult", "GmresResult", "LinearSolveResult", "default_tol"]
 
 Matvec = Callable[[torch.Tensor], torch.Tensor]
+T = TypeVar("T")
 
 
 def default_tol(dtype: torch.dtype) -> float:
@@ -92,45 +94,36 @@ class ConvergenceInfo:
         return bool(self.converged.all())
 
 
+class _FromInfo(Generic[T]):
+    """A read-only attribute of a result that is the attribute of the same name of its ``info``: one
+    convergence record for every solver, read as ``result.converged`` as well as ``result.info.converged``."""
+
+    def __init__(self, doc: str) -> None:
+        self.__doc__ = doc
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    @overload
+    def __get__(self, result: None, owner: type) -> _FromInfo[T]: ...
+    @overload
+    def __get__(self, result: object, owner: type | None = None) -> T: ...
+    def __get__(self, result: object, owner: type | None = None) -> T | _FromInfo[T]:
+        return self if result is None else getattr(result.info, self.name)  # on the class: itself, for its doc
+
+
 class _Converging:
     """The convergence fields of a result, read through its :class:`ConvergenceInfo`."""
 
     info: ConvergenceInfo
 
-    @property
-    def converged(self) -> torch.Tensor:
-        """Bool per problem (and pair): the TRUE residual meets the tolerance."""
-        return self.info.converged
-
-    @property
-    def residuals(self) -> torch.Tensor:
-        """TRUE residual norms from explicit matvecs."""
-        return self.info.residuals
-
-    @property
-    def matvecs(self) -> int:
-        """Operator applications per problem."""
-        return self.info.matvecs
-
-    @property
-    def iterations(self) -> int:
-        """Restarts, sweeps or cycles performed."""
-        return self.info.iterations
-
-    @property
-    def tol(self) -> float:
-        """The tolerance used."""
-        return self.info.tol
-
-    @property
-    def norm_estimate(self) -> torch.Tensor:
-        """The scale of the tolerance (a lower bound of ``||A||_2``, or ``||b||``)."""
-        return self.info.norm_estimate
-
-    @property
-    def all_converged(self) -> bool:
-        """Every problem (and pair) converged."""
-        return self.info.all_converged
+    converged = _FromInfo[torch.Tensor]("Bool per problem (and pair): the TRUE residual meets the tolerance.")
+    residuals = _FromInfo[torch.Tensor]("TRUE residual norms from explicit matvecs.")
+    matvecs = _FromInfo[int]("Operator applications per problem.")
+    iterations = _FromInfo[int]("Restarts, sweeps or cycles performed.")
+    tol = _FromInfo[float]("The tolerance used.")
+    norm_estimate = _FromInfo[torch.Tensor]("The scale of the tolerance (a lower bound of ``||A||_2``, or ``||b||``).")
+    all_converged = _FromInfo[bool]("Every problem (and pair) converged.")
 
 
 @dataclass(frozen=True)
