@@ -9,6 +9,7 @@ import contextlib
 import dataclasses
 import functools
 import os
+import re
 import sys
 import traceback
 from pathlib import Path
@@ -59,7 +60,8 @@ def _fail(code: ExitCode, message: str, debug: bool) -> None:
 
 
 def _options(params: dict[str, Any]):
-    """Merge command line > config file > defaults into a ProbeOptions."""
+    """Merge command line > config file > defaults into a ProbeOptions; also the options the config file
+    set that the command line did not (an error about one of them names the file)."""
     from spectral_probe.checkpoint import load_yaml_config
     from spectral_probe.config import merge_options
 
@@ -76,7 +78,24 @@ def _options(params: dict[str, Any]):
         if isinstance(value, bool) and key in ("quiet", "debug") and not value:
             value = None  # an unset flag must not override the config file
         command_line[key] = value
-    return merge_options(command_line, config, config_path)
+    from_file = {str(k).replace("-", "_") for k in config} - {k for k, v in command_line.items() if v is not None}
+    options = merge_options(command_line, config, config_path)
+    if "operator" in from_file and options.operator is not None:
+        # Named here, where the file that set it is known (loading the checkpoint would name the checkpoint).
+        from spectral_probe.operators import unknown_operator
+
+        problem = unknown_operator(options.operator)
+        if problem is not None:
+            raise UsageError(f"{config_path}: option 'operator': {problem}")
+    return options, from_file
+
+
+def _naming_the_config(exc: UsageError, from_file: set[str], config_path: str | None) -> UsageError:
+    """``exc`` about an option (``--save-modes ...``) that the config file set: the same, naming the file."""
+    flags = {flag.replace("-", "_") for flag in re.findall(r"--([a-z][a-z-]*)", str(exc))}
+    if config_path is None or not flags & from_file:
+        return exc
+    return UsageError(f"{config_path}: {exc}")
 
 
 def _progress_enabled(options) -> bool:
@@ -189,16 +208,23 @@ def _run(command: str, target: Path, own: dict[str, Any], shared: dict[str, Any]
         from spectral_probe.outputs import STEP_SUMMARY, check_outputs, plugin_output_to_stderr
         from spectral_probe.validate import check_device
 
-        options = _options({**own, **shared})
+        options, from_file = _options({**own, **shared})
         outputs = {"--json": options.json, "--markdown": options.markdown, "--junit": options.junit}
         outputs |= {"--jsonl": options.jsonl, STEP_SUMMARY: os.environ.get(STEP_SUMMARY) or None}
         outputs |= {"--plot": options.plot}
         directory = str(target) if command == "audit" else None
-        check_outputs(
-            outputs, _inputs(target, options, command, shared.get("config")), directory=directory, pattern=options.glob
-        )
-        check_device(options.device)
-        _check_beyond(options, command, target)
+        try:
+            check_outputs(
+                outputs,
+                _inputs(target, options, command, shared.get("config")),
+                directory=directory,
+                pattern=options.glob,
+            )
+            check_device(options.device)
+            _check_beyond(options, command, target)
+        except UsageError as exc:
+            config = shared.get("config")
+            raise _naming_the_config(exc, from_file, None if config is None else str(config)) from None
         if command == "scan" and options.plot and not options.margins:
             options = dataclasses.replace(options, margins=True)  # the picture draws their eigenvalues
         with plugin_output_to_stderr():

@@ -45,6 +45,7 @@ __all__ = [
     "operator_size",
     "registered_operators",
     "resolve_operator",
+    "unknown_operator",
 ]
 
 ENTRY_POINT_GROUP = "spectral_probe.operators"
@@ -98,6 +99,25 @@ def registered_operators() -> dict[str, OperatorInfo]:
             continue
         infos[name] = _info(name, factory, source)
     return infos
+
+
+def unknown_operator(spec: object) -> str | None:
+    """Why ``spec`` (an ``operator`` option) names no operator, or ``None``: the checks that need no import
+    (empty, or a plain name that is neither built in nor a registered plugin). A ``module:factory`` or
+    ``file.py:factory`` spec is only checked where it is loaded."""
+    if not isinstance(spec, str) or not spec.strip():
+        return "empty operator name"
+    spec = spec.strip()
+    if spec in BUILTINS or ":" in spec:
+        return None
+    plugins = _plugin_entry_points()
+    if spec in plugins:
+        return None
+    known = ", ".join([*BUILTINS, *sorted(plugins)])
+    return (
+        f"unknown operator '{spec}' (registered operators: {known}; "
+        "or give package.module:factory or path/to/file.py:factory)"
+    )
 
 
 def resolve_operator(

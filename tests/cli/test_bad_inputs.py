@@ -107,3 +107,27 @@ def test_gate_on_uncomputed_quantity_is_exit_2(tmp_path) -> None:
     code, _, output = run_cli("scan", path, "--matvec", "fd", "--max-omega", "0", "--quiet")
     assert code == 2, output
     assert "omega" in output
+
+
+@pytest.mark.parametrize(
+    ("line", "problem"),
+    [
+        ("operator: '0'", "unknown operator '0'"),
+        ("save_modes: '0'", "name a .safetensors file"),
+        ("plot: m.safetensors", "refusing to write a report under a checkpoint's suffix"),
+    ],
+)
+def test_a_bad_value_from_the_config_file_names_the_config_file(tmp_path, line: str, problem: str) -> None:
+    # The value came from the config file, so the error names it (not the checkpoint, not a flag the
+    # user never typed); the same value on the command line is named by its flag.
+    checkpoint = write_checkpoint(
+        tmp_path / "m.safetensors",
+        {"A": -torch.eye(4, dtype=torch.float64), "z_star": torch.zeros(4)},
+        operator="linear",
+    )
+    config = tmp_path / "settings.yaml"
+    config.write_text(line + "\n")
+    code, _, output = run_cli("scan", checkpoint, "--config", config)
+    assert code == 2, output
+    first = output.strip().splitlines()[-1]
+    assert first.startswith(f"error: {config}: ") and problem in first, first
