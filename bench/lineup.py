@@ -68,7 +68,7 @@ def _omega(bench: Any, variants: bool) -> float | None:  # noqa: ANN401
             note="other arguments at their defaults",
         )
         if variants:
-            bench.he_grown()
+            he_grown(bench)
     return omega_hint
 
 

@@ -71,4 +71,15 @@ def _n(problem: dict[str, Any]) -> int:
 
 
 def _label(problem: dict[str, Any]) -> str:
-    return problem.get("label") or str(problem.get("spec"))
+    """The problem's name; a worker that failed before naming it is named from its spec."""
+    if problem.get("label"):
+        return problem["label"]
+    spec = problem.get("spec")
+    if isinstance(spec, dict):
+        from .operators import ProblemSpec
+
+        try:
+            return ProblemSpec.from_dict(spec).label
+        except TypeError:
+            pass
+    return str(spec)
