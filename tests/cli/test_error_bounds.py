@@ -2,7 +2,8 @@
 
 Every case goes through the CLI with the ``linear`` operator (``nc_force(z) = A z``, ``c = 0``, so
 ``J_F = A - I``). The truth is a closed form (Jordan blocks, the triangular Kahan matrix) or ``mpmath``
-at 60+ digits (Grcar, Frank, a non-normal pentadiagonal Toeplitz matrix). For every eigenvalue the
+at 50+ digits (Grcar, Frank, a non-normal pentadiagonal Toeplitz matrix, Wilkinson, Clement, Riemann; the
+constructors live in ``bench/classics.py``, whose sweep is in BENCHMARKS.md). For every eigenvalue the
 truth lies inside the reported bound; where the eigenvalue is well-conditioned and its error is
 measurable (float32, or a loose ``--tol``), the bound is at most 100 times the actual error.
 """
@@ -17,54 +18,10 @@ import mpmath
 import pytest
 import torch
 
+from bench.classics import clement, frank, grcar, kahan, orthogonal, riemann, rotated_jordan, toeplitz5, wilkinson
 from tests.cli.helpers import run_cli, write_checkpoint
 
 F64 = torch.float64
-
-
-def _orthogonal(n: int, seed: int = 0) -> torch.Tensor:
-    gen = torch.Generator().manual_seed(seed)
-    q, _ = torch.linalg.qr(torch.randn(n, n, generator=gen, dtype=F64))
-    return q
-
-
-def rotated_jordan(k: int, eigenvalue: float, seed: int = 0) -> torch.Tensor:
-    """``J_F = Q (eigenvalue I + N) Q^T``: one Jordan block of size k, hidden by an orthogonal similarity."""
-    block = eigenvalue * torch.eye(k, dtype=F64) + torch.diag(torch.ones(k - 1, dtype=F64), 1)
-    q = _orthogonal(k, seed)
-    return q @ block @ q.T
-
-
-def grcar(n: int, k: int = 3) -> torch.Tensor:
-    a = torch.eye(n, dtype=F64) - torch.diag(torch.ones(n - 1, dtype=F64), -1)
-    for j in range(1, k + 1):
-        a += torch.diag(torch.ones(n - j, dtype=F64), j)
-    return a
-
-
-def kahan(n: int, theta: float = 1.2) -> torch.Tensor:
-    """Upper triangular: its eigenvalues are its diagonal ``sin(theta)^i`` (a closed form)."""
-    s, c = math.sin(theta), math.cos(theta)
-    a = torch.zeros(n, n, dtype=F64)
-    for i in range(n):
-        a[i, i] = s**i
-        a[i, i + 1 :] = -c * s**i
-    return a
-
-
-def frank(n: int) -> torch.Tensor:
-    a = torch.zeros(n, n, dtype=F64)
-    for i in range(n):
-        for j in range(max(i - 1, 0), n):
-            a[i, j] = n - max(i, j)
-    return a
-
-
-def toeplitz5(n: int, sub2: float = 0.5, sub1: float = 1.0, sup1: float = 0.1, sup2: float = 0.01) -> torch.Tensor:
-    """A non-normal pentadiagonal Toeplitz matrix (its eigenvalues are exponentially ill-conditioned in n)."""
-    ones = lambda m: torch.ones(m, dtype=F64)  # noqa: E731
-    a = sub1 * torch.diag(ones(n - 1), -1) + sub2 * torch.diag(ones(n - 2), -2)
-    return a + sup1 * torch.diag(ones(n - 1), 1) + sup2 * torch.diag(ones(n - 2), 2)
 
 
 @cache
@@ -186,33 +143,7 @@ def test_classics_krylov_float32_bound_is_not_a_giant(tmp_path, name: str, n: in
         assert r["alpha_bound"] <= 100 * errors[1], (r["alpha_bound"], errors)
 
 
-def wilkinson(n: int) -> torch.Tensor:
-    """Wilkinson's W_n^+: symmetric tridiagonal, its top eigenvalues in pairs that agree to ~14 digits (n = 21)."""
-    m = (n - 1) / 2
-    diagonal = torch.tensor([abs(m - i) for i in range(n)], dtype=F64)
-    return (
-        torch.diag(diagonal)
-        + torch.diag(torch.ones(n - 1, dtype=F64), 1)
-        + torch.diag(torch.ones(n - 1, dtype=F64), -1)
-    )
-
-
-def clement(n: int) -> torch.Tensor:
-    """Clement's symmetric tridiagonal matrix: eigenvalues +-(n-1), +-(n-3), ... (a closed form)."""
-    off = torch.tensor([math.sqrt((i + 1) * (n - 1 - i)) for i in range(n - 1)], dtype=F64)
-    return torch.diag(off, 1) + torch.diag(off, -1)
-
-
-def riemann(n: int) -> torch.Tensor:
-    """Higham's Riemann matrix (``a_ij = i - 1`` where ``i | j``, else ``-1``, for ``i, j = 2..n+1``)."""
-    a = -torch.ones(n, n, dtype=F64)
-    for i in range(2, n + 2):
-        for j in range(i, n + 2, i):
-            a[i - 2, j - 2] = i - 1
-    return a
-
-
-# Not (wilkinson, krylov): its top pair, 7e-14 apart (3 ulps of ||J||), is one eigenvalue to a Krylov run
+# Not (wilkinson, krylov): its top pair, 7e-14 apart (30 u ||J||), is one eigenvalue to a Krylov run
 # that stops at round-off, and the Ritz value can sit inside the pair, off the top member by more than the
 # second-order bound (README "Limits of the bounds"); the dense path computes both members.
 @pytest.mark.parametrize(
@@ -272,7 +203,7 @@ def olmstead_like(n: int) -> torch.Tensor:
     b[:2, :2] = torch.tensor([[1.6065, 0.0617], [-0.0617, 1.6065]], dtype=F64)
     b[2:, 2:] = stiff
     b[0, 2:6] = 0.5
-    q = _orthogonal(n, 1)
+    q = orthogonal(n, 1)
     return q @ b @ q.T
 
 
