@@ -78,7 +78,8 @@ def _options(params: dict[str, Any]):
         if isinstance(value, bool) and key in ("quiet", "debug") and not value:
             value = None  # an unset flag must not override the config file
         command_line[key] = value
-    from_file = {str(k).replace("-", "_") for k in config} - {k for k, v in command_line.items() if v is not None}
+    keys = {"operator_options" if k == "options" else k for k in (str(k).replace("-", "_") for k in config)}
+    from_file = keys - {k for k, v in command_line.items() if v is not None}
     options = merge_options(command_line, config, config_path)
     if "operator" in from_file and options.operator is not None:
         # Named here, where the file that set it is known (loading the checkpoint would name the checkpoint).
@@ -96,6 +97,20 @@ def _naming_the_config(exc: UsageError, from_file: set[str], config_path: str | 
     if config_path is None or not flags & from_file:
         return exc
     return UsageError(f"{config_path}: {exc}")
+
+
+def _naming_the_options(report, from_file: set[str], config: object):
+    """A checkpoint's operator factory that refused options of the config file: the error names that file
+    too (the checkpoint is where it failed, the file is what to fix)."""
+    if config is None or "operator_options" not in from_file:
+        return report
+    errors = tuple(
+        dataclasses.replace(e, error=f"{e.error} (the operator options came from {config})")
+        if "operator factory failed" in e.error
+        else e
+        for e in report.errors
+    )
+    return dataclasses.replace(report, errors=errors)
 
 
 def _progress_enabled(options) -> bool:
@@ -232,6 +247,7 @@ def _run(command: str, target: Path, own: dict[str, Any], shared: dict[str, Any]
                 from spectral_probe.scan import run_scan
 
                 report = run_scan(str(target), options, progress=_progress_enabled(options))
+                report = _naming_the_options(report, from_file, shared.get("config"))
             else:
                 from spectral_probe.audit import run_audit
 

@@ -131,3 +131,15 @@ def test_a_bad_value_from_the_config_file_names_the_config_file(tmp_path, line: 
     assert code == 2, output
     first = output.strip().splitlines()[-1]
     assert first.startswith(f"error: {config}: ") and problem in first, first
+
+
+def test_operator_options_the_factory_refuses_name_the_config_file(tmp_path) -> None:
+    checkpoint = write_checkpoint(
+        tmp_path / "m.safetensors",
+        {"A": -torch.eye(4, dtype=torch.float64), "z_star": torch.zeros(4)},
+        operator="linear",
+    )
+    config = tmp_path / "settings.yaml"
+    config.write_text("options:\n  height: 3\n")
+    code, _, output = run_cli("scan", checkpoint, "--config", config)
+    assert code == 2 and str(config) in output and str(checkpoint) in output, output

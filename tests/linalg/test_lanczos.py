@@ -53,7 +53,9 @@ def check_against_truth(a: np.ndarray, result, which: str, nev: int, dtype: torc
     # Symmetric: an eigenvalue lies within ||r|| of each Ritz value; it must be the WANTED one.
     got = result.values.double().numpy()
     assert np.all(np.abs(got - truth) <= res + 20 * eps * norm), (got, truth)
-    assert 0 < float(result.norm_estimate) <= norm * (1 + 20 * eps)
+    # A lower bound of ||A||_2, up to the rounding of the Rayleigh quotient it comes from (a block basis
+    # after restarts: a few dozen u ||A||).
+    assert 0 < float(result.norm_estimate) <= norm * (1 + 100 * eps)
 
 
 # ------------------------------------------------------------------------------------------------------
