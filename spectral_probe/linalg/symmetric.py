@@ -316,29 +316,35 @@ class _Lanczos:
         return False
 
     def result(self, tol: float) -> EigResult:
-        bad, batch, nev, n = self.bad, self.batch, self.nev, self.n
-        converged = (self.out_res <= tol * self.norm_est.unsqueeze(-1)) & ~bad.unsqueeze(-1)
-        nan = float("nan")
-        residuals = torch.where(bad.unsqueeze(-1), nan, self.out_res).reshape(*batch, nev)
-        info = ConvergenceInfo(
-            converged=converged.reshape(*batch, nev),
-            residuals=residuals,
-            matvecs=self.counter.count,
-            iterations=self.restarts,
-            tol=tol,
-            norm_estimate=self.norm_est.reshape(batch),
-            estimates=self.out_est.reshape(*batch, nev),
-            breakdowns=self.breakdowns.reshape(batch),
-            nonfinite=bad.reshape(batch),
-            true_residual_retries=self.failed.reshape(batch),
-            krylov_dim=self.m,
-            true_checks=self.true_checks,
-        )
-        return EigResult(
-            values=torch.where(bad.unsqueeze(-1), nan, self.out_vals).reshape(*batch, nev),
-            vectors=torch.where(bad[..., None, None], nan, self.out_vecs).reshape(*batch, nev, n),
-            info=info,
-        )
+        return frozen_result(self, tol, estimates=self.out_est)
+
+
+def frozen_result(run, tol: float, estimates: torch.Tensor | None = None) -> EigResult:
+    """The :class:`EigResult` of a symmetric run's frozen answer (``run``: a Lanczos or block Lanczos
+    state with ``out_vals``, ``out_vecs``, ``out_res``, ``bad``, ``norm_est`` and the counters); NaN where
+    the operator returned non-finite numbers."""
+    bad, batch, nev, n = run.bad, run.batch, run.nev, run.n
+    converged = (run.out_res <= tol * run.norm_est.unsqueeze(-1)) & ~bad.unsqueeze(-1)
+    nan = float("nan")
+    info = ConvergenceInfo(
+        converged=converged.reshape(*batch, nev),
+        residuals=torch.where(bad.unsqueeze(-1), nan, run.out_res).reshape(*batch, nev),
+        matvecs=run.counter.count,
+        iterations=run.restarts,
+        tol=tol,
+        norm_estimate=run.norm_est.reshape(batch),
+        estimates=None if estimates is None else estimates.reshape(*batch, nev),
+        breakdowns=run.breakdowns.reshape(batch),
+        nonfinite=bad.reshape(batch),
+        true_residual_retries=run.failed.reshape(batch),
+        krylov_dim=run.m,
+        true_checks=run.true_checks,
+    )
+    return EigResult(
+        values=torch.where(bad.unsqueeze(-1), nan, run.out_vals).reshape(*batch, nev),
+        vectors=torch.where(bad[..., None, None], nan, run.out_vecs).reshape(*batch, nev, n),
+        info=info,
+    )
 
 
 def lanczos(

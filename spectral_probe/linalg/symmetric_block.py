@@ -42,8 +42,8 @@ import torch
 
 from spectral_probe.linalg.defaults import DEFAULTS
 from spectral_probe.linalg.krylov import orthogonalize
-from spectral_probe.linalg.result import ConvergenceInfo, CountingMatvec, EigResult, Matvec, default_tol
-from spectral_probe.linalg.symmetric import _random_orthonormal
+from spectral_probe.linalg.result import CountingMatvec, EigResult, Matvec, default_tol
+from spectral_probe.linalg.symmetric import _random_orthonormal, frozen_result
 from spectral_probe.linalg.threads import single_threaded
 
 __all__ = ["block_lanczos"]
@@ -223,24 +223,4 @@ class _BlockLanczos:
                 self.restart(theta, y, rows)
 
     def result(self) -> EigResult:
-        bad, batch, nev, n = self.bad, self.batch, self.nev, self.n
-        nan = float("nan")
-        converged = (self.out_res <= self.tol * self.norm_est.unsqueeze(-1)) & ~bad.unsqueeze(-1)
-        info = ConvergenceInfo(
-            converged=converged.reshape(*batch, nev),
-            residuals=torch.where(bad.unsqueeze(-1), nan, self.out_res).reshape(*batch, nev),
-            matvecs=self.counter.count,
-            iterations=self.restarts,
-            tol=self.tol,
-            norm_estimate=self.norm_est.reshape(batch),
-            breakdowns=self.breakdowns.reshape(batch),
-            nonfinite=bad.reshape(batch),
-            true_residual_retries=self.failed.reshape(batch),
-            krylov_dim=self.m,
-            true_checks=self.true_checks,
-        )
-        return EigResult(
-            values=torch.where(bad.unsqueeze(-1), nan, self.out_vals).reshape(*batch, nev),
-            vectors=torch.where(bad[..., None, None], nan, self.out_vecs).reshape(*batch, nev, n),
-            info=info,
-        )
+        return frozen_result(self, self.tol)
