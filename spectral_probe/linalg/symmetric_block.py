@@ -7,16 +7,19 @@ For a symmetric ``A`` and a block of ``p`` start vectors ``X0 = [x_1 .. x_p]``, 
 ``p`` independent random starts misses an eigenvector only where ALL of them miss it, the protection of
 ``p`` separate runs compared with each other, and it needs fewer products than those runs (each start's
 directions help the others converge). The basis ``V_j`` (orthonormal rows) grows by one block ``Q`` a
-step; the products ``A V_j`` are kept, so the Rayleigh quotient ``H_j = V_j^T A V_j`` is formed from
-them (two new rows and columns a step) and every Ritz pair ``(theta, V_j^T y)`` has its residual
+step, with the block Krylov relation
 
-    ``||A V_j^T y - theta V_j^T y|| = ||(A V_j)^T y - theta V_j^T y||``
+    ``A V_j^T = V_j^T H_j + Q_next^T R E_last^T``,        ``H_j = V_j A V_j^T`` (symmetric),
 
-from products already made (no recurrence to trust: exact Rayleigh-Ritz on the space).
+where ``A Q_last = V_j c + Q_next R`` is the last block's product orthogonalized against the basis
+(``c`` fills the new columns of ``H``, ``R`` is ``p x p``). A Ritz pair ``(theta, V_j^T y)`` of ``H_j``
+therefore has the residual ``||R y_last||`` (``y_last`` the coordinates on the last block): the estimate
+that decides convergence without a matvec, confirmed by a TRUE one before anything is reported.
 
 Thick restart (the block form of Wu & Simon's): when the basis is full, keep the ``k`` best Ritz
-vectors ``Y_k^T V_j`` with their products ``Y_k^T (A V_j)``; the next block, orthogonalized against the
-whole old basis before the restart, is orthogonal to the kept one, and ``H`` restarts as ``diag(theta_k)``.
+vectors ``Y_k^T V_j``; the next block, orthogonalized against the whole old basis before the restart,
+is orthogonal to the kept one, ``H`` restarts as ``diag(theta_k)`` and the next products' coefficients
+on the kept vectors give the coupling back (``A V_kept^T = V_kept^T Theta_k + Q_next^T (R E_last^T Y_k)``).
 
 Implementation choices
 ----------------------
@@ -28,9 +31,11 @@ Implementation choices
   that random direction has had its say (starts inside an invariant subspace that misses the top
   eigenvector would otherwise return its top). When the basis holds all ``n`` dimensions every Ritz
   pair is exact.
+* Full reorthogonalization (every product against the whole basis), so ``H`` is the Rayleigh quotient
+  to working precision and the estimates hold.
 * Convergence is NORMWISE (``||r|| <= tol * norm_estimate``, the largest ``|theta|`` seen) on the
-  residuals from the kept products, then confirmed by one batched matvec on the wanted Ritz vectors
-  (the TRUE residuals reported). A disagreement tightens that problem's threshold tenfold, three of them
+  estimates, then confirmed by one batched matvec on the wanted Ritz vectors (the TRUE residuals
+  reported). A disagreement tightens that problem's threshold tenfold, three of them
   stop it with ``converged=False``.
 * The whole batch steps in lockstep (one block size, one basis size); a problem that is done keeps its
   answer.
@@ -66,7 +71,7 @@ def block_lanczos(
     """The ``nev`` largest (``"LA"``) or smallest (``"SA"``) ALGEBRAIC eigenpairs ``A x = lambda x`` of a
     symmetric operator, from ONE block Krylov space of the ``p`` starts ``x0 [*batch, p, n]``.
 
-    Block thick-restart Lanczos with exact Rayleigh-Ritz on the kept products (module docstring).
+    Block thick-restart Lanczos with full reorthogonalization (module docstring).
     ``krylov_dim`` is the basis size ``m`` (default ``DEFAULTS.krylov_dim``, clipped to ``n``), ``tol``
     the normwise tolerance (default ``default_tol(x0.dtype)``), ``max_restarts`` the thick restarts
     allowed (default ``DEFAULTS.max_restarts``); ``generator`` draws the vectors that replace a
@@ -94,13 +99,21 @@ def block_lanczos(
 
 @single_threaded()
 def _ritz(h: torch.Tensor, which: str) -> tuple[torch.Tensor, torch.Tensor]:
-    """Eigenpairs of the symmetric projected matrix, best (by ``which``) first."""
-    theta, y = torch.linalg.eigh((h + h.mT) / 2)  # ascending
+    """Eigenpairs of the projected matrix, best (by ``which``) first: ``h`` holds ``V^T A V`` in its upper
+    triangle (column ``c`` = the coefficients of ``A v_c``), mirrored so that ``eigh`` sees it symmetric."""
+    theta, y = torch.linalg.eigh(torch.triu(h) + torch.triu(h, diagonal=1).mT)  # ascending
     return (theta.flip(-1), y.flip(-1)) if which == "LA" else (theta, y)
 
 
 class _BlockLanczos:
-    """The state of one block Lanczos run over a flat batch ``[B]`` (see :func:`block_lanczos`)."""
+    """The state of one block Lanczos run over a flat batch ``[B]`` (see :func:`block_lanczos`).
+
+    ``V [B, m + p, n]`` holds the basis (rows ``0..j-1``) and the next block (rows ``j..j+p-1``); ``H``
+    the Rayleigh quotient ``V^T A V`` (upper triangle, from the orthogonalization coefficients of each
+    product); ``R [B, p, p]`` the coupling of the last block's products to the next block,
+    ``A Q_last = V c + Q_next R``, so a Ritz vector ``V^T y`` has the residual ``||R y_last||`` (the block
+    Krylov relation), confirmed by a true matvec before it is reported.
+    """
 
     def __init__(self, matvec: Matvec, x0: torch.Tensor, which: str, nev: int, m: int, tol: float, gen) -> None:
         self.batch, (p, n) = tuple(x0.shape[:-2]), x0.shape[-2:]
@@ -110,10 +123,9 @@ class _BlockLanczos:
         self.p = min(p, n)
         self.counter = CountingMatvec(matvec, batch_ndim=len(self.batch))
         self.op = lambda x: self.counter(x.reshape(*self.batch, *x.shape[1:])).reshape(x.shape)
-        # V: the basis (rows 0..j-1) and the next block (rows j..j+p-1); AV: the products of the basis.
         self.V = x0.new_zeros((B, m + self.p, n))
-        self.AV = x0.new_zeros((B, m, n))
         self.H = x0.new_zeros((B, m, m))
+        self.R = x0.new_zeros((B, self.p, self.p))
         self.j, self.restarts, self.true_checks = 0, 0, 0
         zeros = torch.zeros(B, dtype=torch.long, device=x0.device)
         self.breakdowns, self.failed = zeros.clone(), zeros.clone()
@@ -124,54 +136,60 @@ class _BlockLanczos:
         self.out_vals = x0.new_full((B, nev), float("nan"))
         self.out_vecs = x0.new_full((B, nev, n), float("nan"))
         self.out_res = x0.new_full((B, nev), float("nan"))
-        self._orthonormalize(x0[:, : self.p], rows=self.p)
+        self._next_block(x0[:, : self.p], self.p, column=None)
 
-    def _orthonormalize(self, block: torch.Tensor, rows: int) -> torch.Tensor:
-        """Write ``block``'s first ``rows`` vectors, orthonormalized against the basis and each other, as
-        the next block (rows ``j..j+rows-1`` of ``V``); a vector in the span becomes a random one.
-        Returns, per problem, whether one did (a breakdown)."""
+    def _next_block(self, block: torch.Tensor, rows: int, column: int | None) -> torch.Tensor:
+        """Orthonormalize ``block`` against the basis and each other; the first ``rows`` results become the
+        next block (rows ``j..j+rows-1`` of ``V``), a vector numerically in the span a random one. Where
+        ``block`` is ``A Q_last`` (``column``: the first column of the last block), its coefficients on the
+        basis fill ``H`` and those on the next block ``R``. Returns, per problem, whether a breakdown
+        happened."""
+        j = self.j
         broke = torch.zeros_like(self.done)
-        for i in range(rows):
-            top = self.j + i
-            basis = self.V[:, :top]
-            o = orthogonalize(basis, block[:, i])
+        if column is not None:
+            self.R.zero_()
+        for i in range(block.shape[1]):
+            top = j + min(i, rows)
+            o = orthogonalize(self.V[:, :top], block[:, i])
+            if column is not None:
+                self.H[:, :j, column + i] = o.coefficients[:, :j]
+                self.R[:, : top - j, i] = o.coefficients[:, j:]
+            if i >= rows:  # no room left in the space (n reached): only the coefficients count
+                continue
             lost = o.in_span | ~(o.norm > 0) | ~torch.isfinite(o.norm)
             unit = o.vector / torch.where(lost, torch.ones_like(o.norm), o.norm).unsqueeze(-1)
+            if column is not None:
+                self.R[:, i, i] = torch.where(lost, torch.zeros_like(o.norm), o.norm)
             if bool(lost.any()):
                 self.breakdowns += lost.long()
                 broke |= lost
-                unit = torch.where(lost.unsqueeze(-1), _random_orthonormal(basis, self.generator, unit), unit)
+                unit = torch.where(lost.unsqueeze(-1), _random_orthonormal(self.V[:, :top], self.generator, unit), unit)
             self.V[:, top] = unit
         return broke
 
-    def step(self, rows: int) -> None:
-        """Apply ``A`` to the next block, extend ``A V`` and the Rayleigh quotient ``H = V^T A V``."""
+    def step(self, rows: int) -> int:
+        """Apply ``A`` to the next block: it joins the basis. Returns the first column of that block."""
         j = self.j
-        q = self.V[:, j : j + rows]
-        aq = self.op(q)
+        aq = self.op(self.V[:, j : j + rows])
         self.bad |= ~torch.isfinite(aq).flatten(1).all(-1)
-        aq = torch.where(self.bad[:, None, None], torch.zeros_like(aq), aq)
-        self.AV[:, j : j + rows] = aq
-        coupling = self.V[:, : j + rows] @ aq.mT  # [B, j + rows, rows] = V^T A Q
-        self.H[:, : j + rows, j : j + rows] = coupling
-        self.H[:, j : j + rows, : j + rows] = coupling.mT
+        self.last = torch.where(self.bad[:, None, None], torch.zeros_like(aq), aq)
         self.j = j + rows
+        return j
 
-    def wanted(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Ritz values and coefficients (best first), the wanted Ritz vectors and their residuals from the
-        kept products."""
+    def wanted(self, rows: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Ritz values and coefficients (best first) and the wanted pairs' residual estimates ``||R y_last||``."""
         j, nev = self.j, self.nev
         theta, y = _ritz(self.H[:, :j, :j], self.which)
         self.norm_est = torch.maximum(self.norm_est, theta.abs().amax(-1))
-        coef = y[..., :nev].mT  # [B, nev, j]
-        vectors = coef @ self.V[:, :j]
-        residuals = torch.linalg.vector_norm(coef @ self.AV[:, :j] - theta[..., :nev, None] * vectors, dim=-1)
-        return theta, y, vectors, residuals
+        y_last = y[:, j - rows : j, :nev]  # [B, rows, nev]
+        estimates = torch.linalg.vector_norm(self.R[:, :, :rows] @ y_last, dim=-2)
+        return theta, y, estimates
 
-    def confirm(self, theta: torch.Tensor, vectors: torch.Tensor, candidates: torch.Tensor) -> None:
+    def confirm(self, theta: torch.Tensor, y: torch.Tensor, candidates: torch.Tensor) -> None:
         """TRUE residuals of the wanted Ritz vectors by one batched matvec; the answer of ``candidates`` that
         pass is frozen, and a disagreement tightens that problem's threshold."""
         self.true_checks += 1
+        vectors = y[..., : self.nev].mT @ self.V[:, : self.j]
         true = torch.linalg.vector_norm(self.op(vectors) - theta[..., : self.nev, None] * vectors, dim=-1)
         passed = (true <= self.tol * self.norm_est.unsqueeze(-1)).all(-1)
         freeze = ~self.done & (candidates | self.bad)
@@ -190,7 +208,6 @@ class _BlockLanczos:
         keep = y[..., :k].mT  # [B, k, j]
         nxt = self.V[:, j : j + rows].clone()
         self.V[:, :k] = keep @ self.V[:, :j]
-        self.AV[:, :k] = keep @ self.AV[:, :j]
         self.V[:, k : k + rows] = nxt
         self.H.zero_()
         self.H[:, :k, :k] = torch.diag_embed(theta[..., :k])
@@ -199,24 +216,23 @@ class _BlockLanczos:
     def run(self, max_restarts: int) -> EigResult:
         rows = self.p
         while True:
-            self.step(rows)
-            last = self.AV[:, self.j - rows : self.j].clone()  # A Q of the block just applied
-            rows = min(rows, self.n - self.j)
+            column = self.step(rows)
+            applied, rows = rows, min(rows, self.n - self.j)
             # The next block: A Q orthogonalized against the whole basis (before any restart, so it is
             # orthogonal to the kept Ritz vectors too). Where it breaks down the space is invariant: its
             # Ritz pairs are exact but not necessarily the wanted ones (the starts may have missed the
             # top eigenvector), so they are judged only after a step with the random replacements.
-            broke = self._orthonormalize(last, rows)
+            broke = self._next_block(self.last, rows, column)
             if self.j < self.nev:  # fewer Ritz pairs than wanted so far
                 continue
-            theta, y, vectors, residuals = self.wanted()
+            theta, y, estimates = self.wanted(applied)
             complete = self.j == self.n
-            converged = (residuals <= (self.thresh * self.norm_est).unsqueeze(-1)).all(-1)
+            converged = (estimates <= (self.thresh * self.norm_est).unsqueeze(-1)).all(-1)
             candidates = (converged & ~broke) | complete
             full = self.j + rows > self.m
             exhausted = complete or (full and self.restarts >= max_restarts)
             if bool((candidates | self.done).all()) or exhausted:
-                self.confirm(theta, vectors, candidates | exhausted)
+                self.confirm(theta, y, candidates | exhausted)
                 if bool(self.done.all()) or exhausted:
                     return self.result()
             if full:
