@@ -17,6 +17,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import tracemalloc
 import types
 from pathlib import Path
@@ -33,7 +34,7 @@ from spectral_probe.audit import run_audit
 from spectral_probe.audit.journal import Journal
 from spectral_probe.cli import app
 from spectral_probe.config import ProbeOptions
-from spectral_probe.errors import OutputError
+from spectral_probe.errors import InputError, OutputError
 from spectral_probe.gate import evaluate
 from spectral_probe.report import json_report
 from spectral_probe.results import Report
@@ -356,3 +357,31 @@ def test_a_real_full_tmpfs_is_exit_2_naming_the_journal(tmp_path: Path) -> None:
     lines = journal_lines(saved / "audit.jsonl")
     assert lines[: len(kept)] == kept
     assert sorted(Path(e["checkpoint"]).name for e in lines) == sorted(f"step_{k}.safetensors" for k in range(10))
+
+
+def test_an_interrupt_that_a_probe_swallows_still_stops_the_audit_with_nothing_of_it_journaled(tmp_path):
+    # User code (or a library) may catch Ctrl-C's KeyboardInterrupt and turn it into another error: the
+    # audit must not journal that checkpoint as done (an error row that --resume would keep) and go on.
+    if signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
+        pytest.skip("the test runner replaced Python's SIGINT handler")
+    run = tmp_path / "run"
+    for step in range(1, 5):
+        write_fake(run / f"step_{step}.safetensors", [STABLE], step=step)
+    journal = tmp_path / "audit.jsonl"
+    probed = []
+
+    def swallowing_probe(path: str, options: ProbeOptions, **kwargs: Any) -> Any:
+        probed.append(path)
+        if len(probed) == 2:
+            try:
+                os.kill(os.getpid(), signal.SIGINT)
+                signal.pthread_kill(threading.main_thread().ident, 0)  # let the handler run here
+            except KeyboardInterrupt:
+                raise InputError(path, "the operator failed (it was interrupted)") from None
+        return fake_probe(path, options, **kwargs)
+
+    with pytest.raises(KeyboardInterrupt):
+        run_audit(str(run), ProbeOptions(jsonl=str(journal), warm_start=False), probe_fn=swallowing_probe)
+    assert len(probed) == 2 and len(journal_lines(journal)) == 1  # the first checkpoint only
+    report = run_audit(str(run), ProbeOptions(jsonl=str(journal), resume=True), probe_fn=fake_probe)
+    assert report.reproducibility["audit"]["resumed"] == 1 and not report.errors and len(report.results) == 4

@@ -70,6 +70,7 @@ def kill_after_new_line(process: subprocess.Popen, journal: Path, seen: int, sig
     process.send_signal(sig)
     _, stderr = process.communicate(timeout=60)
     assert b"Traceback" not in stderr, stderr.decode()
+    kill_after_new_line.stderr = stderr.decode(errors="replace")  # said by the asserts of the exit code
     return process.returncode
 
 
@@ -80,7 +81,7 @@ def test_sigint_then_sigkill_then_resume_loses_and_repeats_nothing(tmp_path: Pat
     journal = tmp_path / "audit.jsonl"
 
     code = kill_after_new_line(start(tmp_path / "run", journal, operator), journal, 0, signal.SIGINT)
-    assert code == 130  # Ctrl-C: stopped cleanly, the CLI says so
+    assert code == 130, kill_after_new_line.stderr  # Ctrl-C: stopped cleanly, the CLI says so
     after_sigint = journal_lines(journal)
     assert 1 <= len(after_sigint) < CHECKPOINTS
 

@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-from collections.abc import Sequence
+import signal
+import threading
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from spectral_probe.audit.discovery import (
@@ -64,7 +66,11 @@ def run_audit(
     resumed = len(outcomes)
     todo = [p for p in paths if p not in outcomes]
 
-    with progress_bar(progress, len(paths), resumed) as (describe, advance), contextlib.ExitStack() as stack:
+    with (
+        progress_bar(progress, len(paths), resumed) as (describe, advance),
+        contextlib.ExitStack() as stack,
+        _remembered_interrupt() as interrupted,
+    ):
         if journal is not None:
             journal.open()
             stack.callback(journal.close)
@@ -74,6 +80,8 @@ def run_audit(
                 )
 
         def finished(outcome: Outcome) -> None:
+            if interrupted.is_set():  # this outcome may hold an interrupt some code turned into an error
+                raise KeyboardInterrupt
             if journal is not None:
                 journal.append(outcome, fingerprint)
             # Keep no warm start in the table of outcomes: only the next probe needs it.
@@ -100,6 +108,31 @@ def run_audit(
     if shard is not None:
         reproducibility["audit"]["shard"] = {"shard": str(shard), "of_checkpoints": len(found)}
     return assemble_report(ordered, directory, options, reproducibility)
+
+
+@contextlib.contextmanager
+def _remembered_interrupt() -> Iterator[threading.Event]:
+    """Ctrl-C raises KeyboardInterrupt as always, and is also remembered: user code or a library may
+    catch it, or turn it into another error (an error row, a "bad input"), and then the audit would go
+    on and journal that checkpoint as done. A remembered interrupt stops the audit at the next
+    checkpoint boundary, with nothing of the interrupted checkpoint journaled (exit 130, ``--resume``
+    redoes it). Only where Python's own handler is in place (the main thread of a CLI run)."""
+    interrupted = threading.Event()
+    if threading.current_thread() is not threading.main_thread() or (
+        signal.getsignal(signal.SIGINT) is not signal.default_int_handler
+    ):
+        yield interrupted
+        return
+
+    def remember(signum: int, frame: Any) -> None:
+        interrupted.set()
+        signal.default_int_handler(signum, frame)
+
+    previous = signal.signal(signal.SIGINT, remember)
+    try:
+        yield interrupted
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def patterns(options: ProbeOptions) -> list[str]:
