@@ -48,13 +48,9 @@ import torch
 from spectral_probe.linalg.defaults import DEFAULTS
 from spectral_probe.linalg.krylov import orthogonalize
 from spectral_probe.linalg.result import CountingMatvec, EigResult, Matvec, default_tol
-from spectral_probe.linalg.symmetric import _random_orthonormal, frozen_result
-from spectral_probe.linalg.threads import single_threaded
+from spectral_probe.linalg.symmetric import _MAX_FAILED_CHECKS, _WHICH, _random_orthonormal, _ritz, frozen_result
 
 __all__ = ["block_lanczos"]
-
-_WHICH = ("LA", "SA")
-_MAX_FAILED_CHECKS = 3
 
 
 def block_lanczos(
@@ -95,14 +91,6 @@ def block_lanczos(
     if generator is None:
         generator = torch.Generator(device=x0.device).manual_seed(0xB10C)
     return _BlockLanczos(matvec, x0, which, nev, m, tol, generator).run(max_restarts)
-
-
-@single_threaded()
-def _ritz(h: torch.Tensor, which: str) -> tuple[torch.Tensor, torch.Tensor]:
-    """Eigenpairs of the projected matrix, best (by ``which``) first: ``h`` holds ``V^T A V`` in its upper
-    triangle (column ``c`` = the coefficients of ``A v_c``), mirrored so that ``eigh`` sees it symmetric."""
-    theta, y = torch.linalg.eigh(torch.triu(h) + torch.triu(h, diagonal=1).mT)  # ascending
-    return (theta.flip(-1), y.flip(-1)) if which == "LA" else (theta, y)
 
 
 class _BlockLanczos:
@@ -167,14 +155,14 @@ class _BlockLanczos:
             self.V[:, top] = unit
         return broke
 
-    def step(self, rows: int) -> int:
-        """Apply ``A`` to the next block: it joins the basis. Returns the first column of that block."""
+    def step(self, rows: int) -> tuple[int, torch.Tensor]:
+        """Apply ``A`` to the next block: it joins the basis. Returns the first column of that block and
+        its products (zero for a problem whose operator returned non-finite numbers)."""
         j = self.j
         aq = self.op(self.V[:, j : j + rows])
         self.bad |= ~torch.isfinite(aq).flatten(1).all(-1)
-        self.last = torch.where(self.bad[:, None, None], torch.zeros_like(aq), aq)
         self.j = j + rows
-        return j
+        return j, torch.where(self.bad[:, None, None], torch.zeros_like(aq), aq)
 
     def wanted(self, rows: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Ritz values and coefficients (best first) and the wanted pairs' residual estimates ``||R y_last||``."""
@@ -202,7 +190,7 @@ class _BlockLanczos:
         self.done |= (candidates & passed) | (self.failed >= _MAX_FAILED_CHECKS) | self.bad
 
     def restart(self, theta: torch.Tensor, y: torch.Tensor, rows: int) -> None:
-        """Keep the best ``k`` Ritz vectors and their products; the next block moves up behind them."""
+        """Keep the best ``k`` Ritz vectors (``H`` becomes their Ritz values); the next block moves up behind."""
         j = self.j
         k = max(self.nev + rows, (self.m - rows) // 2)
         keep = y[..., :k].mT  # [B, k, j]
@@ -216,13 +204,13 @@ class _BlockLanczos:
     def run(self, max_restarts: int) -> EigResult:
         rows = self.p
         while True:
-            column = self.step(rows)
+            column, products = self.step(rows)
             applied, rows = rows, min(rows, self.n - self.j)
             # The next block: A Q orthogonalized against the whole basis (before any restart, so it is
             # orthogonal to the kept Ritz vectors too). Where it breaks down the space is invariant: its
             # Ritz pairs are exact but not necessarily the wanted ones (the starts may have missed the
             # top eigenvector), so they are judged only after a step with the random replacements.
-            broke = self._next_block(self.last, rows, column)
+            broke = self._next_block(products, rows, column)
             if self.j < self.nev:  # fewer Ritz pairs than wanted so far
                 continue
             theta, y, estimates = self.wanted(applied)

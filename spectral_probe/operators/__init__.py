@@ -111,8 +111,11 @@ def unknown_operator(spec: object) -> str | None:
     if spec in BUILTINS or ":" in spec:
         return None
     plugins = _plugin_entry_points()
-    if spec in plugins:
-        return None
+    return None if spec in plugins else _unknown_name(spec, plugins)
+
+
+def _unknown_name(spec: str, plugins: Mapping[str, Any]) -> str:
+    """The message for a plain name that is no registered operator, with the ones that are."""
     known = ", ".join([*BUILTINS, *sorted(plugins)])
     return (
         f"unknown operator '{spec}' (registered operators: {known}; "
@@ -153,11 +156,7 @@ def resolve_operator(
             )
         raise InputError(path, f"unknown operator '{spec}' in the checkpoint metadata (registered operators: {known})")
     if ":" not in spec:
-        raise InputError(
-            path,
-            f"unknown operator '{spec}' (registered operators: {known}; or give package.module:factory "
-            "or path/to/file.py:factory)",
-        )
+        raise InputError(path, _unknown_name(spec, plugins))
     target, attr = spec.rsplit(":", 1)
     if not target or not attr:
         raise InputError(path, f"malformed operator '{spec}': expected MODULE:ATTR or FILE.py:ATTR")
