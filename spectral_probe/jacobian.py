@@ -172,6 +172,14 @@ class JacobianOperators:
         """``M^T u = u + eps J_F^T u``."""
         return u + self.eps * self.jf_t(u)
 
+    def restricted(self, rows: list[int]) -> JacobianOperators:
+        """The same linearization at the fixed points ``rows`` alone (the few problems of a batch that need
+        another solve), set up anew on those rows: its own ``setup_matvecs``, the same ``nc_force``,
+        ``c``, ``eps`` and mode."""
+        return JacobianOperators(
+            self.nc_force, self.z_star[rows], self.c, self.eps, self.mode, chunk_size=self.chunk_size, path=self.path
+        )
+
     def dense_jacobian(self, chunk_size: int | None = None) -> Tensor:
         """``J_nc`` at every fixed point, ``[B, n, n]``, ``chunk_size`` rows or columns at a time (default:
         about 4M elements per chunk, to bound memory); costs ``n`` products per fixed point.

@@ -47,7 +47,7 @@ from spectral_probe.linalg.result import ConvergenceInfo, CountingMatvec, EigRes
 from spectral_probe.linalg.ritz import (
     CheckSchedule,
     Ritz,
-    analyze,
+    analyze_many,
     estimates_converged,
     real_basis,
     thick_restart,
@@ -228,9 +228,9 @@ class _KrylovSchur:
         if not due:
             return
         Hc = self.fact.H[due].detach().to(device="cpu", dtype=self.small)
-        for b, Hb in zip(due, Hc, strict=True):
-            k = sizes[b]
-            r = analyze(Hb[: k + 1, :k], self.targets, _VECTOR_FRACTION * self.tol, self.norm_est[b])
+        Hbars = [Hb[: sizes[b] + 1, : sizes[b]] for b, Hb in zip(due, Hc, strict=True)]
+        analyses = analyze_many(Hbars, self.targets, _VECTOR_FRACTION * self.tol, [self.norm_est[b] for b in due])
+        for b, r in zip(due, analyses, strict=True):
             if r is None:
                 continue  # the test at the full basis reports the failure
             self.norm_est[b] = max(self.norm_est[b], r.hnorm)
@@ -242,8 +242,10 @@ class _KrylovSchur:
     def analyze_all(self, problems: list[int]) -> None:
         """Ritz pairs of every listed problem; a problem whose estimates all pass is done."""
         Hc = self.fact.H.detach().to(device="cpu", dtype=self.small)
-        for b in problems:
-            r = analyze(Hc[b], self.targets, _VECTOR_FRACTION * self.tol, self.norm_est[b])
+        analyses = analyze_many(
+            [Hc[b] for b in problems], self.targets, _VECTOR_FRACTION * self.tol, [self.norm_est[b] for b in problems]
+        )
+        for b, r in zip(problems, analyses, strict=True):
             self.ritz[b] = r
             if r is None:
                 self.failed[b] = True
@@ -329,7 +331,7 @@ class _KrylovSchur:
             )
             # The Krylov estimate said converged but the true residual disagrees (rounding accumulated
             # over restarts): restart those problems explicitly, a bounded number of times.
-            converged_any = self.extracted[3]
+            converged_any = self.extracted.converged
             retry = [
                 b
                 for b in range(self.B)
@@ -358,7 +360,7 @@ class _KrylovSchur:
 
     def results(self) -> dict[str, EigResult]:
         """``{target.name: EigResult}`` from the extracted pairs, one shared :class:`ConvergenceInfo` base."""
-        values, vectors, residuals, _ = self.extracted
+        values, vectors, images, residuals, _ = self.extracted
         batch, B, nev, n, dtype = self.batch, self.B, self.nev, self.n, self.dtype
         norm_t = torch.tensor(self.norm_est, dtype=dtype, device=self.device).reshape(batch)
         out: dict[str, EigResult] = {}
@@ -391,5 +393,5 @@ class _KrylovSchur:
                 ritz_values=ritz_values.reshape(*batch, self.m),
             )
             vals, vecs = values[t_i].reshape(*batch, nev), vectors[t_i].reshape(*batch, nev, n)
-            out[t.name] = EigResult(values=vals, vectors=vecs, info=info)
+            out[t.name] = EigResult(values=vals, vectors=vecs, info=info, images=images[t_i].reshape(*batch, nev, n))
         return out

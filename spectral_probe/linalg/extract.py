@@ -10,14 +10,27 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from typing import NamedTuple
 
 import torch
 
 from spectral_probe.linalg.ritz import Ritz
 
-__all__ = ["true_residuals"]
+__all__ = ["Extracted", "true_residuals"]
 
 Apply = Callable[[torch.Tensor], torch.Tensor]
+
+
+class Extracted(NamedTuple):
+    """Per target: ``values [B, nev]``, unit ``vectors [B, nev, n]``, their ``images`` ``A x`` (the explicit
+    products of the true residuals, ``[B, nev, n]``) and TRUE ``residuals [B, nev]``; per problem whether
+    every target's residuals meet the tolerance."""
+
+    values: list[torch.Tensor]
+    vectors: list[torch.Tensor]
+    images: list[torch.Tensor]
+    residuals: list[torch.Tensor]
+    converged: list[bool]
 
 
 def _is_rep(r: Ritz, i: int) -> bool:
@@ -76,12 +89,13 @@ def true_residuals(
     norm_est: list[float],
     tol: float,
     mv_per: list[int],
-) -> tuple[list[torch.Tensor], list[torch.Tensor], list[torch.Tensor], list[bool]]:
-    """Per target: values ``[B, nev]``, unit vectors ``[B, nev, n]`` and TRUE residuals ``[B, nev]``;
-    and per problem whether every target's residuals meet ``tol * norm_est`` (updates ``norm_est`` with
-    ``||A x||`` and ``mv_per`` with the matvecs spent)."""
+) -> Extracted:
+    """The wanted pairs of every target with their images and TRUE residuals; converged means every
+    target's residuals meet ``tol * norm_est`` (updates ``norm_est`` with ``||A x||`` and ``mv_per`` with
+    the matvecs spent)."""
     reps = _representatives(ritz, failed, nev)
     vec: list[dict[int, torch.Tensor]] = [{} for _ in ritz]
+    img: list[dict[int, torch.Tensor]] = [{} for _ in ritz]
     res: list[dict[int, float]] = [{} for _ in ritz]
     for slot in range(max((len(x) for x in reps), default=0)):
         picks = [(b, r, reps[b][slot]) for b, r in enumerate(ritz) if r is not None and slot < len(reps[b])]
@@ -91,10 +105,11 @@ def true_residuals(
             res[b][i] = float(torch.linalg.vector_norm(AX[b] - theta * X[b]))
             # Fix the free phase: the largest entry real positive (deterministic, comparable output).
             k = int(torch.argmax(X[b].abs()))
-            vec[b][i] = X[b] * (X[b][k] / X[b][k].abs()).conj()
+            phase = (X[b][k] / X[b][k].abs()).conj()
+            vec[b][i], img[b][i] = X[b] * phase, AX[b] * phase
             # The true residual also refines the lower bound on ||A||: ||A x|| <= ||A|| for unit x.
             norm_est[b] = max(norm_est[b], float(torch.linalg.vector_norm(AX[b])))
-    return _by_target(ritz, failed, n_targets, nev, V, vec, res, norm_est, tol)
+    return _by_target(ritz, failed, n_targets, nev, V, vec, img, res, norm_est, tol)
 
 
 def _by_target(
@@ -104,17 +119,20 @@ def _by_target(
     nev: int,
     V: torch.Tensor,
     vec: list[dict[int, torch.Tensor]],
+    img: list[dict[int, torch.Tensor]],
     res: list[dict[int, float]],
     norm_est: list[float],
     tol: float,
-) -> tuple[list[torch.Tensor], list[torch.Tensor], list[torch.Tensor], list[bool]]:
-    """Arrange the applied vectors by target, best first (NaN values, infinite residuals if failed)."""
+) -> Extracted:
+    """Arrange the applied vectors by target, best first (NaN values, infinite residuals if failed); a
+    conjugate takes its partner's vector and image conjugated (``A conj(x) = conj(A x)``)."""
     B, n, device, dtype = V.shape[0], V.shape[-1], V.device, V.dtype
     cdtype = dtype.to_complex()
-    values, vectors, residuals = [], [], []
+    values, vectors, images, residuals = [], [], [], []
     for t_i in range(n_targets):
         vals = torch.full((B, nev), complex("nan"), dtype=cdtype, device=device)
         vecs = torch.full((B, nev, n), complex("nan"), dtype=cdtype, device=device)
+        imgs = torch.full((B, nev, n), complex("nan"), dtype=cdtype, device=device)
         rs = torch.full((B, nev), math.inf, dtype=dtype, device=device)
         for b, r in enumerate(ritz):
             if r is None or failed[b]:
@@ -123,11 +141,13 @@ def _by_target(
                 vals[b, k] = r.theta[i].to(cdtype)
                 rep = i if _is_rep(r, i) else r.partners[i]
                 vecs[b, k] = vec[b][rep] if rep == i else vec[b][rep].conj()
+                imgs[b, k] = img[b][rep] if rep == i else img[b][rep].conj()
                 rs[b, k] = res[b][rep]
         values.append(vals)
         vectors.append(vecs)
+        images.append(imgs)
         residuals.append(rs)
     converged = [
         not failed[b] and all(bool((r_t[b] <= tol * norm_est[b]).all()) for r_t in residuals) for b in range(B)
     ]
-    return values, vectors, residuals, converged
+    return Extracted(values, vectors, images, residuals, converged)

@@ -84,7 +84,7 @@ def central_difference_jvp(f: Fn, z: Tensor, v: Tensor) -> Tensor:
     return torch.where(zero.unsqueeze(-1), torch.zeros_like(diff), diff)
 
 
-def fd_jvp_rel_err(f: Fn, jvp: Fn, z: Tensor, directions: Tensor) -> Tensor:
+def fd_jvp_rel_err(f: Fn, jvp: Fn, z: Tensor, directions: Tensor, *, jv: Tensor | None = None) -> Tensor:
     """Max over directions of ``||J v - fd(v)|| / max(||fd(v)||, ||J v||, tiny)``, per problem.
 
     ``z`` is ``[B, n]``, ``directions`` is ``[B, k, n]`` (or ``[k, n]``, shared by the B problems),
@@ -93,11 +93,12 @@ def fd_jvp_rel_err(f: Fn, jvp: Fn, z: Tensor, directions: Tensor) -> Tensor:
     rule that wrongly returns 0 (or a wrong nonzero ``J v`` where ``fd(v) = 0``) scores 1 rather than
     ``||J v|| / tiny``, and ``f`` exactly constant along ``v`` scores 0. A central difference is
     accurate to about ``eps^(2/3)`` relative; a wrong rule scores ``O(1)``. Returns ``Tensor[B]``.
+    ``jv``: ``jvp(directions)`` where the caller has already made those products (then ``jvp`` is not called).
     """
     if directions.ndim == 2:
         directions = directions.unsqueeze(0).expand(z.shape[0], -1, -1)
     fd = central_difference_jvp(f, z.unsqueeze(-2), directions)
-    jv = jvp(directions)
+    jv = jvp(directions) if jv is None else jv
     tiny = torch.finfo(fd.dtype).tiny
     fd_norm = torch.linalg.vector_norm(fd, dim=-1)
     jv_norm = torch.linalg.vector_norm(jv, dim=-1)
@@ -105,15 +106,16 @@ def fd_jvp_rel_err(f: Fn, jvp: Fn, z: Tensor, directions: Tensor) -> Tensor:
     return _max_per_problem(err)
 
 
-def adjoint_rel_err(jvp: Fn, vjp: Fn, u: Tensor, v: Tensor) -> Tensor:
+def adjoint_rel_err(jvp: Fn, vjp: Fn, u: Tensor, v: Tensor, *, jv: Tensor | None = None) -> Tensor:
     """``|<u, J v> - <J^T u, v>| / (||J v|| ||u|| + ||J^T u|| ||v||)``, max over block vectors.
 
     The adjoint identity that guards the ``Sym(J)`` matvec (``(J v + J^T v) / 2``): ``vjp`` must be
     the transpose of ``jvp``. The normalization bounds both inner products (Cauchy-Schwarz), so the
     ratio is in ``[0, 1]`` and never relative to ``<u, J v>``, which can be 0. ``u``, ``v``
     ``[B, *block, n]`` (random, independent); returns ``Tensor[B]``. Exactly 0 when ``J = 0``.
+    ``jv``: ``jvp(v)`` where the caller has already made it.
     """
-    jv = jvp(v)
+    jv = jvp(v) if jv is None else jv
     jtu = vjp(u)
     lhs = (u * jv).sum(dim=-1)
     rhs = (jtu * v).sum(dim=-1)
@@ -123,14 +125,15 @@ def adjoint_rel_err(jvp: Fn, vjp: Fn, u: Tensor, v: Tensor) -> Tensor:
     return _max_per_problem(err)
 
 
-def determinism_error(matvec: Fn, v: Tensor) -> Tensor:
+def determinism_error(matvec: Fn, v: Tensor, *, first: Tensor | None = None) -> Tensor:
     """``||A v - A v|| / max(||A v||, tiny)`` for the same matvec applied twice, per problem.
 
     Dropout left on, a nondeterministic kernel or a stale cache make a matvec differ between calls and
     break Krylov methods silently; this is the cheap probe to run before them. ``v`` ``[B, *block, n]``;
-    returns ``Tensor[B]`` (the max over block vectors).
+    returns ``Tensor[B]`` (the max over block vectors). ``first``: ``matvec(v)`` from an earlier call,
+    where the caller has it (one product instead of two).
     """
-    first = matvec(v)
+    first = matvec(v) if first is None else first
     second = matvec(v)
     denom = torch.clamp(
         torch.maximum(torch.linalg.vector_norm(first, dim=-1), torch.linalg.vector_norm(second, dim=-1)),

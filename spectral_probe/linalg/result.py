@@ -18,7 +18,7 @@ linear solver (GMRES) in a :class:`LinearSolveResult`. A diagnostic a solver doe
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, fields, replace
 from typing import Generic, TypeVar, overload
 
 import torch
@@ -134,11 +134,34 @@ class EigResult(_Converging):
     vectors: ``[*batch, k, n]``, unit 2-norm rows (complex where ``values`` is complex).
     info:    :class:`ConvergenceInfo`; ``residuals``, ``converged``, ``matvecs``, ``iterations``,
              ``tol`` and ``norm_estimate`` read through to it.
+    images:  ``[*batch, k, n]`` the explicit products ``A v`` of the vectors where the solver made them
+             for the true residuals (Krylov-Schur), else None: a caller that needs ``A v`` (a residual
+             vector, a Rayleigh quotient) has it without another product.
     """
 
     values: torch.Tensor
     vectors: torch.Tensor
     info: ConvergenceInfo
+    images: torch.Tensor | None = None
+
+    def with_rows(self, rows: list[int], other: EigResult) -> EigResult:
+        """This result with problems ``rows`` of a flat batch ``[B]`` taken from ``other`` (a solve of
+        those problems alone, ``[len(rows)]``): every per-problem field is replaced row by row; ``matvecs``
+        and ``iterations`` become the sums of the two solves (what a replaced problem paid in all)."""
+        index = torch.tensor(rows, dtype=torch.long, device=self.values.device)
+
+        def merged(mine: object, theirs: object) -> object:
+            if not (isinstance(mine, torch.Tensor) and isinstance(theirs, torch.Tensor)) or mine.ndim == 0:
+                return mine
+            out = mine.clone()
+            out[index.to(mine.device)] = theirs.to(mine.dtype)
+            return out
+
+        changes = {f.name: merged(getattr(self.info, f.name), getattr(other.info, f.name)) for f in fields(self.info)}
+        changes.update(matvecs=self.matvecs + other.matvecs, iterations=self.iterations + other.iterations)
+        info = replace(self.info, **changes)
+        images = None if self.images is None or other.images is None else merged(self.images, other.images)
+        return EigResult(merged(self.values, other.values), merged(self.vectors, other.vectors), info, images)  # type: ignore[arg-type]
 
 
 @dataclass(frozen=True)

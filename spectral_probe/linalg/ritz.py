@@ -65,7 +65,6 @@ class Ritz:
     hnorm: float  # ||H_bar||_2 <= ||A||_2
 
 
-@single_threaded()
 def analyze(Hbar: torch.Tensor, targets: Sequence[Target], vec_rtol: float, norm_floor: float) -> Ritz | None:
     """Ritz pairs of ``H_m`` with the Krylov residual ``||Hbar y - theta [y; 0]||`` of each; None if
     ``H`` is not finite.
@@ -78,17 +77,52 @@ def analyze(Hbar: torch.Tensor, targets: Sequence[Target], vec_rtol: float, norm
     recomputed per cluster of Ritz values as the smallest right singular vectors of
     ``H_m - c I`` (``c`` the cluster's centre): an orthonormal basis of the cluster's near null space.
     """
-    if not bool(torch.isfinite(Hbar).all()):
-        return None
+    return analyze_many([Hbar], targets, vec_rtol, [norm_floor])[0]
+
+
+@single_threaded()
+def analyze_many(
+    Hbars: Sequence[torch.Tensor], targets: Sequence[Target], vec_rtol: float, norm_floors: Sequence[float]
+) -> list[Ritz | None]:
+    """:func:`analyze` of several problems' ``Hbar`` (one ``norm_floor`` each): those of one size share
+    ONE batched ``eig`` and ``||.||_2`` (a batch of Krylov-Schur problems tests many at once, and a call
+    per problem would cost more than the batched product it decides on)."""
+    out: list[Ritz | None] = [None] * len(Hbars)
+    by_size: dict[tuple[int, ...], list[int]] = {}
+    for i, Hbar in enumerate(Hbars):
+        if bool(torch.isfinite(Hbar).all()):
+            by_size.setdefault(tuple(Hbar.shape), []).append(i)
+    for members in by_size.values():
+        H = torch.stack([Hbars[i] for i in members])
+        m = H.shape[-1]
+        hm = H[:, :m, :]
+        theta, Y = torch.linalg.eig(hm)
+        Y = Y / torch.linalg.vector_norm(Y, dim=-2, keepdim=True)
+        eig_res = torch.linalg.vector_norm(hm.to(Y.dtype) @ Y - Y * theta.unsqueeze(-2), dim=-2)
+        hnorms = torch.linalg.matrix_norm(H, ord=2).tolist()
+        for g, i in enumerate(members):
+            out[i] = _ritz(H[g], theta[g], Y[g], eig_res[g], hnorms[g], targets, vec_rtol, norm_floors[i])
+    return out
+
+
+def _ritz(
+    Hbar: torch.Tensor,
+    theta: torch.Tensor,
+    Y: torch.Tensor,
+    eig_res: torch.Tensor,
+    hnorm: float,
+    targets: Sequence[Target],
+    vec_rtol: float,
+    norm_floor: float,
+) -> Ritz:
+    """One problem's :class:`Ritz` from its eigendecomposition (``Y`` unit columns, ``eig_res`` their
+    ``||H_m y - theta y||``), poor vectors recomputed per cluster (see :func:`analyze`)."""
     m = Hbar.shape[1]
     hm, h = Hbar[:m, :], Hbar[m, :]
-    theta, Y = torch.linalg.eig(hm)
-    Y = Y / torch.linalg.vector_norm(Y, dim=0, keepdim=True)
     hmc = hm.to(Y.dtype)
-    eig_res = torch.linalg.vector_norm(hmc @ Y - Y * theta, dim=0)
-    hnorm = float(torch.linalg.matrix_norm(Hbar, ord=2))
     bad = (eig_res > vec_rtol * max(hnorm, norm_floor)).nonzero().flatten().tolist()
     if bad:
+        Y = Y.clone()
         radius = math.sqrt(float(torch.finfo(hm.dtype).eps)) * max(hnorm, float(theta.abs().max()))
         done: set[int] = set()
         eye = torch.eye(m, dtype=Y.dtype)

@@ -47,6 +47,8 @@ from spectral_probe.linalg.threads import serial_if_small, single_threaded
 
 # Sweeps without progress before a problem is declared stagnated.
 _WINDOW = 20
+# A given image of the start is used where the start's R factor has min |R_ii| >= max |R_ii| / this.
+_IMAGE_MAX_CONDITION = 1e3
 
 
 def _orth(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -76,6 +78,7 @@ def block_rayleigh_ritz(
     *,
     tol: float | None = None,
     max_iters: int | None = None,
+    x0_image: torch.Tensor | None = None,
 ) -> EigResult:
     """The ``p`` largest-modulus Ritz pairs of a general real operator by block subspace iteration.
 
@@ -89,6 +92,9 @@ def block_rayleigh_ritz(
             answer is exact after one sweep).
         tol: normwise tolerance on the leading Ritz pair's TRUE residual (default ``default_tol``).
         max_iters: maximum number of sweeps (``p`` matvecs each; default ``DEFAULTS.block_max_iters``).
+        x0_image: ``M x0`` where the caller already holds it (explicit products made for another purpose):
+            the first sweep then takes ``M X = R^-T (M x0)`` (``x0 = R^T X``, the QR of the start) and
+            costs no matvec.
 
     Returns:
         :class:`EigResult` with complex ``values [*batch, p]`` ordered by modulus (largest first, a
@@ -107,7 +113,8 @@ def block_rayleigh_ritz(
     eps = torch.finfo(dtype).eps
     cdtype = torch.complex128 if dtype == torch.float64 else torch.complex64
     op = CountingMatvec(matvec, batch_ndim=len(batch))
-    x, _ = _orth(x0)
+    x, r0 = _orth(x0)
+    first_image = None if x0_image is None else _image_of_orth(x0_image[..., : x.shape[-2], :], r0)
     norm_est = x0.new_zeros(batch)
     done, stagnated, bad = (torch.zeros(batch, dtype=torch.bool, device=device) for _ in range(3))
     sweep_of = torch.zeros(batch, dtype=torch.long, device=device)
@@ -121,12 +128,7 @@ def block_rayleigh_ritz(
 
     sweeps = 0
     for sweeps in range(1, max_iters + 1):  # noqa: B007 (the count is reported)
-        y = op(x)
-        # A non-finite block has a non-finite norm: one reduction, no separate isfinite pass.
-        finite = torch.isfinite(torch.linalg.vector_norm(y, dim=(-2, -1)))
-        if not bool(finite.all()):
-            bad |= ~finite & ~done
-            y = torch.where(finite[..., None, None], y, torch.zeros_like(y))
+        y, bad = _finite(op(x) if first_image is None or sweeps > 1 else first_image, bad, done)
         mu, u, res = _rayleigh_ritz(x, y, cdtype)
         x, r = _orth(y)
         # ||M X||_2 for orthonormal X is sigma_max(R); |mu| is a lower bound of ||M|| too.
@@ -150,6 +152,26 @@ def block_rayleigh_ritz(
         if bool(done.all()):
             break
     return _result(out_vals, out_vecs, out_res, bad, norm_est, tol, op.count, sweeps, stagnated, sweep_of, rho_history)
+
+
+def _finite(y: torch.Tensor, bad: torch.Tensor, done: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``y`` with the blocks of problems that turned non-finite zeroed, and ``bad`` updated with them."""
+    # A non-finite block has a non-finite norm: one reduction, no separate isfinite pass.
+    finite = torch.isfinite(torch.linalg.vector_norm(y, dim=(-2, -1)))
+    if bool(finite.all()):
+        return y, bad
+    return torch.where(finite[..., None, None], y, torch.zeros_like(y)), bad | (~finite & ~done)
+
+
+def _image_of_orth(x0_image: torch.Tensor, r: torch.Tensor) -> torch.Tensor | None:
+    """``M X`` for the orthonormal rows ``X`` of :func:`_orth` from ``M x0``: ``x0 = R^T X`` row-wise, so
+    ``M X = R^-T (M x0)`` (a triangular solve on ``p x p``); None where ``R`` is too far from well
+    conditioned (the first sweep then makes its products)."""
+    diagonal = torch.diagonal(r, dim1=-2, dim2=-1).abs()
+    if not bool((diagonal.amin(-1) >= _IMAGE_MAX_CONDITION**-1 * diagonal.amax(-1)).all()):
+        return None  # a start of (nearly) deficient rank: the solve would amplify the image's rounding
+    image = torch.linalg.solve_triangular(r.mT, x0_image.to(r.dtype), upper=False)
+    return image if bool(torch.isfinite(image).all()) else None
 
 
 def _validate(x0: torch.Tensor, max_iters: int | None) -> tuple[torch.Tensor, int]:

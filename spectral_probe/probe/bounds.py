@@ -35,6 +35,9 @@ from spectral_probe.tolerances import Tolerances
 #: defective: a normal matrix's multiple eigenvalue has kappa = 1, and a cluster of overlapping disks
 #: whose vectors are this far from orthogonal is, to the arithmetic, one Jordan block.
 DEFECTIVE_CONDITION = 10.0
+#: A Ritz value whose first-order error ``||r|| kappa`` is within this factor of ``sqrt(||r|| ||J||)`` is
+#: treated as nearly defective (see :func:`krylov_bound`).
+DEFECTIVE_SLACK = 0.1
 
 
 @dataclass(frozen=True)
@@ -193,9 +196,11 @@ def krylov_bound(pair: RitzPair, scale: float, tolerances: Tolerances) -> EigenB
     looser = max(pair.left_residual - pair.residual, 0.0)
     spread = max(spread - looser * condition, 0.0) if math.isfinite(condition) else spread
     first_order = residual * condition
-    # Half the residual's digits lost or more (kappa^2 ||r|| >= ||J||): to this arithmetic the
-    # eigenvalue is as sensitive as a double, defective one (whose error is sqrt(||r|| ||J||)).
-    defective = first_order >= math.sqrt(residual * max(1.0, scale))
+    # Half the residual's digits lost or more, to within one digit (kappa^2 ||r|| >= ||J|| / 100): to this
+    # arithmetic the eigenvalue is as sensitive as a double, defective one (whose error is
+    # sqrt(||r|| ||J||)). The digit of slack: an exact Jordan block rounded to a residual at the floor
+    # has kappa^2 ||r|| ~ ||J|| itself, on either side of the line by the luck of the rounding.
+    defective = first_order >= DEFECTIVE_SLACK * math.sqrt(residual * max(1.0, scale))
     cap = elsner_bound(residual, scale, n)
     estimate = first_order
     if defective:

@@ -33,21 +33,33 @@ def matvec_checks(ops: JacobianOperators, options: ProbeOptions, random: Callabl
     adjoint identity ``<u, J v> = <J^T u, v>`` between it and the vjp: both products the solvers use are
     refereed on random directions, with no forward-mode AD on the default path (a fast start)."""
     batch, n = ops.z_star.shape
-    probe_vectors = random(batch, n)
-    nondeterminism = determinism_error(ops.jf, probe_vectors)
+    probe_vectors = random(batch, 1, n)
     directions = random(batch, options.fd_directions, n)
     notes: tuple[str, ...] = ()
-    if options.matvec == "autograd":
-        fd_err = fd_jvp_rel_err(ops.force, ops.jvp, ops.z_star, directions)
-        adj_err = adjoint_rel_err(ops.jvp, ops.vjp, random(batch, n), random(batch, n))
+    if options.matvec == "autograd" and options.fd_directions > 0:
+        # One J v per direction serves all three: the central differences along the directions, the
+        # adjoint identity with the first one (v) and a random u, and determinism (J v of v again, on a
+        # block of the same shape: a kernel may round a wider block differently, by more than 100 u).
+        v = directions[:, :1]
+        jv_first = ops.jvp(v)
+        jv = torch.cat([jv_first, ops.jvp(directions[:, 1:])], dim=1) if options.fd_directions > 1 else jv_first
+        fd_err = fd_jvp_rel_err(ops.force, ops.jvp, ops.z_star, directions, jv=jv)
+        adj_err = adjoint_rel_err(ops.jvp, ops.vjp, random(batch, 1, n), v, jv=jv_first)
+        nondeterminism = determinism_error(ops.jvp, v, first=jv_first)
+        # central differences (2 forces) and J v per direction, J^T u, J v of v again
+        matvecs = 3 * options.fd_directions + 2
+    elif options.matvec == "autograd":
+        fd_err = fd_jvp_rel_err(ops.force, ops.jvp, ops.z_star, directions)  # no direction: 0
+        adj_err = adjoint_rel_err(ops.jvp, ops.vjp, random(batch, 1, n), probe_vectors)
+        nondeterminism = determinism_error(ops.jvp, probe_vectors)
+        matvecs = 4
     else:
+        nondeterminism = determinism_error(ops.jf, probe_vectors)
         fd_err = adj_err = None
         notes = ("--matvec fd: the matvec is the finite-difference referee itself; no fd/adjoint check",)
-    # What the checks cost, per fixed point: the products of the set-up (ops.setup_matvecs), the
-    # determinism probe (2 J v), central differences (2 forces per direction) and J v on every
-    # direction, the adjoint test (J v and J^T u).
-    matvecs = ops.setup_matvecs + 2 + (3 * options.fd_directions + 2 if options.matvec == "autograd" else 0)
-    return MatvecChecks(nondeterminism, fd_err, adj_err, matvecs, notes)
+        matvecs = 2
+    # What the checks cost per fixed point, with the products of the set-up (ops.setup_matvecs).
+    return MatvecChecks(nondeterminism, fd_err, adj_err, ops.setup_matvecs + matvecs, notes)
 
 
 def judge(name: str, kind: str, value: float | None, bound: float | None, reason: str, **details: object) -> Check:

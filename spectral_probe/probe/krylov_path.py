@@ -115,13 +115,18 @@ def _pairs(right: EigResult, second: EigResult, b: int, residual_vector: torch.T
 
 
 def _residual_vectors(ops: JacobianOperators, run: _Run, result: EigResult) -> torch.Tensor:
-    """``r = J_F x - mu x`` of the leading Ritz pair, ``[B, n]`` complex (two jvps: Re x and Im x)."""
+    """``r = J_F x - mu x`` of the leading Ritz pair, ``[B, n]`` complex: from the product ``J_F x`` that
+    Krylov-Schur made for its true residual (``result.images``), else two jvps (Re x and Im x)."""
     x = result.vectors[..., 0, :]
     x = x if x.is_complex() else x.to(torch.complex128 if x.dtype == torch.float64 else torch.complex64)
-    applied = ops.jf(torch.stack([x.real, x.imag], dim=-2).contiguous())
-    run.counts["jvp"] += 2
+    if result.images is not None:
+        image = result.images[..., 0, :].to(x.dtype)
+    else:
+        applied = ops.jf(torch.stack([x.real, x.imag], dim=-2).contiguous())
+        run.counts["jvp"] += 2
+        image = torch.complex(applied[..., 0, :], applied[..., 1, :])
     mu = result.values[..., 0].to(x.dtype).unsqueeze(-1)
-    return torch.complex(applied[..., 0, :], applied[..., 1, :]) - mu * x
+    return image - mu * x
 
 
 def _second_run(ops: JacobianOperators, run: _Run, targets: tuple, right: dict, noise: torch.Tensor) -> dict:
@@ -139,13 +144,18 @@ def _second_run(ops: JacobianOperators, run: _Run, targets: tuple, right: dict, 
     # to a residual s gives to a relative s kappa / gap. The reported values come from the J_F run.
     second = krylov_schur(ops.jf_t, blend(warm, noise), targets=targets, **{**run.krylov, "tol": _check_tol(run)})
     run.counts["vjp"] += next(iter(second.values())).matvecs
-    if _check_tol(run) > run.krylov["tol"] and _ill_conditioned(right, second, targets):
+    ill = _ill_conditioned(right, second, targets) if _check_tol(run) > run.krylov["tol"] else []
+    if ill:
         # An ill-conditioned eigenvalue: the looser run's value moves by ||s|| kappa, more than the
         # agreement and the bound can absorb, and the first-order picture itself is in doubt. Then the
-        # referee runs on to the full tolerance, from the left vectors it has (rare: kappa > 10).
-        refined = _warm_vector(second, targets)
-        second = krylov_schur(ops.jf_t, refined, targets=targets, **run.krylov)
-        run.counts["vjp"] += next(iter(second.values())).matvecs
+        # referee runs on to the full tolerance, from the left vectors it has (rare: kappa > 10), for
+        # those fixed points alone (in a batch the others would follow it in lockstep for nothing).
+        sub = ops if len(ill) == run.batch else ops.restricted(ill)
+        if sub is not ops:
+            run.counts["vjp"] += sub.setup_matvecs
+        refined = krylov_schur(sub.jf_t, _warm_vector(second, targets)[ill], targets=targets, **run.krylov)
+        run.counts["vjp"] += next(iter(refined.values())).matvecs
+        second = {name: second[name].with_rows(ill, refined[name]) for name in second}
     return second
 
 
@@ -157,13 +167,14 @@ def _warm_vector(result: dict, targets: tuple) -> torch.Tensor:
     return torch.where(same.unsqueeze(-1), lead_vector, _unit(lead_vector) + _unit(alpha_vector))
 
 
-def _ill_conditioned(right: dict, left: dict, targets: tuple) -> bool:
-    """Some target's ``kappa = 1 / |w^T x|`` (left and right unit vectors) exceeds DEFECTIVE_CONDITION."""
+def _ill_conditioned(right: dict, left: dict, targets: tuple) -> list[int]:
+    """The problems where some target's ``kappa = 1 / |w^T x|`` (left and right unit vectors) exceeds
+    DEFECTIVE_CONDITION."""
+    ill = torch.zeros(right[targets[0].name].values.shape[0], dtype=torch.bool)
     for t in targets:
         overlap = (left[t.name].vectors[..., 0, :] * right[t.name].vectors[..., 0, :]).sum(-1).abs()
-        if bool((~(overlap * DEFECTIVE_CONDITION >= 1)).any()):  # NaN overlaps count as ill-conditioned
-            return True
-    return False
+        ill |= ~(overlap * DEFECTIVE_CONDITION >= 1).cpu()  # NaN overlaps count as ill-conditioned
+    return ill.nonzero().flatten().tolist()
 
 
 def _agreement(name: str, first: float, second: float, allowed: float, what: str, known: float | None = None) -> Check:

@@ -71,6 +71,32 @@ def _plane(arnoldi: EigResult, dtype: torch.dtype, random: Callable[..., torch.T
     return torch.stack([real, imag], dim=-2).detach()
 
 
+def _seeded_image(
+    ops: JacobianOperators, arnoldi: EigResult, seeded: torch.Tensor, eps: float
+) -> tuple[torch.Tensor | None, int]:
+    """``M`` applied to the seeded block, and the products it cost: the plane ``[Re x, Im x]`` from the
+    product ``J_F x`` that Krylov-Schur made for its true residual (``arnoldi.images``; ``J_F`` is real,
+    so ``J_F Re x = Re J_F x``), explicit products for the random columns (a real lead's second column,
+    the columns of a ``--block-size`` above 2). None (the sweep makes its own products) without images."""
+    if arnoldi.images is None:
+        return None, 0
+    jx = arnoldi.images[..., 0, :]
+    jx = jx if jx.is_complex() else jx.to(torch.complex128)
+    image = seeded[..., :2, :] + eps * torch.stack([jx.real, jx.imag], dim=-2).to(seeded.dtype)
+    mu = arnoldi.values[..., 0]
+    real_lead = ~(mu.imag != 0) if mu.is_complex() else torch.ones(mu.shape, dtype=torch.bool, device=mu.device)
+    products = 0
+    if bool(real_lead.any()):  # the random second column of a real lead's block (_plane)
+        random_column = ops.m(seeded[..., 1:2, :].contiguous())
+        image[..., 1:2, :] = torch.where(real_lead[..., None, None], random_column, image[..., 1:2, :])
+        products += 1
+    if seeded.shape[-2] > 2:
+        extra = seeded[..., 2:, :].contiguous()
+        image = torch.cat([image, ops.m(extra)], dim=-2)
+        products += extra.shape[-2]
+    return image, products
+
+
 def second_leading(arnoldi: EigResult, rho: list[float], eps: float, allowed: list[float]) -> list[bool]:
     """Per problem: is the best Ritz value of the final Krylov-Schur decomposition after ``lead`` (and
     its conjugate) within ``allowed`` of the leading modulus, ``|1 + eps theta| >= rho - allowed``? Two
@@ -100,8 +126,16 @@ class _Judge:
     allowed: list[float]
     confirmed: list[bool]
 
-    def run(self, ops: JacobianOperators, start: torch.Tensor, sweeps: int, problems: list[int]) -> None:
-        rr = block_rayleigh_ritz(ops.m, start, tol=self.tolerances.rayleigh_ritz_tol, max_iters=sweeps)
+    def run(
+        self,
+        ops: JacobianOperators,
+        start: torch.Tensor,
+        sweeps: int,
+        problems: list[int],
+        image: torch.Tensor | None = None,
+    ) -> None:
+        tol = self.tolerances.rayleigh_ritz_tol
+        rr = block_rayleigh_ritz(ops.m, start, tol=tol, max_iters=sweeps, x0_image=image)
         self.out.matvecs += rr.matvecs
         width = start.shape[-2]
         rho, scale, converged = rr.values[..., 0].abs().tolist(), rr.norm_estimate.tolist(), rr.converged[..., 0]
@@ -138,7 +172,9 @@ def confirm_rho(
     judge_run = _Judge(rho_arnoldi, rho_bounds, tolerances, out, [math.inf] * batch, [0.0] * batch, [False] * batch)
     plane = _plane(arnoldi, dtype, random)
     seeded = torch.cat([plane, random(batch, block_size - 2, n).to(dtype)], dim=-2) if block_size > 2 else plane
-    judge_run.run(ops, seeded, SEEDED_SWEEPS, list(range(batch)))
+    image, products = _seeded_image(ops, arnoldi, seeded, eps)
+    out.matvecs += products
+    judge_run.run(ops, seeded, SEEDED_SWEEPS, list(range(batch)), image)
     two_d = list(judge_run.confirmed)
     second = second_leading(arnoldi, rho_arnoldi, eps, judge_run.allowed)
     out.rr2_misleading = [flag or not ok for flag, ok in zip(second, two_d, strict=True)]

@@ -127,8 +127,10 @@ def test_classics_krylov_bound_holds_from_other_starts(tmp_path, name: str, n: i
 @pytest.mark.parametrize(("name", "n"), [("grcar", 32), ("frank", 12)])
 def test_classics_krylov_float32_bound_is_not_a_giant(tmp_path, name: str, n: int) -> None:
     # Well-conditioned (kappa 16 and 3), float32: the error is round-off of the products and varies
-    # by orders between starts (one start can land within 1e-7 by luck), so each start's bound is
-    # held to 100x the MEDIAN error of three starts, the error this arithmetic typically makes.
+    # by an order between starts (grcar-32: 2e-8 to 2e-7 over eight seeds, against a bound of 6e-6, the
+    # round-off floor u ||J|| kappa), so each start's bound is held to 100x the LARGEST error of three
+    # starts: the error this arithmetic makes, not the luckiest (a median of three was 4e-8 for one
+    # seed triple and 1.4e-7 for another).
     a = {"grcar": grcar, "frank": frank}[name](n)
     truth = mp_rightmost(name, n).real - 1
     runs = [
@@ -140,7 +142,7 @@ def test_classics_krylov_float32_bound_is_not_a_giant(tmp_path, name: str, n: in
     errors = sorted(abs(r["alpha"] - truth) for r in runs)
     for r in runs:
         assert r["alpha_condition"] < 100 and abs(r["alpha"] - truth) <= r["alpha_bound"]
-        assert r["alpha_bound"] <= 100 * errors[1], (r["alpha_bound"], errors)
+        assert r["alpha_bound"] <= 100 * errors[-1], (r["alpha_bound"], errors)
 
 
 # Not (wilkinson, krylov): its top pair, 7e-14 apart (30 u ||J||), is one eigenvalue to a Krylov run
