@@ -17,26 +17,39 @@ from spectral_probe.linalg.threads import single_threaded
 
 
 def order(score: torch.Tensor, theta: torch.Tensor) -> torch.Tensor:
-    """Indices of ``theta`` best first: score descending, ties (a conjugate pair) positive imag first."""
-    by_imag = torch.argsort(-theta.imag, stable=True)
-    by_score = torch.argsort(-score[by_imag], stable=True)
-    return by_imag[by_score]
+    """Indices of ``theta`` best first: score descending, ties (a conjugate pair) positive imag first
+    (on the last dimension: ``[..., k]``)."""
+    by_imag = torch.argsort(-theta.imag, dim=-1, stable=True)
+    by_score = torch.argsort(-score.gather(-1, by_imag), dim=-1, stable=True)
+    return by_imag.gather(-1, by_score)
 
 
-def partners(theta: torch.Tensor) -> list[int]:
-    """Index of each Ritz value's complex conjugate (itself for a real one).
+def _pair_score(score: torch.Tensor, mate: torch.Tensor) -> torch.Tensor:
+    """One score per conjugate pair (the larger of its members'): every target is conjugation-symmetric,
+    but ``|a + bi|`` and ``|a - bi|`` can differ by an ulp with their position in the array (vectorized
+    and scalar code paths), which would break the pair's tie at random instead of Im > 0 first."""
+    return torch.maximum(score, score.gather(-1, mate))
+
+
+def partners(theta: torch.Tensor) -> list:
+    """:func:`partner_index` as a list (``theta [k]``) or a list per row (``[G, k]``)."""
+    return partner_index(theta).tolist()
+
+
+def partner_index(theta: torch.Tensor) -> torch.Tensor:
+    """Index of each Ritz value's complex conjugate (itself for a real one), on the last dimension.
 
     LAPACK's real ``geev`` returns real eigenvalues with an imaginary part of exactly zero and complex
     ones in exactly conjugate pairs, so the test ``imag == 0`` is exact.
     """
-    k = theta.shape[0]
+    k = theta.shape[-1]
     is_complex = theta.imag != 0
-    dist = (theta[:, None] - theta.conj()[None, :]).abs()
-    dist[:, ~is_complex] = math.inf
-    dist.fill_diagonal_(math.inf)
-    nearest = torch.argmin(dist, dim=1) if k else torch.zeros(0, dtype=torch.long)
-    out = torch.where(is_complex, nearest, torch.arange(k))
-    return out.tolist()
+    dist = (theta.unsqueeze(-1) - theta.conj().unsqueeze(-2)).abs()
+    dist = dist.masked_fill(~is_complex.unsqueeze(-2), math.inf)
+    dist = dist.masked_fill(torch.eye(k, dtype=torch.bool, device=theta.device), math.inf)
+    itself = torch.arange(k, device=theta.device).expand_as(is_complex)
+    nearest = torch.argmin(dist, dim=-1) if k else itself
+    return torch.where(is_complex, nearest, itself)
 
 
 def real_basis(Y: torch.Tensor, kept: list[int]) -> torch.Tensor:
@@ -100,8 +113,12 @@ def analyze_many(
         Y = Y / torch.linalg.vector_norm(Y, dim=-2, keepdim=True)
         eig_res = torch.linalg.vector_norm(hm.to(Y.dtype) @ Y - Y * theta.unsqueeze(-2), dim=-2)
         hnorms = torch.linalg.matrix_norm(H, ord=2).tolist()
+        mate = partner_index(theta)
+        orders = [order(_pair_score(t.score(theta).to(torch.float64), mate), theta) for t in targets]
+        pairs = mate.tolist()
         for g, i in enumerate(members):
-            out[i] = _ritz(H[g], theta[g], Y[g], eig_res[g], hnorms[g], targets, vec_rtol, norm_floors[i])
+            ritz = _ritz(H[g], theta[g], Y[g], eig_res[g], hnorms[g], vec_rtol, norm_floors[i])
+            out[i] = Ritz(*ritz, [o[g] for o in orders], pairs[g], H[g, :m, :], H[g, m, :], hnorms[g])
     return out
 
 
@@ -111,12 +128,11 @@ def _ritz(
     Y: torch.Tensor,
     eig_res: torch.Tensor,
     hnorm: float,
-    targets: Sequence[Target],
     vec_rtol: float,
     norm_floor: float,
-) -> Ritz:
-    """One problem's :class:`Ritz` from its eigendecomposition (``Y`` unit columns, ``eig_res`` their
-    ``||H_m y - theta y||``), poor vectors recomputed per cluster (see :func:`analyze`)."""
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """One problem's ``theta``, unit ``Y`` and Krylov residual estimates, poor vectors recomputed per
+    cluster (see :func:`analyze`; ``eig_res`` are the columns' ``||H_m y - theta y||``)."""
     m = Hbar.shape[1]
     hm, h = Hbar[:m, :], Hbar[m, :]
     hmc = hm.to(Y.dtype)
@@ -136,8 +152,7 @@ def _ritz(
             done.update(members)
         eig_res = torch.linalg.vector_norm(hmc @ Y - Y * theta, dim=0)
     estimates = torch.sqrt((h.to(Y.dtype) @ Y).abs() ** 2 + eig_res**2)
-    orders = [order(t.score(theta).to(torch.float64), theta) for t in targets]
-    return Ritz(theta, Y, estimates, orders, partners(theta), hm, h, hnorm)
+    return theta, Y, estimates
 
 
 def wanted(ritz: Ritz, nev: int) -> list[int]:
