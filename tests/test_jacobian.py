@@ -355,3 +355,28 @@ def test_determinism_error() -> None:
 
     err = determinism_error(flaky, v)
     assert err.shape == (B,) and float(err.min()) > 1e-3
+
+
+@pytest.mark.parametrize("mode", ["autograd", "fd"])
+def test_restricted_operators_are_the_rows_of_the_batch(mode: str) -> None:
+    # The linearization at a subset of the fixed points (a batch's ill-conditioned problems, refereed
+    # alone) gives, row for row, the products of the whole batch; truth: torch.func.jacrev per row.
+    n, batch = 9, 4
+    g = torch.Generator().manual_seed(21)
+    w = torch.randn(n, n, generator=g, dtype=torch.float64) / 3
+    z = torch.randn(batch, n, generator=g, dtype=torch.float64)
+
+    def nc_force(x: torch.Tensor) -> torch.Tensor:
+        return w @ torch.tanh(x)
+
+    ops = JacobianOperators(nc_force, z, c=0.2, eps=0.5, mode=mode)
+    rows = [3, 1]
+    sub = ops.restricted(rows)
+    assert (sub.batch, sub.n, sub.c, sub.eps, sub.mode) == (2, n, 0.2, 0.5, mode)
+    v = torch.randn(2, 3, n, generator=g, dtype=torch.float64)
+    tol = 1e-6 if mode == "fd" else 1e-12
+    for i, b in enumerate(rows):
+        jac = torch.func.jacrev(nc_force)(z[b]) - 1.2 * torch.eye(n, dtype=torch.float64)
+        torch.testing.assert_close(sub.jf(v)[i], v[i] @ jac.T, rtol=tol, atol=tol)
+        if mode == "autograd":
+            torch.testing.assert_close(sub.jf_t(v)[i], v[i] @ jac, rtol=tol, atol=tol)
