@@ -146,13 +146,18 @@ class EigResult(_Converging):
 
     def with_rows(self, rows: list[int], other: EigResult) -> EigResult:
         """This result with problems ``rows`` of a flat batch ``[B]`` taken from ``other`` (a solve of
-        those problems alone, ``[len(rows)]``): every per-problem field is replaced row by row; ``matvecs``
-        and ``iterations`` become the sums of the two solves (what a replaced problem paid in all)."""
+        those problems alone, ``[len(rows)]``, by the same solver with the same ``nev`` and basis size):
+        every per-problem field is replaced row by row (``ValueError`` where the shapes differ);
+        ``matvecs`` and ``iterations`` become the sums of the two solves (what a replaced problem paid)."""
         index = torch.tensor(rows, dtype=torch.long, device=self.values.device)
 
         def merged(mine: object, theirs: object) -> object:
             if not (isinstance(mine, torch.Tensor) and isinstance(theirs, torch.Tensor)) or mine.ndim == 0:
                 return mine
+            if mine.shape[1:] != theirs.shape[1:]:
+                raise ValueError(
+                    f"rows of shape {list(theirs.shape[1:])} cannot replace rows of {list(mine.shape[1:])}"
+                )
             out = mine.clone()
             out[index.to(mine.device)] = theirs.to(mine.dtype)
             return out

@@ -5,6 +5,7 @@ the same computation without the reuse."""
 
 from __future__ import annotations
 
+import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -144,3 +145,12 @@ def test_rows_of_a_result_replaced_by_a_solve_of_those_problems_alone() -> None:
         )
     assert merged.matvecs == loose.matvecs + tight.matvecs
     assert merged.tol == loose.tol
+
+
+def test_rows_of_another_shape_are_refused() -> None:
+    a = _matrix(20, 13, batch=(2,))
+    x0 = torch.randn(2, 20, generator=torch.Generator().manual_seed(14), dtype=F64)
+    one = krylov_schur(_op(a), x0, targets=("LR",), nev=1)["LR"]
+    two = krylov_schur(_op(a[:1]), x0[:1], targets=("LR",), nev=2)["LR"]
+    with pytest.raises(ValueError, match="cannot replace"):
+        one.with_rows([0], two)
