@@ -31,11 +31,6 @@ def _pair_score(score: torch.Tensor, mate: torch.Tensor) -> torch.Tensor:
     return torch.maximum(score, score.gather(-1, mate))
 
 
-def partners(theta: torch.Tensor) -> list:
-    """:func:`partner_index` as a list (``theta [k]``) or a list per row (``[G, k]``)."""
-    return partner_index(theta).tolist()
-
-
 def partner_index(theta: torch.Tensor) -> torch.Tensor:
     """Index of each Ritz value's complex conjugate (itself for a real one), on the last dimension.
 

@@ -36,23 +36,20 @@ def matvec_checks(ops: JacobianOperators, options: ProbeOptions, random: Callabl
     probe_vectors = random(batch, 1, n)
     directions = random(batch, options.fd_directions, n)
     notes: tuple[str, ...] = ()
-    if options.matvec == "autograd" and options.fd_directions > 0:
+    if options.matvec == "autograd":
         # One J v per direction serves all three: the central differences along the directions, the
         # adjoint identity with the first one (v) and a random u, and determinism (J v of v again, on a
         # block of the same shape: a kernel may round a wider block differently, by more than 100 u).
-        v = directions[:, :1]
+        k = options.fd_directions
+        v = directions[:, :1] if k else probe_vectors
         jv_first = ops.jvp(v)
-        jv = torch.cat([jv_first, ops.jvp(directions[:, 1:])], dim=1) if options.fd_directions > 1 else jv_first
+        jv = torch.cat([jv_first, ops.jvp(directions[:, 1:])], dim=1) if k > 1 else jv_first[:, :k]
         fd_err = fd_jvp_rel_err(ops.force, ops.jvp, ops.z_star, directions, jv=jv)
         adj_err = adjoint_rel_err(ops.jvp, ops.vjp, random(batch, 1, n), v, jv=jv_first)
         nondeterminism = determinism_error(ops.jvp, v, first=jv_first)
-        # central differences (2 forces) and J v per direction, J^T u, J v of v again
-        matvecs = 3 * options.fd_directions + 2
-    elif options.matvec == "autograd":
-        fd_err = fd_jvp_rel_err(ops.force, ops.jvp, ops.z_star, directions)  # no direction: 0
-        adj_err = adjoint_rel_err(ops.jvp, ops.vjp, random(batch, 1, n), probe_vectors)
-        nondeterminism = determinism_error(ops.jvp, probe_vectors)
-        matvecs = 4
+        # central differences (2 forces) and J v per direction (v's own where there is none), J^T u,
+        # J v of v again
+        matvecs = 3 * k + 2 + (k == 0)
     else:
         nondeterminism = determinism_error(ops.jf, probe_vectors)
         fd_err = adj_err = None

@@ -114,19 +114,12 @@ def _pairs(right: EigResult, second: EigResult, b: int, residual_vector: torch.T
     return _Pair(ritz, c1, max(s1, s2), v2, c2)
 
 
-def _residual_vectors(ops: JacobianOperators, run: _Run, result: EigResult) -> torch.Tensor:
-    """``r = J_F x - mu x`` of the leading Ritz pair, ``[B, n]`` complex: from the product ``J_F x`` that
-    Krylov-Schur made for its true residual (``result.images``), else two jvps (Re x and Im x)."""
+def _residual_vectors(result: EigResult) -> torch.Tensor:
+    """``r = J_F x - mu x`` of the leading Ritz pair, ``[B, n]`` complex, from the product ``J_F x`` that
+    Krylov-Schur made for its true residual (``result.images``: no product)."""
+    assert result.images is not None  # Krylov-Schur always returns them
     x = result.vectors[..., 0, :]
-    x = x if x.is_complex() else x.to(torch.complex128 if x.dtype == torch.float64 else torch.complex64)
-    if result.images is not None:
-        image = result.images[..., 0, :].to(x.dtype)
-    else:
-        applied = ops.jf(torch.stack([x.real, x.imag], dim=-2).contiguous())
-        run.counts["jvp"] += 2
-        image = torch.complex(applied[..., 0, :], applied[..., 1, :])
-    mu = result.values[..., 0].to(x.dtype).unsqueeze(-1)
-    return image - mu * x
+    return result.images[..., 0, :] - result.values[..., 0].unsqueeze(-1) * x
 
 
 def _second_run(ops: JacobianOperators, run: _Run, targets: tuple, right: dict, noise: torch.Tensor) -> dict:
@@ -234,7 +227,7 @@ def _alpha_and_lead(
     right = krylov_schur(ops.jf, first_start, targets=targets, **run.krylov)
     run.counts["jvp"] += next(iter(right.values())).matvecs
     second = _second_run(ops, run, targets, right, noise)
-    residuals = [_residual_vectors(ops, run, right[t.name]) if ops.has_vjp else None for t in targets]
+    residuals = [_residual_vectors(right[t.name]) if ops.has_vjp else None for t in targets]
     mu_alpha: list[complex] = []
     mu_lead: list[complex] = []
     bounds: tuple[list[EigenBound | None], list[EigenBound | None]] = ([], [])

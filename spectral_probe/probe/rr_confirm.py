@@ -58,33 +58,31 @@ class RayleighRitzConfirmation:
     matvecs: int
 
 
-def _plane(arnoldi: EigResult, dtype: torch.dtype, random: Callable[..., torch.Tensor]) -> torch.Tensor:
+def _plane(
+    arnoldi: EigResult, dtype: torch.dtype, random: Callable[..., torch.Tensor]
+) -> tuple[torch.Tensor, torch.Tensor]:
     """``[Re x, Im x]`` of the leading Ritz vector, ``[B, 2, n]``: the invariant plane of a complex pair.
     A real lead (LAPACK returns it with an imaginary part of exactly zero) has a real ``x``: a random
     second column takes the place of ``Im x`` (the 2x2 projection is then triangular, ``lead`` on its
-    diagonal)."""
+    diagonal). Also returns which leads are real, ``[B]`` bool."""
     x, mu = arnoldi.vectors[..., 0, :], arnoldi.values[..., 0]
     x = x if x.is_complex() else x.to(torch.complex128)
     real, imag = x.real.to(dtype), x.imag.to(dtype)
-    is_real = (mu.imag == 0).unsqueeze(-1) if mu.is_complex() else torch.ones_like(real[..., :1], dtype=torch.bool)
-    imag = torch.where(is_real, random(*real.shape).to(dtype), imag)
-    return torch.stack([real, imag], dim=-2).detach()
+    is_real = (mu.imag == 0) if mu.is_complex() else torch.ones_like(real[..., 0], dtype=torch.bool)
+    imag = torch.where(is_real.unsqueeze(-1), random(*real.shape).to(dtype), imag)
+    return torch.stack([real, imag], dim=-2).detach(), is_real
 
 
 def _seeded_image(
-    ops: JacobianOperators, arnoldi: EigResult, seeded: torch.Tensor, eps: float
-) -> tuple[torch.Tensor | None, int]:
+    ops: JacobianOperators, arnoldi: EigResult, seeded: torch.Tensor, real_lead: torch.Tensor, eps: float
+) -> tuple[torch.Tensor, int]:
     """``M`` applied to the seeded block, and the products it cost: the plane ``[Re x, Im x]`` from the
     product ``J_F x`` that Krylov-Schur made for its true residual (``arnoldi.images``; ``J_F`` is real,
-    so ``J_F Re x = Re J_F x``), explicit products for the random columns (a real lead's second column,
-    the columns of a ``--block-size`` above 2). None (the sweep makes its own products) without images."""
-    if arnoldi.images is None:
-        return None, 0
+    so ``J_F Re x = Re J_F x``), explicit products for the random columns (the second column where
+    ``real_lead``, the columns of a ``--block-size`` above 2)."""
+    assert arnoldi.images is not None  # Krylov-Schur always returns them
     jx = arnoldi.images[..., 0, :]
-    jx = jx if jx.is_complex() else jx.to(torch.complex128)
     image = seeded[..., :2, :] + eps * torch.stack([jx.real, jx.imag], dim=-2).to(seeded.dtype)
-    mu = arnoldi.values[..., 0]
-    real_lead = ~(mu.imag != 0) if mu.is_complex() else torch.ones(mu.shape, dtype=torch.bool, device=mu.device)
     products = 0
     if bool(real_lead.any()):  # the random second column of a real lead's block (_plane)
         random_column = ops.m(seeded[..., 1:2, :].contiguous())
@@ -170,9 +168,9 @@ def confirm_rho(
     dtype = ops.z_star.dtype
     out = RayleighRitzConfirmation([None] * batch, [None] * batch, [False] * batch, [], 0)
     judge_run = _Judge(rho_arnoldi, rho_bounds, tolerances, out, [math.inf] * batch, [0.0] * batch, [False] * batch)
-    plane = _plane(arnoldi, dtype, random)
+    plane, real_lead = _plane(arnoldi, dtype, random)
     seeded = torch.cat([plane, random(batch, block_size - 2, n).to(dtype)], dim=-2) if block_size > 2 else plane
-    image, products = _seeded_image(ops, arnoldi, seeded, eps)
+    image, products = _seeded_image(ops, arnoldi, seeded, real_lead, eps)
     out.matvecs += products
     judge_run.run(ops, seeded, SEEDED_SWEEPS, list(range(batch)), image)
     two_d = list(judge_run.confirmed)
