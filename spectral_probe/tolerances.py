@@ -13,7 +13,9 @@ This module must not import torch (``spectral-probe --help`` imports the verdict
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import overload
 
 from spectral_probe.linalg.defaults import DEFAULTS
 
@@ -30,6 +32,25 @@ def default_tol(dtype: str) -> float:
     return MACHINE_EPS[dtype] ** DEFAULT_TOL_EXPONENT
 
 
+class _Rule:
+    """One derived threshold: ``value(tol, u)``, read as a property of :class:`Tolerances`; ``rule`` and
+    ``what`` are its row of the README table (generated from these, so the two cannot disagree)."""
+
+    def __init__(self, rule: str, what: str, value: Callable[[float, float], float]) -> None:
+        self.rule, self.what, self.value = rule, what, value
+        self.__doc__ = f"``{rule}``: {what}."
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    @overload
+    def __get__(self, tolerances: None, owner: type | None = None) -> _Rule: ...
+    @overload
+    def __get__(self, tolerances: Tolerances, owner: type | None = None) -> float: ...
+    def __get__(self, tolerances: Tolerances | None, owner: type | None = None) -> _Rule | float:
+        return self if tolerances is None else self.value(tolerances.tol, tolerances.machine_eps)
+
+
 @dataclass(frozen=True)
 class Tolerances:
     """The thresholds of one probe. Each is documented where it is used; README "Cross-checks" lists them.
@@ -37,6 +58,7 @@ class Tolerances:
     ``tol``: every eigensolver stops at a TRUE residual ``||A v - lambda v|| <= tol ||A||``.
     ``band``: the marginal band ``b`` of the verdict (``abs(rho - 1) <= b``).
     ``fixed_point``: the largest relative ``||F(z*)||`` at which ``z*`` is taken as a fixed point.
+    The derived thresholds below are :class:`_Rule` s of ``tol`` and ``u``.
     """
 
     dtype: str
@@ -45,41 +67,25 @@ class Tolerances:
     band: float
     fixed_point: float
 
-    @property
-    def agreement(self) -> float:
-        """Independent starts agree, and the invariants hold, up to ``agreement * scale``."""
-        return math.sqrt(self.tol)
-
-    @property
-    def rayleigh_ritz_tol(self) -> float:
-        """Residual tolerance of block Rayleigh-Ritz and of the Lanczos run for ``||M||_2``."""
-        return math.sqrt(self.tol)
-
-    @property
-    def rayleigh_ritz_agreement(self) -> float:
-        """The RR rho equals the Arnoldi rho up to this times ``max(1, ||M||)``."""
-        return 10 * math.sqrt(self.tol)
-
-    @property
-    def dense_residual(self) -> float:
-        """A LAPACK eigenpair's residual is at most this times ``max(1, ||J_F||) max(1, eps)``."""
-        return 100 * self.tol
-
-    @property
-    def autograd(self) -> float:
-        """``fd_jvp_rel_err`` and ``adjoint_rel_err`` at most this: ``100 sqrt(u)`` (central differences
-        lose half the digits to the balance of truncation and round-off)."""
-        return 100 * math.sqrt(self.machine_eps)
-
-    @property
-    def determinism(self) -> float:
-        """The same matvec twice differs by at most ``100 u`` relative."""
-        return 100 * self.machine_eps
-
-    @property
-    def digits(self) -> float:
-        """The decimal digits of the dtype, ``-log10(u)``: what ``digits`` left are counted against."""
-        return -math.log10(self.machine_eps)
+    # Two solves each correct to a residual tol can differ by sqrt(tol) ||A|| where eigenvalues nearly coalesce.
+    agreement = _Rule("sqrt(tol)", "independent starts, invariants (times the scale)", lambda tol, u: math.sqrt(tol))
+    # Rayleigh-Ritz and ||M||_2 only have to confirm to the agreement level, not to tol.
+    rayleigh_ritz_tol = _Rule(
+        "sqrt(tol)", "block Rayleigh-Ritz and the Lanczos run for ||M||_2 (residual)", lambda tol, u: math.sqrt(tol)
+    )
+    rayleigh_ritz_agreement = _Rule(
+        "10 sqrt(tol)", "block Rayleigh-Ritz against Arnoldi (times max(1, norm))", lambda tol, u: 10 * math.sqrt(tol)
+    )
+    dense_residual = _Rule(
+        "100 tol", "dense eigenpair residual (times max(1, norm) max(1, eps))", lambda tol, u: 100 * tol
+    )
+    # Central differences lose half the digits to the balance of truncation and round-off.
+    autograd = _Rule(
+        "100 sqrt(u)", "autograd against central differences, adjoint identity", lambda tol, u: 100 * math.sqrt(u)
+    )
+    determinism = _Rule("100 u", "the same matvec twice", lambda tol, u: 100 * u)
+    # What "digits left" of an eigenvalue are counted against.
+    digits = _Rule("-log10(u)", "decimal digits of the dtype", lambda tol, u: -math.log10(u))
 
     def residual_floor(self, scale: float) -> float:
         """The smallest residual an eigenpair can be trusted to: one ``u`` of the operator's norm
@@ -100,21 +106,24 @@ def tolerances(dtype: str, tol: float | None = None, band: float = 1e-6, fixed_p
     )
 
 
+#: The rows of the README table, in its order (``rayleigh_ritz_tol`` and ``digits`` are not thresholds of a check).
+_TABLE_RULES = (
+    Tolerances.agreement,
+    Tolerances.rayleigh_ritz_agreement,
+    Tolerances.dense_residual,
+    Tolerances.autograd,
+    Tolerances.determinism,
+)
+
+
 def tolerances_markdown() -> str:
     """The README's table of every threshold at the default ``--tol``, float64 and float32 (a test
     keeps README.md equal to this)."""
     f64, f32 = tolerances("float64"), tolerances("float32")
-    rows = [
-        ("`--tol` (every eigensolver's normwise residual)", "u^(2/3)", f64.tol, f32.tol),
-        ("independent starts, invariants (times the scale)", "sqrt(tol)", f64.agreement, f32.agreement),
-        ("block Rayleigh-Ritz against Arnoldi (times max(1, norm))", "10 sqrt(tol)",
-         f64.rayleigh_ritz_agreement, f32.rayleigh_ritz_agreement),
-        ("dense eigenpair residual (times max(1, norm) max(1, eps))", "100 tol",
-         f64.dense_residual, f32.dense_residual),
-        ("autograd against central differences, adjoint identity", "100 sqrt(u)", f64.autograd, f32.autograd),
-        ("the same matvec twice", "100 u", f64.determinism, f32.determinism),
-        ("residual floor of an error bound (times norm)", "u", f64.machine_eps, f32.machine_eps),
-    ]  # fmt: skip
+    rows = [("`--tol` (every eigensolver's normwise residual)", "u^(2/3)", f64.tol, f32.tol)]
+    for rule in _TABLE_RULES:
+        rows.append((rule.what, rule.rule, getattr(f64, rule.name), getattr(f32, rule.name)))
+    rows.append(("residual floor of an error bound (times norm)", "u", f64.machine_eps, f32.machine_eps))
     lines = ["| threshold | rule | float64 | float32 |", "|---|---|---|---|"]
     lines += [f"| {what} | `{rule}` | {a:.2g} | {b:.2g} |" for what, rule, a, b in rows]
     return "\n".join(lines)

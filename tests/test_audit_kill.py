@@ -57,7 +57,21 @@ def start(run: Path, journal: Path, operator: Path, *extra: str) -> subprocess.P
     command = [sys.executable, "-m", "spectral_probe", "audit", str(run), "--jsonl", str(journal)]
     command += ["--operator", f"{operator}:factory", "--quiet", *extra]
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    return subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    return subprocess.Popen(
+        command,
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        preexec_fn=_sigint_as_on_a_terminal,
+    )
+
+
+def _sigint_as_on_a_terminal() -> None:
+    """A shell starts a background job (``pytest ... &``, some CI runners) with SIGINT ignored, the child
+    inherits that, and Python installs no Ctrl-C handler for a signal ignored at start-up: the audit
+    would never see the interrupt and run to the end (exit 0, the old flake of this test)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def kill_after_new_line(process: subprocess.Popen, journal: Path, seen: int, sig: int) -> int:
