@@ -127,16 +127,15 @@ class FixedPointResult:
     modes_file: str | None = None
     # Every judgement behind the verdict (docs/SPEC.md section 2 cross-checks and the error-bound checks).
     checks: tuple[Check, ...] = ()
-    # Error bounds, in the frame of J_F: |alpha_true - alpha| <= alpha_bound, |mu_true - mu_lead| <=
-    # mu_lead_bound, |rho_true - rho| <= rho_bound = eps mu_lead_bound; condition = 1 / |y^H x|.
-    alpha_bound: float | None = None
-    alpha_condition: float | None = None
-    mu_lead_bound: float | None = None
-    mu_lead_condition: float | None = None
-    rho_bound: float | None = None
-    lead_digits: float | None = None
-    lead_defective: bool = False
-    lead_cluster_size: int | None = None
+    # Error bounds, in the frame of J_F (docs/SPEC.md section 8.4; y, x the unit left and right eigenvectors):
+    alpha_bound: float | None = None  # |alpha_true - alpha| <= alpha_bound
+    alpha_condition: float | None = None  # 1 / |y^H x| of the rightmost eigenvalue
+    mu_lead_bound: float | None = None  # |mu_true - mu_lead| <= mu_lead_bound
+    mu_lead_condition: float | None = None  # 1 / |y^H x| of mu_lead
+    rho_bound: float | None = None  # |rho_true - rho| <= rho_bound = eps mu_lead_bound + 4 u_64 max(1, rho)
+    lead_digits: float | None = None  # decimal digits left, normwise
+    lead_defective: bool = False  # (nearly) defective leading eigenvalue: a Jordan block, a cluster
+    lead_cluster_size: int | None = None  # computed eigenvalues (Krylov: Ritz values) the bound cannot separate
 
     @property
     def trusted(self) -> bool:

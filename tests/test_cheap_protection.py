@@ -102,16 +102,16 @@ def test_hidden_omega_is_found_by_the_block_of_two_starts(monkeypatch):
     for k, block in enumerate(pairs):
         jf[1 + 2 * k : 3 + 2 * k, 1 + 2 * k : 3 + 2 * k] = block
     jf[121:, 121:] = np.diag(rng.uniform(-3.0, -0.5, n - 121))
-    real_block_lanczos = krylov_path.block_lanczos
+    real_lanczos = krylov_path.lanczos
     seen = []
 
     def unlucky_first_start(matvec, x0, **kwargs):
         x0 = x0.clone()
         x0[..., 0, 0] = 0.0  # the first start of the block misses e_0 exactly
-        seen.append(float(real_block_lanczos(matvec, x0[..., :1, :], **kwargs).values[..., 0]))
-        return real_block_lanczos(matvec, x0, **kwargs)
+        seen.append(float(real_lanczos(matvec, x0[..., :1, :], **kwargs).values[..., 0]))
+        return real_lanczos(matvec, x0, **kwargs)
 
-    monkeypatch.setattr(krylov_path, "block_lanczos", unlucky_first_start)
+    monkeypatch.setattr(krylov_path, "lanczos", unlucky_first_start)
     found = _probe(jf + np.eye(n), eps=0.1)
     assert seen[0] < 0.0  # that start alone misses omega = 0.05 ...
     assert abs(found.omega - 0.05) <= 1e-8  # ... the block does not

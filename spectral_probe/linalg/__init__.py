@@ -4,8 +4,8 @@ Pure torch; knows nothing about checkpoints, operators or the command line. The 
 
 * :mod:`~spectral_probe.linalg.krylov`: the Krylov factorization ``A V = V H + r b^T`` (preallocated
   bases, expand / restart) and the ONE orthogonalization kernel (blocked CGS with the DGKS criterion);
-* the algorithms on it: :func:`lanczos` and :func:`block_lanczos` (symmetric, ``A x = lambda x`` at an
-  algebraic end, from one start or a block of them),
+* the algorithms on it: :func:`lanczos` (symmetric, ``A x = lambda x`` at an algebraic end, from one
+  start or, ``block=True``, one Krylov space of a block of them),
   :func:`krylov_schur` (non-symmetric, several :class:`Target` s from one run), :func:`gmres`
   (``A x = b``), and :func:`block_rayleigh_ritz` (largest modulus by block subspace iteration);
 * one result family: :class:`EigResult` / :class:`LinearSolveResult`, each with a
@@ -35,7 +35,6 @@ _EXPORTS = {
     "KrylovFactorization": "krylov",
     "orthogonalize": "krylov",
     "lanczos": "symmetric",
-    "block_lanczos": "symmetric_block",
     "operator_norm": "norms",
     "krylov_schur": "arnoldi",
     "Target": "targets",

@@ -177,3 +177,22 @@ class KrylovFactorization:
     def basis(self, top: int) -> torch.Tensor:
         """The first ``top`` rows of every problem's basis, ``[B, top, n]`` (a view)."""
         return self.V[:, :top]
+
+
+def random_orthonormal(basis: torch.Tensor, generator: torch.Generator | None, like: torch.Tensor) -> torch.Tensor:
+    """A random unit vector orthogonal to the rows of ``basis``, per problem (``basis`` has < n rows)."""
+    gen_device = generator.device if generator is not None else like.device
+    out = like.new_zeros(like.shape)
+    pending = torch.ones(like.shape[:-1], dtype=torch.bool, device=like.device)
+    # A Gaussian vector keeps ~sqrt((n - j) / n) of its norm after projection; one in a million
+    # loses (nearly) all of it, then draw again (a handful of tries is more than enough).
+    for _ in range(8):
+        r = torch.randn(like.shape, generator=generator, dtype=like.dtype, device=gen_device).to(like.device)
+        projected = orthogonalize(basis, r)
+        r, nr = projected.vector, projected.norm
+        good = pending & (nr > 1e-3 * projected.input_norm)
+        out = torch.where(good.unsqueeze(-1), r / nr.clamp_min(torch.finfo(like.dtype).tiny).unsqueeze(-1), out)
+        pending = pending & ~good
+        if not bool(pending.any()):
+            break
+    return out

@@ -60,56 +60,19 @@ import math
 import torch
 
 from spectral_probe.linalg.defaults import DEFAULTS
-from spectral_probe.linalg.krylov import KrylovFactorization, orthogonalize
-from spectral_probe.linalg.result import ConvergenceInfo, CountingMatvec, EigResult, Matvec, default_tol
-from spectral_probe.linalg.threads import single_threaded
+from spectral_probe.linalg.krylov import KrylovFactorization, random_orthonormal
+from spectral_probe.linalg.result import CountingMatvec, EigResult, Matvec, default_tol
+from spectral_probe.linalg.symmetric_block import _BlockLanczos, block_basis_size
+from spectral_probe.linalg.symmetric_ritz import MAX_FAILED_CHECKS, WHICH, frozen_result, ritz
 
 __all__ = ["lanczos"]
-
-_WHICH = ("LA", "SA")
 
 # A beta below this many ulps of ||A v|| is rounding noise: the basis spans an invariant subspace.
 _BREAKDOWN_ULPS = 10.0
 
-# A true residual that disagrees with the Krylov estimate this many times stops the problem.
-_MAX_FAILED_CHECKS = 3
-
 
 def _norm(x: torch.Tensor) -> torch.Tensor:
     return torch.linalg.vector_norm(x, dim=-1)
-
-
-def _random_orthonormal(basis: torch.Tensor, generator: torch.Generator | None, like: torch.Tensor) -> torch.Tensor:
-    """A random unit vector orthogonal to the rows of ``basis``, per problem (``basis`` has < n rows)."""
-    gen_device = generator.device if generator is not None else like.device
-    out = like.new_zeros(like.shape)
-    pending = torch.ones(like.shape[:-1], dtype=torch.bool, device=like.device)
-    # A Gaussian vector keeps ~sqrt((n - j) / n) of its norm after projection; one in a million
-    # loses (nearly) all of it, then draw again (a handful of tries is more than enough).
-    for _ in range(8):
-        r = torch.randn(like.shape, generator=generator, dtype=like.dtype, device=gen_device).to(like.device)
-        projected = orthogonalize(basis, r)
-        r, nr = projected.vector, projected.norm
-        good = pending & (nr > 1e-3 * projected.input_norm)
-        out = torch.where(good.unsqueeze(-1), r / nr.clamp_min(torch.finfo(like.dtype).tiny).unsqueeze(-1), out)
-        pending = pending & ~good
-        if not bool(pending.any()):
-            break
-    return out
-
-
-@single_threaded()
-def _ritz(t: torch.Tensor, which: str) -> tuple[torch.Tensor, torch.Tensor]:
-    """Eigenpairs of the symmetric projected matrix, best (by ``which``) first.
-
-    ``t`` holds ``V^T A V`` in its upper triangle (column j = coefficients of ``A v_j``); the lower
-    triangle is mirrored from it so that ``eigh`` sees an exactly symmetric matrix.
-    """
-    sym = torch.triu(t) + torch.triu(t, diagonal=1).mT
-    theta, y = torch.linalg.eigh(sym)  # ascending
-    if which == "LA":
-        theta, y = theta.flip(-1), y.flip(-1)
-    return theta, y
 
 
 def _keep_count(theta: torch.Tensor, which: str, nev: int, m: int, active: torch.Tensor) -> int:
@@ -140,10 +103,17 @@ def _keep_count(theta: torch.Tensor, which: str, nev: int, m: int, active: torch
     return int(ks[int(score.argmax())])
 
 
-def _validate(x0: torch.Tensor, which: str, nev: int, krylov_dim: int, max_restarts: int) -> int:
-    """The basis size ``m``, or ``ValueError`` naming the bad argument."""
-    if which not in _WHICH:
-        raise ValueError(f"which must be one of {', '.join(map(repr, _WHICH))} for a symmetric operator, got {which!r}")
+def _validate(x0: torch.Tensor, which: str, nev: int, krylov_dim: int, max_restarts: int, block: bool = False) -> int:
+    """The basis size ``m`` of a run (single-vector, or ``block``), or ``ValueError`` naming the bad argument."""
+    if which not in WHICH:
+        raise ValueError(f"which must be one of {', '.join(map(repr, WHICH))} for a symmetric operator, got {which!r}")
+    if krylov_dim < 1 or max_restarts < 0:
+        raise ValueError(f"krylov_dim must be >= 1 and max_restarts >= 0, got {krylov_dim}, {max_restarts}")
+    return block_basis_size(x0, nev, krylov_dim) if block else _basis_size(x0, nev, krylov_dim)
+
+
+def _basis_size(x0: torch.Tensor, nev: int, krylov_dim: int) -> int:
+    """The basis size ``m`` of a single-vector run from ``x0 [*batch, n]``, or ``ValueError``."""
     if x0.ndim < 1 or not x0.dtype.is_floating_point:
         raise ValueError(f"x0 must be a real floating tensor [*batch, n], got {x0.dtype} of shape {tuple(x0.shape)}")
     n = x0.shape[-1]
@@ -151,8 +121,6 @@ def _validate(x0: torch.Tensor, which: str, nev: int, krylov_dim: int, max_resta
         raise ValueError("x0 has an empty last dimension (n = 0)")
     if not 1 <= nev <= n:
         raise ValueError(f"nev must be in [1, n = {n}], got {nev}")
-    if krylov_dim < 1 or max_restarts < 0:
-        raise ValueError(f"krylov_dim must be >= 1 and max_restarts >= 0, got {krylov_dim}, {max_restarts}")
     m = min(krylov_dim, n)
     if m < n and m <= nev:
         raise ValueError(f"krylov_dim ({krylov_dim}) must exceed nev ({nev}) when it is smaller than n ({n})")
@@ -192,7 +160,7 @@ class _Lanczos:
         zero_start = x0_norm == 0
         v = x0 / torch.where(zero_start, torch.ones_like(x0_norm), x0_norm).unsqueeze(-1)
         if bool(zero_start.any()):
-            v = torch.where(zero_start.unsqueeze(-1), _random_orthonormal(x0.new_zeros((B, 0, n)), gen, x0), v)
+            v = torch.where(zero_start.unsqueeze(-1), random_orthonormal(x0.new_zeros((B, 0, n)), gen, x0), v)
             self.block_random |= zero_start
         self.fact = KrylovFactorization(v, m)
         self.everyone = torch.ones(B, dtype=torch.bool, device=device)
@@ -234,7 +202,7 @@ class _Lanczos:
             v = orth.vector / torch.where(broke, torch.ones_like(beta), beta).unsqueeze(-1)
             if bool(broke.any()):
                 self.breakdowns += broke.long()
-                v = torch.where(broke.unsqueeze(-1), _random_orthonormal(fact.basis(self.s), self.generator, v), v)
+                v = torch.where(broke.unsqueeze(-1), random_orthonormal(fact.basis(self.s), self.generator, v), v)
                 self.block_len = torch.where(broke, 0, self.block_len)
                 self.block_random |= broke
         else:
@@ -290,7 +258,7 @@ class _Lanczos:
             if s < nev:
                 continue
             t = torch.where(self.bad[..., None, None], 0.0, self.fact.H[:, :s, :s])
-            theta, y = _ritz(t, self.which)
+            theta, y = ritz(t, self.which)
             self.norm_est = torch.maximum(self.norm_est, theta.abs().amax(-1))
             est = beta.unsqueeze(-1) * y[..., s - 1, :].abs()  # [B, s]
             bound = self.thresh.unsqueeze(-1) * self.norm_est.unsqueeze(-1)
@@ -305,7 +273,7 @@ class _Lanczos:
                 disagree = ~self.done & est_ok & ~passed
                 self.failed += disagree.long()
                 self.thresh = torch.where(disagree, self.thresh * 0.1, self.thresh)
-                self.done |= (est_ok & passed) | (self.failed >= _MAX_FAILED_CHECKS) | self.bad
+                self.done |= (est_ok & passed) | (self.failed >= MAX_FAILED_CHECKS) | self.bad
                 if bool(self.done.all()) or exhausted:
                     return self.result(tol)
             if s == m:
@@ -319,34 +287,6 @@ class _Lanczos:
         return frozen_result(self, tol, estimates=self.out_est)
 
 
-def frozen_result(run, tol: float, estimates: torch.Tensor | None = None) -> EigResult:
-    """The :class:`EigResult` of a symmetric run's frozen answer (``run``: a Lanczos or block Lanczos
-    state with ``out_vals``, ``out_vecs``, ``out_res``, ``bad``, ``norm_est`` and the counters); NaN where
-    the operator returned non-finite numbers."""
-    bad, batch, nev, n = run.bad, run.batch, run.nev, run.n
-    converged = (run.out_res <= tol * run.norm_est.unsqueeze(-1)) & ~bad.unsqueeze(-1)
-    nan = float("nan")
-    info = ConvergenceInfo(
-        converged=converged.reshape(*batch, nev),
-        residuals=torch.where(bad.unsqueeze(-1), nan, run.out_res).reshape(*batch, nev),
-        matvecs=run.counter.count,
-        iterations=run.restarts,
-        tol=tol,
-        norm_estimate=run.norm_est.reshape(batch),
-        estimates=None if estimates is None else estimates.reshape(*batch, nev),
-        breakdowns=run.breakdowns.reshape(batch),
-        nonfinite=bad.reshape(batch),
-        true_residual_retries=run.failed.reshape(batch),
-        krylov_dim=run.m,
-        true_checks=run.true_checks,
-    )
-    return EigResult(
-        values=torch.where(bad.unsqueeze(-1), nan, run.out_vals).reshape(*batch, nev),
-        vectors=torch.where(bad[..., None, None], nan, run.out_vecs).reshape(*batch, nev, n),
-        info=info,
-    )
-
-
 def lanczos(
     matvec: Matvec,
     x0: torch.Tensor,
@@ -357,29 +297,35 @@ def lanczos(
     tol: float | None = None,
     max_restarts: int | None = None,
     generator: torch.Generator | None = None,
+    block: bool = False,
 ) -> EigResult:
     """The ``nev`` largest (``"LA"``) or smallest (``"SA"``) ALGEBRAIC eigenpairs ``A x = lambda x`` of a
     symmetric operator.
 
     Thick-restart Lanczos with full reorthogonalisation on ``A V_j = V_j T_j + beta_j v_(j+1) e_j^T``
-    (see the module docstring for the math).
+    (see the module docstring for the math); with ``block=True``, block Lanczos on ONE block Krylov
+    space of the ``p`` starts ``x0 [*batch, p, n]`` (:mod:`~spectral_probe.linalg.symmetric_block`): it
+    misses an eigenvector only where all ``p`` starts miss it, in fewer products than ``p`` runs.
 
     Args:
         matvec: ``X -> A X`` on the last dimension, ``A`` symmetric; ``X`` is ``[*batch, n]`` or
             ``[*batch, k, n]``.
-        x0: start vectors ``[*batch, n]`` (need not be normalised; a zero row is replaced by a random
-            one). Every batch element is an independent problem; all run together.
+        x0: start vectors ``[*batch, n]``, or ``[*batch, p, n]`` with ``block`` (need not be normalised; a
+            zero row is replaced by a random one). Every batch element is an independent problem; all
+            run together.
         which: ``"LA"`` (largest algebraic) or ``"SA"`` (smallest algebraic). Never largest
             magnitude: on an indefinite operator that is the other end of the spectrum.
         nev: number of wanted eigenpairs, ``1 <= nev <= n``.
-        krylov_dim: maximum basis size ``m`` (clipped to ``n``; must exceed ``nev`` when ``< n``);
-            default ``DEFAULTS.krylov_dim``.
+        krylov_dim: maximum basis size ``m`` (clipped to ``n``; when ``< n`` it must exceed ``nev``, and
+            with ``block`` hold ``nev`` plus two blocks); default ``DEFAULTS.krylov_dim``.
         tol: normwise tolerance: converged iff ``||A x - lambda x|| <= tol * norm_estimate``.
             Defaults to ``default_tol(x0.dtype)``.
         max_restarts: thick restarts allowed before returning a partial result (default
             ``DEFAULTS.max_restarts``).
         generator: random source for the vectors that replace a broken-down direction (and a zero
             ``x0``); a fixed-seed generator on ``x0``'s device when ``None``.
+        block: the second-to-last dimension of ``x0`` is a block of starts of one problem. A block
+            step costs ``p`` products per problem.
 
     Returns:
         :class:`EigResult` with ``values [*batch, nev]`` (best first), ``vectors [*batch, nev, n]``,
@@ -390,8 +336,9 @@ def lanczos(
     """
     krylov_dim = DEFAULTS.krylov_dim if krylov_dim is None else krylov_dim
     max_restarts = DEFAULTS.max_restarts if max_restarts is None else max_restarts
-    m = _validate(x0, which, nev, krylov_dim, max_restarts)
+    m = _validate(x0, which, nev, krylov_dim, max_restarts, block)
     tol = default_tol(x0.dtype) if tol is None else float(tol)
     if generator is None:
-        generator = torch.Generator(device=x0.device).manual_seed(0x5EC7)
-    return _Lanczos(matvec, x0, which, nev, m, tol, generator).run(max_restarts)
+        generator = torch.Generator(device=x0.device).manual_seed(0xB10C if block else 0x5EC7)
+    run = _BlockLanczos if block else _Lanczos
+    return run(matvec, x0, which, nev, m, tol, generator).run(max_restarts)

@@ -45,56 +45,29 @@ from __future__ import annotations
 
 import torch
 
-from spectral_probe.linalg.defaults import DEFAULTS
-from spectral_probe.linalg.krylov import orthogonalize
-from spectral_probe.linalg.result import CountingMatvec, EigResult, Matvec, default_tol
-from spectral_probe.linalg.symmetric import _MAX_FAILED_CHECKS, _WHICH, _random_orthonormal, _ritz, frozen_result
+from spectral_probe.linalg.krylov import orthogonalize, random_orthonormal
+from spectral_probe.linalg.result import CountingMatvec, EigResult, Matvec
+from spectral_probe.linalg.symmetric_ritz import MAX_FAILED_CHECKS, frozen_result, ritz
 
-__all__ = ["block_lanczos"]
+__all__ = ["block_basis_size"]
 
 
-def block_lanczos(
-    matvec: Matvec,
-    x0: torch.Tensor,
-    *,
-    which: str = "LA",
-    nev: int = 1,
-    krylov_dim: int | None = None,
-    tol: float | None = None,
-    max_restarts: int | None = None,
-    generator: torch.Generator | None = None,
-) -> EigResult:
-    """The ``nev`` largest (``"LA"``) or smallest (``"SA"``) ALGEBRAIC eigenpairs ``A x = lambda x`` of a
-    symmetric operator, from ONE block Krylov space of the ``p`` starts ``x0 [*batch, p, n]``.
-
-    Block thick-restart Lanczos with full reorthogonalization (module docstring).
-    ``krylov_dim`` is the basis size ``m`` (default ``DEFAULTS.krylov_dim``, clipped to ``n``), ``tol``
-    the normwise tolerance (default ``default_tol(x0.dtype)``), ``max_restarts`` the thick restarts
-    allowed (default ``DEFAULTS.max_restarts``); ``generator`` draws the vectors that replace a
-    broken-down direction. The matvec counts ``p`` products per problem for a block step.
-
-    Returns :class:`EigResult` (``values [*batch, nev]`` best first, ``vectors [*batch, nev, n]``, TRUE
-    residuals, ``converged`` from them). Never raises on non-convergence.
-    """
-    if which not in _WHICH:
-        raise ValueError(f"which must be one of {', '.join(map(repr, _WHICH))}, got {which!r}")
+def block_basis_size(x0: torch.Tensor, nev: int, krylov_dim: int) -> int:
+    """The basis size ``m`` of a block run from ``x0 [*batch, p, n]``, or ``ValueError`` naming the bad
+    argument (``which`` and ``max_restarts`` are checked by :func:`~spectral_probe.linalg.symmetric.lanczos`)."""
     if x0.ndim < 2 or not x0.dtype.is_floating_point or x0.shape[-1] < 1 or x0.shape[-2] < 1:
         raise ValueError(f"x0 must be a real floating block [*batch, p, n], got {x0.dtype} {tuple(x0.shape)}")
     n, p = x0.shape[-1], x0.shape[-2]
     if not 1 <= nev <= n:
         raise ValueError(f"nev must be in [1, n = {n}], got {nev}")
-    m = min(DEFAULTS.krylov_dim if krylov_dim is None else krylov_dim, n)
-    max_restarts = DEFAULTS.max_restarts if max_restarts is None else max_restarts
+    m = min(krylov_dim, n)
     if m < n and m < nev + 2 * min(p, n):
         raise ValueError(f"krylov_dim ({m}) must hold nev ({nev}) plus two blocks of {p} when below n ({n})")
-    tol = default_tol(x0.dtype) if tol is None else float(tol)
-    if generator is None:
-        generator = torch.Generator(device=x0.device).manual_seed(0xB10C)
-    return _BlockLanczos(matvec, x0, which, nev, m, tol, generator).run(max_restarts)
+    return m
 
 
 class _BlockLanczos:
-    """The state of one block Lanczos run over a flat batch ``[B]`` (see :func:`block_lanczos`).
+    """The state of one block Lanczos run over a flat batch ``[B]`` (``lanczos(..., block=True)``).
 
     ``V [B, m + p, n]`` holds the basis (rows ``0..j-1``) and the next block (rows ``j..j+p-1``); ``H``
     the Rayleigh quotient ``V^T A V`` (upper triangle, from the orthogonalization coefficients of each
@@ -151,7 +124,7 @@ class _BlockLanczos:
             if bool(lost.any()):
                 self.breakdowns += lost.long()
                 broke |= lost
-                unit = torch.where(lost.unsqueeze(-1), _random_orthonormal(self.V[:, :top], self.generator, unit), unit)
+                unit = torch.where(lost.unsqueeze(-1), random_orthonormal(self.V[:, :top], self.generator, unit), unit)
             self.V[:, top] = unit
         return broke
 
@@ -167,7 +140,7 @@ class _BlockLanczos:
     def wanted(self, rows: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Ritz values and coefficients (best first) and the wanted pairs' residual estimates ``||R y_last||``."""
         j, nev = self.j, self.nev
-        theta, y = _ritz(self.H[:, :j, :j], self.which)
+        theta, y = ritz(self.H[:, :j, :j], self.which)
         self.norm_est = torch.maximum(self.norm_est, theta.abs().amax(-1))
         y_last = y[:, j - rows : j, :nev]  # [B, rows, nev]
         estimates = torch.linalg.vector_norm(self.R[:, :, :rows] @ y_last, dim=-2)
@@ -187,7 +160,7 @@ class _BlockLanczos:
         disagree = ~self.done & candidates & ~passed
         self.failed += disagree.long()
         self.thresh = torch.where(disagree, self.thresh * 0.1, self.thresh)
-        self.done |= (candidates & passed) | (self.failed >= _MAX_FAILED_CHECKS) | self.bad
+        self.done |= (candidates & passed) | (self.failed >= MAX_FAILED_CHECKS) | self.bad
 
     def restart(self, theta: torch.Tensor, y: torch.Tensor, rows: int) -> None:
         """Keep the best ``k`` Ritz vectors (``H`` becomes their Ritz values); the next block moves up behind."""

@@ -13,7 +13,7 @@ from spectral_probe.jacobian import JacobianOperators
 from spectral_probe.linalg.arnoldi import krylov_schur, largest_modulus, rightmost
 from spectral_probe.linalg.norms import operator_norm
 from spectral_probe.linalg.result import EigResult
-from spectral_probe.linalg.symmetric_block import block_lanczos
+from spectral_probe.linalg.symmetric import lanczos
 from spectral_probe.linalg.vectors import real_start as _real_view
 from spectral_probe.linalg.vectors import unit_rows as _unit
 from spectral_probe.probe.bounds import DEFECTIVE_CONDITION, EigenBound, RitzPair, krylov_bound, rho_bound
@@ -63,7 +63,7 @@ def _omega(ops: JacobianOperators, run: _Run, options: ProbeOptions) -> tuple[li
         starts = torch.stack([blend(run.warm_vector("omega"), run.random(batch, n)), run.random(batch, n)], dim=-2)
         # A block basis holds the wanted pair and two blocks at least (a --krylov-dim below 5 is raised).
         settings = {**run.krylov, "krylov_dim": max(run.krylov["krylov_dim"], 1 + 2 * starts.shape[-2])}
-        result = block_lanczos(ops.sym, starts, which="LA", **settings)
+        result = lanczos(ops.sym, starts, which="LA", block=True, **settings)
         run.counts["jvp"] += result.matvecs
         run.counts["vjp"] += result.matvecs
         for b, (value, residual, converged, _) in enumerate(zip(*leading(result), strict=True)):

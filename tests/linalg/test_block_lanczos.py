@@ -14,12 +14,16 @@ from hypothesis import strategies as st
 
 from spectral_probe.linalg.result import default_tol
 from spectral_probe.linalg.symmetric import lanczos
-from spectral_probe.linalg.symmetric_block import block_lanczos
 
 from .matrices import CountingOperator, arpack_eigsh, dense_matvec, low_rank_symmetric, symmetric
 from .test_lanczos import check_against_truth, start
 
 F64 = torch.float64
+
+
+def block_lanczos(matvec, x0: torch.Tensor, **kwargs):
+    """One block Krylov space of the starts ``x0 [*batch, p, n]``."""
+    return lanczos(matvec, x0, block=True, **kwargs)
 
 
 @settings(max_examples=40, deadline=None)
