@@ -198,7 +198,7 @@ def _solve(
         return torch.randn(1, ops.n, generator=generator, dtype=ops.dtype, device=ops.device)
 
     options = {"targets": (target,), "nev": min(NEV, ops.n), "krylov_dim": krylov_dim, "tol": tol}
-    matvecs = (ops.jf, ops.jf, ops.jf_t)  # right from two starts, then left
+    matvecs = (ops.krylov("jf"), ops.krylov("jf"), ops.krylov("jf_t"))  # right from two starts, then left
     runs = [krylov_schur(matvec, start(), max_restarts=max_restarts, **options) for matvec in matvecs]
     right, second, left = (run[target.name] for run in runs)
     values = right.values[0].to(torch.complex128)

@@ -31,8 +31,10 @@ import torch
 from torch import Tensor
 from torch.autograd import forward_ad
 
+from spectral_probe.batching import one_line
 from spectral_probe.errors import InputError, OptionError
 from spectral_probe.linalg.fdcheck import central_difference_jvp
+from spectral_probe.linalg.result import Shifted
 
 __all__ = ["MATVEC_MODES", "JacobianOperators"]
 
@@ -164,6 +166,12 @@ class JacobianOperators:
         """``(J_F + J_F^T) v / 2``, the symmetric part whose largest eigenvalue is ``omega``."""
         return 0.5 * (self.jf(v) + self.jf_t(v))
 
+    def krylov(self, operator: str) -> Shifted:
+        """``J_F``, ``J_F^T`` or ``Sym(J_F)`` (``"jf"``, ``"jf_t"``, ``"sym"``) for the Krylov solvers: the
+        ``J_nc`` product shifted by ``1 + c`` (Gram-Schmidt never sees the ``-(1 + c) v`` of ``J_F v``)."""
+        sym_nc = lambda v: 0.5 * (self.jvp(v) + self.vjp(v))  # noqa: E731
+        return Shifted({"jf": self.jvp, "jf_t": self.vjp, "sym": sym_nc}[operator], 1.0 + self.c)
+
     def m(self, v: Tensor) -> Tensor:
         """``M v = v + eps J_F v``, the linearized Euler step."""
         return v + self.eps * self.jf(v)
@@ -194,7 +202,7 @@ class JacobianOperators:
             try:
                 return torch.cat([self._rows(i, min(self.n, i + chunk)) for i in range(0, self.n, chunk)], dim=1)
             except Exception as exc:  # the batched copies do not run (memory, vmap): column by column
-                self.notes.append(f"dense J by columns ({_one_line(exc)})")
+                self.notes.append(f"dense J by columns ({one_line(exc)})")
         columns = []
         for start in range(0, self.n, chunk):
             stop = min(self.n, start + chunk)
@@ -223,11 +231,11 @@ class JacobianOperators:
         try:
             out = torch.func.vmap(self.nc_force)(self.z_star.clone())
         except Exception as vmap_error:
-            vmap_message = _one_line(vmap_error)
+            vmap_message = one_line(vmap_error)
             try:
                 out = torch.stack([self.nc_force(z) for z in self.z_star.clone()])
             except Exception as exc:  # user code: the operator does not run at z*
-                raise InputError(self.path, f"the operator failed at z_star: {_one_line(exc)}") from None
+                raise InputError(self.path, f"the operator failed at z_star: {one_line(exc)}") from None
             # A black-box operator (numpy inside, .item(), data-dependent branches) still works, slowly.
             self.vectorized = False
             self.notes.append(f"nc_force is not vmap-compatible ({vmap_message}); matvecs loop over vectors")
@@ -263,7 +271,7 @@ class JacobianOperators:
                 return self._setup_autograd()
             raise InputError(
                 self.path,
-                f"the operator cannot be differentiated with torch.autograd ({_one_line(exc)}); "
+                f"the operator cannot be differentiated with torch.autograd ({one_line(exc)}); "
                 "use --matvec fd for a black-box operator",
             ) from None
         self._vjp_rows = vjp_rows
@@ -284,7 +292,7 @@ class JacobianOperators:
             self._jvp_rows = jvp_rows
         except Exception as exc:  # a backward that is not itself differentiable: forward mode
             self._jvp_rows = self._forward_rows()
-            self.notes.append(f"J v by forward mode (the vjp is not differentiable: {_one_line(exc)})")
+            self.notes.append(f"J v by forward mode (the vjp is not differentiable: {one_line(exc)})")
         self.setup_matvecs += 1
 
     def _forward_rows(self) -> RowFn:
@@ -333,7 +341,7 @@ class JacobianOperators:
                 return self._setup_forward_mode(z, probe)
             raise InputError(
                 self.path,
-                f"the operator has no forward-mode derivative in torch.func ({_one_line(exc)}); use --matvec fd",
+                f"the operator has no forward-mode derivative in torch.func ({one_line(exc)}); use --matvec fd",
             ) from None
         return jvp_rows
 
@@ -357,7 +365,7 @@ class JacobianOperators:
 
     def _stop_vectorizing(self, exc: BaseException) -> None:
         self.vectorized = False
-        self.notes.append(f"vmap cannot run the operator's derivatives ({_one_line(exc)}); matvecs loop")
+        self.notes.append(f"vmap cannot run the operator's derivatives ({one_line(exc)}); matvecs loop")
 
     def _check(self, v: Tensor, what: str) -> None:
         if v.ndim < 2 or v.shape[0] != self.batch or v.shape[-1] != self.n:
@@ -390,10 +398,3 @@ def _gradient_of_pairing(out: Tensor, wrt: Tensor) -> RowFn:
 
     rows.loops_over_blocks = True  # type: ignore[attr-defined]  # autograd.grad does not run under vmap
     return rows
-
-
-def _one_line(exc: BaseException) -> str:
-    lines = str(exc).strip().splitlines()
-    line = lines[0] if lines else ""
-    text = f"{type(exc).__name__}: {line}" if line else type(exc).__name__
-    return text if len(text) <= 200 else text[:197] + "..."

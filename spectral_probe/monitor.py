@@ -114,7 +114,12 @@ class StabilityMonitor:
         tol = self.options.get("tol") or default_tol(dtype)
         targets = (largest_modulus(1.0, self.eps), rightmost())
         runs = krylov_schur(
-            ops.jf, start, targets=targets, tol=tol, krylov_dim=self.cheap_krylov_dim, max_restarts=self.cheap_restarts
+            ops.krylov("jf"),
+            start,
+            targets=targets,
+            tol=tol,
+            krylov_dim=self.cheap_krylov_dim,
+            max_restarts=self.cheap_restarts,
         )
         lead_run, alpha_run = runs[targets[0].name], runs[targets[1].name]
         best = lead_run.vectors[..., 0, :]

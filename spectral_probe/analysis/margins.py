@@ -100,7 +100,7 @@ def candidate_eigenvalues(
     Returns the values per fixed point (each complex pair with both members) and the jvps spent.
     """
     runs = krylov_schur(
-        ops.jf,
+        ops.krylov("jf"),
         x0,
         targets=(STEP_TARGET, largest_modulus()),
         nev=min(nev, ops.n),
@@ -183,7 +183,7 @@ def _probe(
         for side, factor in (("below", 1 - PROBE_DELTA), ("above", 1 + PROBE_DELTA)):
             targets.append(largest_modulus(1.0, margins[b].eps_max * factor, name=f"{side}{b}"))
     runs = krylov_schur(
-        ops.jf,
+        ops.krylov("jf"),
         random(ops.batch, ops.n),
         targets=targets,
         nev=1,

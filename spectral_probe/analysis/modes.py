@@ -66,11 +66,11 @@ def leading_modes(
     count = min(count, ops.n)
     krylov = {"tol": tol, "krylov_dim": krylov_dim, "max_restarts": max_restarts}
     target = largest_modulus(1.0, ops.eps, name="lead")
-    lead = krylov_schur(ops.jf, random(ops.batch, ops.n), targets=(target,), nev=count, **krylov)["lead"]
+    lead = krylov_schur(ops.krylov("jf"), random(ops.batch, ops.n), targets=(target,), nev=count, **krylov)["lead"]
     counts = {"jvp": lead.matvecs, "vjp": 0}
     sym = None
     if ops.has_vjp:
-        sym = lanczos(ops.sym, random(ops.batch, ops.n), which="LA", nev=count, **krylov)
+        sym = lanczos(ops.krylov("sym"), random(ops.batch, ops.n), which="LA", nev=count, **krylov)
         counts["jvp"] += sym.matvecs
         counts["vjp"] += sym.matvecs
     return Modes(

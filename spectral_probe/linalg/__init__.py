@@ -29,6 +29,7 @@ _EXPORTS = {
     "GmresResult": "result",
     "LinearSolveResult": "result",
     "Matvec": "result",
+    "Shifted": "result",
     "default_tol": "result",
     "DEFAULTS": "defaults",
     "SolverDefaults": "defaults",

@@ -186,6 +186,9 @@ class _KrylovSchur:
     def apply(self, X: torch.Tensor) -> torch.Tensor:
         return self.counter(X.reshape(*self.batch, self.n)).reshape(self.B, self.n)
 
+    def apply_unshifted(self, X: torch.Tensor) -> torch.Tensor:
+        return self.counter.unshifted(X.reshape(*self.batch, self.n)).reshape(self.B, self.n)
+
     def expand(self) -> None:
         """Arnoldi steps until every active problem has ``m`` basis vectors (batched operator calls)."""
         fact, n, device = self.fact, self.n, self.device
@@ -196,7 +199,7 @@ class _KrylovSchur:
                 return
             step_mask = torch.zeros(self.B, dtype=torch.bool, device=device)
             step_mask[stepping] = True
-            step = fact.expand(self.apply, step_mask)
+            step = fact.expand(self.apply_unshifted, step_mask, self.counter.shift)
             orth = step.result
             # Breakdown: the basis spans R^n, or w is numerically in span(V) (DGKS), or non-finite.
             full = step.column + 1 >= n

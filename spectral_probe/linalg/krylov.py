@@ -127,21 +127,29 @@ class KrylovFactorization:
         self._rows = torch.arange(batch, device=start.device)
         self._range = torch.arange(m + 1, device=start.device)
 
-    def expand(self, apply: Callable[[torch.Tensor], torch.Tensor], stepping: torch.Tensor) -> Step:
+    def expand(self, apply: Callable[[torch.Tensor], torch.Tensor], stepping: torch.Tensor, shift: float = 0.0) -> Step:
         """Apply ``A`` to every problem's newest basis vector and orthogonalize (nothing written yet).
 
         ``stepping [B]`` bool: problems that take the step; the others are fed a finite unit vector
         (their first basis vector: a finite-difference matvec may normalize) and their output ignored.
+        ``apply`` may give ``B v`` for ``A = B - shift I`` (:class:`~spectral_probe.linalg.result.Shifted`):
+        ``B v`` is orthogonalized and ``-shift`` added to its coefficient on ``v`` (``H``'s diagonal).
         """
         column = torch.where(stepping, self.size, torch.zeros_like(self.size))
         low, high = (int(c) for c in torch.aminmax(column))
         if low == high and bool(stepping.all()):
             # Lockstep (Lanczos always, Krylov-Schur mostly): views of V, no gathers and no mask.
             w = apply(self.V[:, high])
-            return Step(column, high + 1, orthogonalize(self.V[:, : high + 1], w), uniform=high)
+            result = orthogonalize(self.V[:, : high + 1], w)
+            if shift:
+                result.coefficients[:, high] -= shift
+            return Step(column, high + 1, result, uniform=high)
         w = apply(self.V[self._rows, column])
         mask = (self._range[: high + 1].unsqueeze(0) <= column.unsqueeze(1)).to(w.dtype)
-        return Step(column, high + 1, orthogonalize(self.V[:, : high + 1], w, mask))
+        result = orthogonalize(self.V[:, : high + 1], w, mask)
+        if shift:
+            result.coefficients[self._rows, column] -= shift
+        return Step(column, high + 1, result)
 
     def commit(self, step: Step, stepping: torch.Tensor, beta: torch.Tensor, new: torch.Tensor) -> None:
         """Write the step of the ``stepping`` problems: column ``j`` of ``H`` (coefficients, ``beta``
@@ -165,8 +173,14 @@ class KrylovFactorization:
     def restart(self, rows: torch.Tensor, transform: torch.Tensor, h_new: torch.Tensor, sizes: torch.Tensor) -> None:
         """Restart the problems ``rows``: ``V <- transform @ V`` (``[R, m + 1, m + 1]``: the kept
         combinations ``Q^T`` in the first ``p`` rows, the residual direction moved to row ``p``),
-        ``H <- h_new`` (``[R, m + 1, m]``, ``Q^T H Q`` and the coupling ``b^T Q`` in row ``p``), size ``p``."""
-        self.V[rows] = transform @ self.V[rows]
+        ``H <- h_new`` (``[R, m + 1, m]``, ``Q^T H Q`` and the coupling ``b^T Q`` in row ``p``), size ``p``.
+        Only the first ``max p + 1`` rows of ``transform`` are formed: the rows past a problem's size are
+        never read before a step overwrites them (a thick restart keeps about half the basis)."""
+        top = min(int(sizes.max()) + 1, transform.shape[-2])
+        if len(rows) == self.V.shape[0]:
+            self.V[:, :top] = transform[:, :top] @ self.V
+        else:
+            self.V[rows, :top] = transform[:, :top] @ self.V[rows]
         self.H[rows] = h_new
         self.size[rows] = sizes
 

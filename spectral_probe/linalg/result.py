@@ -25,7 +25,15 @@ import torch
 
 from spectral_probe.linalg.defaults import DEFAULTS
 
-__all__ = ["ConvergenceInfo", "CountingMatvec", "EigResult", "GmresResult", "LinearSolveResult", "default_tol"]
+__all__ = [
+    "ConvergenceInfo",
+    "CountingMatvec",
+    "EigResult",
+    "GmresResult",
+    "LinearSolveResult",
+    "Shifted",
+    "default_tol",
+]
 
 Matvec = Callable[[torch.Tensor], torch.Tensor]
 T = TypeVar("T")
@@ -197,23 +205,53 @@ class LinearSolveResult(_Converging):
 GmresResult = LinearSolveResult
 
 
+class Shifted:
+    """The operator ``A = B - shift I`` given by ``matvec(X) = B X``: a plain matvec of ``A`` to every
+    solver, and to the Krylov ones (Lanczos, block Lanczos, Krylov-Schur) a hint.
+
+    They orthogonalize ``B v`` instead of ``A v`` and put ``-shift`` on the diagonal of the projected
+    matrix: the Krylov space and ``H`` are the same (``K(A, x) = K(B, x)``, ``V^T A V = V^T B V - shift
+    I``), but where ``|shift|`` dominates (``J_F = J_nc - (1 + c) I``), ``A v`` is mostly ``-shift v``,
+    a component Gram-Schmidt removes again at every step, and the DGKS criterion then asks for a second
+    pass at every step: one more read of the whole basis per product.
+    """
+
+    def __init__(self, matvec: Matvec, shift: float) -> None:
+        self.matvec, self.shift = matvec, float(shift)
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        """``A x = B x - shift x``."""
+        return self.matvec(x) - self.shift * x
+
+
 class CountingMatvec:
     """Wraps a matvec and counts applications per problem (see module docstring).
 
     ``batch_ndim`` is the number of leading batch dimensions of the problem; any extra leading
-    dimension beyond those (a block of vectors) multiplies the count.
+    dimension beyond those (a block of vectors) multiplies the count. For a :class:`Shifted` operator
+    ``shift`` is its shift and :meth:`unshifted` its ``B`` (counted the same); else ``shift`` is 0.
     """
 
     def __init__(self, matvec: Matvec, batch_ndim: int) -> None:
         self._matvec = matvec
+        self._unshifted = matvec.matvec if isinstance(matvec, Shifted) else matvec
+        self.shift = matvec.shift if isinstance(matvec, Shifted) else 0.0
         self._batch_ndim = batch_ndim
         self.count = 0
 
-    def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        """``A x``, counting one application per vector of the block."""
+    def _count(self, x: torch.Tensor) -> None:
         block = x.shape[self._batch_ndim : x.ndim - 1]
         n_vectors = 1
         for size in block:
             n_vectors *= int(size)
         self.count += n_vectors
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        """``A x``, counting one application per vector of the block."""
+        self._count(x)
         return self._matvec(x)
+
+    def unshifted(self, x: torch.Tensor) -> torch.Tensor:
+        """``B x = A x + shift x`` (``A x`` itself where ``A`` is not :class:`Shifted`), counted as ``A x``."""
+        self._count(x)
+        return self._unshifted(x)

@@ -139,6 +139,7 @@ class _Lanczos:
         counter = CountingMatvec(matvec, batch_ndim=len(self.batch))
         self.counter = counter
         self.op = lambda x: counter(x.reshape(*self.batch, *x.shape[1:])).reshape(x.shape)
+        self.op_unshifted = lambda x: counter.unshifted(x.reshape(*self.batch, *x.shape[1:])).reshape(x.shape)
         zeros = torch.zeros(B, dtype=torch.long, device=device)
         self.breakdowns, self.failed = zeros.clone(), zeros.clone()
         # Per-problem estimate threshold (a fraction of tol), tightened when a true residual disagrees.
@@ -171,7 +172,7 @@ class _Lanczos:
     def step(self) -> tuple[torch.Tensor, torch.Tensor]:
         """One Lanczos step: column ``s`` of ``T``; returns ``(beta, untrusted breakdown)`` per problem."""
         fact, s, n = self.fact, self.s, self.n
-        step = fact.expand(self.op, self.everyone)
+        step = fact.expand(self.op_unshifted, self.everyone, self.counter.shift)
         orth = step.result
         finite = torch.isfinite(orth.input_norm)  # a non-finite w has a non-finite norm: no O(n) scan
         if not bool(finite.all()):

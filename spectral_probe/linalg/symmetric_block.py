@@ -84,6 +84,7 @@ class _BlockLanczos:
         self.p = min(p, n)
         self.counter = CountingMatvec(matvec, batch_ndim=len(self.batch))
         self.op = lambda x: self.counter(x.reshape(*self.batch, *x.shape[1:])).reshape(x.shape)
+        self.op_unshifted = lambda x: self.counter.unshifted(x.reshape(*self.batch, *x.shape[1:])).reshape(x.shape)
         self.V = x0.new_zeros((B, m + self.p, n))
         self.H = x0.new_zeros((B, m, m))
         self.R = x0.new_zeros((B, self.p, self.p))
@@ -114,6 +115,7 @@ class _BlockLanczos:
             o = orthogonalize(self.V[:, :top], block[:, i])
             if column is not None:
                 self.H[:, :j, column + i] = o.coefficients[:, :j]
+                self.H[:, column + i, column + i] -= self.counter.shift  # A = B - shift I (Shifted)
                 self.R[:, : top - j, i] = o.coefficients[:, j:]
             if i >= rows:  # no room left in the space (n reached): only the coefficients count
                 continue
@@ -130,9 +132,10 @@ class _BlockLanczos:
 
     def step(self, rows: int) -> tuple[int, torch.Tensor]:
         """Apply ``A`` to the next block: it joins the basis. Returns the first column of that block and
-        its products (zero for a problem whose operator returned non-finite numbers)."""
+        its products (zero for a problem whose operator returned non-finite numbers); for a
+        :class:`~spectral_probe.linalg.result.Shifted` ``A = B - shift I`` the products ``B Q``."""
         j = self.j
-        aq = self.op(self.V[:, j : j + rows])
+        aq = self.op_unshifted(self.V[:, j : j + rows])
         self.bad |= ~torch.isfinite(aq).flatten(1).all(-1)
         self.j = j + rows
         return j, torch.where(self.bad[:, None, None], torch.zeros_like(aq), aq)

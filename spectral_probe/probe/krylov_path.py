@@ -63,7 +63,7 @@ def _omega(ops: JacobianOperators, run: _Run, options: ProbeOptions) -> tuple[li
         starts = torch.stack([blend(run.warm_vector("omega"), run.random(batch, n)), run.random(batch, n)], dim=-2)
         # A block basis holds the wanted pair and two blocks at least (a --krylov-dim below 5 is raised).
         settings = {**run.krylov, "krylov_dim": max(run.krylov["krylov_dim"], 1 + 2 * starts.shape[-2])}
-        result = lanczos(ops.sym, starts, which="LA", block=True, **settings)
+        result = lanczos(ops.krylov("sym"), starts, which="LA", block=True, **settings)
         run.counts["jvp"] += result.matvecs
         run.counts["vjp"] += result.matvecs
         for b, (value, residual, converged, _) in enumerate(zip(*leading(result), strict=True)):
@@ -128,14 +128,16 @@ def _second_run(ops: JacobianOperators, run: _Run, targets: tuple, right: dict, 
     second start of the cross-check (the same eigenvalues from another operator and another start).
     Under ``--matvec fd`` (no vjp) a second run on ``J_F`` from the random start."""
     if not ops.has_vjp:
-        second = krylov_schur(ops.jf, noise, targets=targets, **run.krylov)
+        second = krylov_schur(ops.krylov("jf"), noise, targets=targets, **run.krylov)
         run.counts["jvp"] += next(iter(second.values())).matvecs
         return second
     warm = _warm_vector(right, targets)
     # To the accuracy its two uses need: the agreement rule (sqrt(tol), each
     # run's value within its residual times kappa) and kappa = 1 / |y^H x|, which a left vector known
     # to a residual s gives to a relative s kappa / gap. The reported values come from the J_F run.
-    second = krylov_schur(ops.jf_t, blend(warm, noise), targets=targets, **{**run.krylov, "tol": _check_tol(run)})
+    second = krylov_schur(
+        ops.krylov("jf_t"), blend(warm, noise), targets=targets, **{**run.krylov, "tol": _check_tol(run)}
+    )
     run.counts["vjp"] += next(iter(second.values())).matvecs
     ill = _ill_conditioned(right, second, targets) if _check_tol(run) > run.krylov["tol"] else []
     if ill:
@@ -146,7 +148,7 @@ def _second_run(ops: JacobianOperators, run: _Run, targets: tuple, right: dict, 
         sub = ops if len(ill) == run.batch else ops.restricted(ill)
         if sub is not ops:
             run.counts["vjp"] += sub.setup_matvecs
-        refined = krylov_schur(sub.jf_t, _warm_vector(second, targets)[ill], targets=targets, **run.krylov)
+        refined = krylov_schur(sub.krylov("jf_t"), _warm_vector(second, targets)[ill], targets=targets, **run.krylov)
         run.counts["vjp"] += next(iter(refined.values())).matvecs
         second = {name: second[name].with_rows(ill, refined[name]) for name in second}
     return second
@@ -224,7 +226,7 @@ def _alpha_and_lead(
     targets = (rightmost(), largest_modulus(1.0, eps))
     first_start = blend(run.warm_vector("arnoldi"), run.random(batch, n))
     noise = run.random(batch, n)
-    right = krylov_schur(ops.jf, first_start, targets=targets, **run.krylov)
+    right = krylov_schur(ops.krylov("jf"), first_start, targets=targets, **run.krylov)
     run.counts["jvp"] += next(iter(right.values())).matvecs
     second = _second_run(ops, run, targets, right, noise)
     residuals = [_residual_vectors(right[t.name]) if ops.has_vjp else None for t in targets]
