@@ -101,7 +101,7 @@ def krylov_schur(
 ) -> dict[str, EigResult]:
     """Eigenvalues of a real non-symmetric operator ``A`` wanted by several targets, from ONE Krylov run.
 
-    ``A`` is given only through ``matvec(X) = A X`` on the last dimension (``A = J_F`` via jvp, say).
+    ``A`` only through ``matvec(X) = A X`` on the last dimension; a ``Shifted`` ``B - s I`` is orthogonalized as ``B``.
     Each cycle expands a Krylov decomposition ``A V_m = V_m H_m + v_{m+1} h^T`` to ``m = krylov_dim``
     vectors by Arnoldi (:class:`~spectral_probe.linalg.krylov.KrylovFactorization`) (``m`` is raised to
     ``2 len(targets) (nev + 1) + 2`` if smaller, so that a cycle adds at least as many directions as it

@@ -67,7 +67,8 @@ from spectral_probe.linalg.symmetric_ritz import MAX_FAILED_CHECKS, WHICH, froze
 
 __all__ = ["lanczos"]
 
-# A beta below this many ulps of ||A v|| is rounding noise: the basis spans an invariant subspace.
+# A beta below this many ulps of the orthogonalized product ||w|| (B v for a Shifted A = B - s I: the
+# rounding of what was computed) is noise: the basis spans an invariant subspace.
 _BREAKDOWN_ULPS = 10.0
 
 
@@ -310,7 +311,8 @@ def lanczos(
 
     Args:
         matvec: ``X -> A X`` on the last dimension, ``A`` symmetric; ``X`` is ``[*batch, n]`` or
-            ``[*batch, k, n]``.
+            ``[*batch, k, n]``. A :class:`~spectral_probe.linalg.result.Shifted` ``A = B - s I`` is
+            orthogonalized as ``B`` (no cancellation from a dominant shift).
         x0: start vectors ``[*batch, n]``, or ``[*batch, p, n]`` with ``block`` (need not be normalised; a
             zero row is replaced by a random one). Every batch element is an independent problem; all
             run together.
