@@ -62,14 +62,10 @@ def _apply_slot(
     X = torch.zeros(B, n, dtype=cdtype, device=V.device)
     has, is_complex = [False] * B, [False] * B
     for b, r, i in picks:
-        # Real and imaginary parts by real products: converting the basis to complex would copy it.
+        # Real and imaginary parts by real products (Y is complex, from eig): a complex copy of the basis
+        # would cost more than the products.
         y, basis = r.Y[:, i].to(device=V.device), V[b, : r.Y.shape[0]]  # H_k: k <= m
-        x = (
-            torch.complex(y.real.to(V.dtype) @ basis, y.imag.to(V.dtype) @ basis)
-            if y.is_complex()
-            else y.to(V.dtype) @ basis
-        )
-        x = x.to(cdtype)
+        x = torch.complex(y.real.to(V.dtype) @ basis, y.imag.to(V.dtype) @ basis)
         X[b] = x / torch.linalg.vector_norm(x)
         has[b], is_complex[b] = True, float(r.theta[i].imag) != 0.0
         mv_per[b] += 1 + int(is_complex[b])
