@@ -65,7 +65,9 @@ class Orthogonalized:
 
 def _project(basis: torch.Tensor, w: torch.Tensor, mask: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
     """One classical Gram-Schmidt pass: ``c = V w`` (masked rows ignored), ``w - V^T c``."""
-    coef = (basis @ w.unsqueeze(-1)).squeeze(-1)
+    # w V^T rather than V w: the same numbers, but torch's batched matrix-VECTOR kernel is 5-7x slower
+    # than the row-vector form once the batch has more than one problem (both at n = 512 to 8,192).
+    coef = (w.unsqueeze(-2) @ basis.mT).squeeze(-2)
     if mask is not None:
         coef = coef * mask
     return w - (coef.unsqueeze(-2) @ basis).squeeze(-2), coef

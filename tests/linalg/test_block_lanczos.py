@@ -83,6 +83,38 @@ def test_fewer_products_than_two_separate_runs_and_counted_per_vector() -> None:
     check_against_truth(a, result, "LA", 1)
 
 
+def test_ritz_pairs_where_convergence_is_predicted_at_the_products_of_every_step(monkeypatch) -> None:
+    """The projected ``eigh`` (a batch of them per step) runs where the estimates predict convergence:
+    far fewer of them than block steps, and not one product more than testing at every step."""
+    import spectral_probe.linalg.symmetric_block as block_module
+    from spectral_probe.linalg.ritz import CheckSchedule
+
+    mats = [symmetric(np.concatenate([[3.0, 2.7], np.random.default_rng(s).uniform(-2, 2, 298)]), s) for s in range(4)]
+    batch = torch.stack([torch.from_numpy(m) for m in mats])
+    starts = start((4, 2, 300), 5)
+    calls = {"ritz": 0}
+    real_ritz = block_module.ritz
+
+    def counted_ritz(t: torch.Tensor, which: str):
+        calls["ritz"] += 1
+        return real_ritz(t, which)
+
+    monkeypatch.setattr(block_module, "ritz", counted_ritz)
+    scheduled = block_lanczos(dense_matvec(batch), starts, krylov_dim=30)
+    scheduled_calls = calls["ritz"]
+    monkeypatch.setattr(CheckSchedule, "due", lambda self, clock: True)
+    calls["ritz"] = 0
+    every_step = block_lanczos(dense_matvec(batch), starts, krylov_dim=30)
+    assert scheduled.matvecs <= every_step.matvecs
+    assert calls["ritz"] >= every_step.matvecs // 2 - 1  # the control: one per block step of two products
+    assert scheduled_calls <= calls["ritz"] // 2, (scheduled_calls, calls["ritz"])
+    assert bool(scheduled.converged.all())
+    for b, m in enumerate(mats):
+        top = float(np.linalg.eigvalsh(m)[-1])
+        assert abs(float(scheduled.values[b, 0]) - top) <= float(scheduled.residuals[b, 0]) + 1e-12
+        assert float(scheduled.residuals[b, 0]) <= default_tol(F64) * 3.0 + 1e-12
+
+
 def test_matches_arpack_with_restarts() -> None:
     a = symmetric(np.concatenate([np.linspace(-1, 1, 296), [1.2, 1.25, 1.3, 1.4]]), 13)
     result = block_lanczos(dense_matvec(a), start((2, 300), 6), nev=3, krylov_dim=16)
