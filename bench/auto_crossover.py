@@ -19,7 +19,7 @@ from typing import Any
 from .measure import median
 from .operators import build, spec_for_size
 
-SIZES = (128, 192, 224, 256, 288, 320, 384, 448, 512)
+SIZES = (128, 192, 256, 288, 320, 352, 384, 448, 512)
 QUICK_SIZES = (16, 32)
 METHODS = ("dense", "krylov", "auto")
 WITHIN = 1.10

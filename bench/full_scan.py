@@ -41,8 +41,8 @@ TARGET = 1e-8
 OURS_SETTINGS = {"krylov_dim": 30, "max_restarts": 10_000}
 #: (spec, eps) of issue 12, and the tiny ones of --quick.
 OPERATORS = [(ProblemSpec("hopfield", 1024), 0.5), (ProblemSpec("hopfield", 8192), 1.0), (conv_spec(16, 64), 1.0)]
-#: --quick: above dense_max_n (224), so --method auto takes the Krylov path as on the real operators.
-QUICK_OPERATORS = [(ProblemSpec("hopfield", 320), 0.5), (conv_spec(2, 12), 1.0)]
+#: --quick: above dense_max_n (288), so --method auto takes the Krylov path as on the real operators.
+QUICK_OPERATORS = [(ProblemSpec("hopfield", 320), 0.5), (conv_spec(2, 13), 1.0)]
 DENSE_TRUTH_MAX_N = 2048
 
 

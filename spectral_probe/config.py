@@ -65,7 +65,7 @@ class ProbeOptions:
     max_restarts: int = DEFAULTS.max_restarts
     fixed_point_tol: float = 1e-6
     fd_directions: int = 3
-    dense_max_n: int = 224  # --method auto: dense at n <= this (measured, see BENCHMARKS.md, method-auto)
+    dense_max_n: int = 288  # --method auto: dense at n <= this (measured, see BENCHMARKS.md, method-auto)
     fd_dense_max_n: int = 2048  # --matvec fd: omega from a dense FD Jacobian up to this n
     # analyses beyond omega/alpha/rho (spectral_probe.analysis; priced in BENCHMARKS.md)
     margins: bool = False  # eps_max with its rho probes (scan --plot turns it on; c_crit is always reported)

@@ -57,3 +57,41 @@ def test_a_near_tie_of_real_eigenvalues_picks_the_rightmost() -> None:
     for values in ([2.0, 2.0 + 1e-13, -1.0], [2.0 + 1e-13, 2.0, -1.0]):
         spectrum = dense_spectrum(torch.diag(torch.tensor(values, dtype=torch.float64)), 0.1)
         assert spectrum.mu_alpha.real.item() == 2.0 + 1e-13
+
+
+def test_the_given_eig_of_the_condition_numbers_gives_the_same_spectrum() -> None:
+    from spectral_probe.linalg.conditioning import eigen_conditions
+
+    gen = torch.Generator().manual_seed(5)
+    jf = torch.randn(3, 9, 9, generator=gen, dtype=torch.float64)
+    conditions = eigen_conditions(jf)
+    shared = dense_spectrum(jf, 0.7, eigen=(conditions.values, conditions.vectors))
+    own = dense_spectrum(jf, 0.7)
+    truth = np.linalg.eigvals(jf.numpy())
+    assert np.allclose(shared.mu_alpha.real.numpy(), truth.real.max(-1), atol=1e-12)
+    for name in ("omega", "mu_alpha", "mu_lead", "norm_M"):
+        assert torch.allclose(getattr(shared, name), getattr(own, name), atol=1e-12), name
+    for name, value in own.residuals.items():
+        assert torch.allclose(shared.residuals[name], value, atol=1e-12), name
+
+
+def test_the_dense_path_decomposes_J_F_once(monkeypatch) -> None:
+    from spectral_probe.config import ProbeOptions
+    from spectral_probe.probe import probe_fixed_points
+
+    gen = torch.Generator().manual_seed(6)
+    weight = 0.3 * torch.randn(12, 12, generator=gen, dtype=torch.float64)
+    real_eig, calls = torch.linalg.eig, []
+
+    def counted_eig(a: torch.Tensor):
+        calls.append(tuple(a.shape))
+        return real_eig(a)
+
+    monkeypatch.setattr(torch.linalg, "eig", counted_eig)
+    (result,), _ = probe_fixed_points(
+        lambda z: torch.tanh(z @ weight.T), torch.zeros(1, 12, dtype=torch.float64), c=0.0, eps=0.5,
+        options=ProbeOptions(method="dense"),
+    )  # fmt: skip
+    assert calls == [(1, 12, 12)]
+    truth = np.linalg.eigvals(weight.numpy() - np.eye(12))
+    assert result.alpha == pytest.approx(truth.real.max(), abs=1e-12)

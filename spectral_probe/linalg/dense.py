@@ -42,10 +42,17 @@ def _pick(values: torch.Tensor, score: torch.Tensor) -> torch.Tensor:
 
 
 @single_threaded()
-def dense_spectrum(jf: torch.Tensor, eps: float) -> DenseSpectrum:
+def dense_spectrum(
+    jf: torch.Tensor, eps: float, eigen: tuple[torch.Tensor, torch.Tensor] | None = None
+) -> DenseSpectrum:
     """Exact ``omega = lambda_max((J_F + J_F^T)/2)``, ``alpha = max Re mu(J_F)`` and the leading eigenvalue of
     ``M = I + eps J_F`` (largest ``|1 + eps mu|``) for a dense ``J_F [*batch, n, n]``, by ``eigh`` / ``eig``,
-    with the true residuals of the three eigenpairs and ``||M||_2``, ``||J_F||_2``."""
+    with the true residuals of the three eigenpairs and ``||M||_2``, ``||J_F||_2``.
+
+    ``eigen``: ``torch.linalg.eig(jf)`` where the caller already has it (the condition numbers of
+    :func:`~spectral_probe.linalg.conditioning.eigen_conditions` need the same decomposition, the
+    costliest call of the dense path).
+    """
     n = jf.shape[-1]
     sym = (jf + jf.transpose(-1, -2)) / 2
     sym_values, sym_vectors = torch.linalg.eigh(sym)
@@ -55,7 +62,7 @@ def dense_spectrum(jf: torch.Tensor, eps: float) -> DenseSpectrum:
         (sym @ omega_vec.unsqueeze(-1)).squeeze(-1) - omega.unsqueeze(-1) * omega_vec, dim=-1
     )
 
-    mu, vectors = torch.linalg.eig(jf)
+    mu, vectors = torch.linalg.eig(jf) if eigen is None else eigen
     jf_c = jf.to(mu.dtype)
     i_alpha = _pick(mu, mu.real)
     i_lead = _pick(mu, (1 + eps * mu).abs())

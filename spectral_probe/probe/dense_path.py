@@ -36,8 +36,8 @@ def dense_spectra(ops: JacobianOperators, eps: float, tolerances: Tolerances) ->
     batch, n = ops.z_star.shape
     eye = torch.eye(n, dtype=ops.z_star.dtype, device=ops.z_star.device)
     jf = ops.dense_jacobian() - (1 + ops.c) * eye
-    spectrum = dense_spectrum(jf, eps)
     conditions = eigen_conditions(jf)
+    spectrum = dense_spectrum(jf, eps, eigen=(conditions.values, conditions.vectors))  # one eig for both
     mu_alpha = spectrum.mu_alpha.tolist()
     mu_lead = spectrum.mu_lead.tolist()
     omega = spectrum.omega.tolist()
