@@ -101,7 +101,10 @@ def _probe_checkpoint(path: str, options: ProbeOptions, *, warm: WarmStart | Non
         with torch.no_grad():
             probe_out = nc_force(fixed_points[0])
     except Exception as exc:  # a user operator that cannot take this z*: a bad input, not a bug
-        raise InputError(path, f"the operator failed on z_star: {whole_message(exc)}") from None
+        read_as = ""
+        if z_shape is not None and len(z_shape) > 2:  # flattened to one state: the operator names no n
+            read_as = f" of shape {list(z_shape)}, read as {list(fixed_points.shape)} ([B, n] expected)"
+        raise InputError(path, f"the operator failed on z_star{read_as}: {whole_message(exc)}") from None
     if probe_out.shape != fixed_points[0].shape:
         raise InputError(
             path, f"nc_force maps z_star of shape {tuple(fixed_points[0].shape)} to {tuple(probe_out.shape)}"

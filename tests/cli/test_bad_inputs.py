@@ -143,3 +143,17 @@ def test_operator_options_the_factory_refuses_name_the_config_file(tmp_path) -> 
     config.write_text("options:\n  height: 3\n")
     code, _, output = run_cli("scan", checkpoint, "--config", config)
     assert code == 2 and str(config) in output and str(checkpoint) in output, output
+
+
+def test_a_z_star_of_more_than_two_dimensions_is_named_with_its_shape(tmp_path) -> None:
+    # hopfield declares no state size: a [2, 2, 8] z_star is read as one state of 32, which W [8, 8] refuses
+    tensors = {
+        "W": 0.1 * torch.eye(8, dtype=torch.float64),
+        "b": torch.zeros(8, dtype=torch.float64),
+        "z_star": torch.zeros(2, 2, 8, dtype=torch.float64),
+    }
+    path = write_checkpoint(tmp_path / "z3d.safetensors", tensors, operator="hopfield")
+    code, _, output = run_cli("scan", path)
+    assert code == 2, output
+    assert "Traceback" not in output
+    assert "z3d.safetensors" in output and "[2, 2, 8]" in output and "[B, n] expected" in output, output
