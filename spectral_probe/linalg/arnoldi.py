@@ -45,7 +45,6 @@ from spectral_probe.linalg.extract import true_residuals
 from spectral_probe.linalg.krylov import KrylovFactorization, orthogonalize
 from spectral_probe.linalg.result import ConvergenceInfo, CountingMatvec, EigResult, Matvec, default_tol
 from spectral_probe.linalg.ritz import (
-    CheckSchedule,
     Ritz,
     analyze_many,
     estimates_converged,
@@ -55,6 +54,7 @@ from spectral_probe.linalg.ritz import (
     with_buffer,
     worst_ratio,
 )
+from spectral_probe.linalg.schedule import CheckSchedule
 from spectral_probe.linalg.targets import (
     Target,
     as_target,

@@ -203,35 +203,3 @@ def worst_ratio(r: Ritz, nev: int, tol: float, norm: float) -> float:
     """The largest of every target's top ``nev`` Krylov residual estimates over ``tol * norm`` (converged: <= 1)."""
     worst = max(float(r.estimates[o[:nev]].max()) for o in r.orders)
     return worst / max(tol * norm, 1e-300)
-
-
-class CheckSchedule:
-    """When to look at the Ritz values of a Krylov-Schur cycle before its basis is full.
-
-    Waiting for ``m`` vectors before each convergence test (ARPACK's way) spends on average half a
-    cycle's products after the wanted pair has converged. Testing after every step costs an ``m x m``
-    eig per step, as much as a cheap product. So the test runs where convergence is predicted: the
-    ratio ``estimate / (tol ||A||)`` of the last two tests gives a geometric rate per product, and the
-    next test is placed one step short of the predicted crossing (at least one step, at most
-    ``STRIDE`` steps ahead), so a test is rarely wasted and the overshoot is rarely more than a step.
-    The clock is the problem's product count, which keeps counting across restarts.
-    """
-
-    STRIDE = 4
-
-    def __init__(self, first: int) -> None:
-        self.next = first
-        self.last: tuple[int, float] | None = None
-
-    def due(self, clock: int) -> bool:
-        """Whether a test is scheduled at or before ``clock`` (the problem's products so far)."""
-        return clock >= self.next
-
-    def record(self, clock: int, ratio: float) -> None:
-        """The test at ``clock`` found ``ratio``; place the next one."""
-        jump = self.STRIDE
-        if self.last is not None and 1.0 < ratio < self.last[1] and clock > self.last[0]:
-            rate = (math.log(self.last[1]) - math.log(ratio)) / (clock - self.last[0])
-            jump = max(1, min(self.STRIDE, math.ceil(math.log(ratio) / rate) - 1))
-        self.last = (clock, ratio)
-        self.next = clock + jump

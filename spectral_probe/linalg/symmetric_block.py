@@ -40,7 +40,7 @@ Implementation choices
 * The whole batch steps in lockstep (one block size, one basis size); a problem that is done keeps its
   answer. The batch is confirmed when its slowest problem has converged, so the Ritz pairs (a batched
   ``eigh`` of ``H``, which on 64 problems costs more than a cheap product) are computed only where the
-  worst estimate is predicted to cross the threshold (:class:`~spectral_probe.linalg.ritz.CheckSchedule`,
+  worst estimate is predicted to cross the threshold (:class:`~spectral_probe.linalg.schedule.CheckSchedule`,
   as Krylov-Schur does) and at each restart: the same products as a test at every step.
 """
 
@@ -50,7 +50,7 @@ import torch
 
 from spectral_probe.linalg.krylov import orthogonalize, random_orthonormal
 from spectral_probe.linalg.result import CountingMatvec, EigResult, Matvec
-from spectral_probe.linalg.ritz import CheckSchedule
+from spectral_probe.linalg.schedule import CheckSchedule
 from spectral_probe.linalg.symmetric_ritz import MAX_FAILED_CHECKS, frozen_result, ritz
 
 __all__ = ["block_basis_size"]

@@ -547,7 +547,7 @@ def test_cuda_matches_cpu():
 
 def test_converges_before_the_basis_is_full_and_matches_dense():
     """A well-separated pair converges in a few steps: the run stops there (early tests,
-    ``ritz.CheckSchedule``) instead of filling all ``krylov_dim`` vectors, and the answer is still the
+    ``schedule.CheckSchedule``) instead of filling all ``krylov_dim`` vectors, and the answer is still the
     dense truth with an honest TRUE residual; in a batch with a slow problem each keeps its own stop."""
     g = torch.Generator().manual_seed(5)
     n = 200
@@ -575,7 +575,7 @@ def test_converges_before_the_basis_is_full_and_matches_dense():
 def test_check_schedule_places_tests_near_the_predicted_crossing():
     """Geometric convergence by a factor 10 per product from ratio 1e6: the schedule first jumps its
     stride, then lands one step short of the crossing and never past it."""
-    from spectral_probe.linalg.ritz import CheckSchedule
+    from spectral_probe.linalg.schedule import CheckSchedule
 
     schedule, clock, tests = CheckSchedule(first=5), 5, []
     while True:

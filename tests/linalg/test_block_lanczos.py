@@ -87,7 +87,7 @@ def test_ritz_pairs_where_convergence_is_predicted_at_the_products_of_every_step
     """The projected ``eigh`` (a batch of them per step) runs where the estimates predict convergence:
     far fewer of them than block steps, and not one product more than testing at every step."""
     import spectral_probe.linalg.symmetric_block as block_module
-    from spectral_probe.linalg.ritz import CheckSchedule
+    from spectral_probe.linalg.schedule import CheckSchedule
 
     mats = [symmetric(np.concatenate([[3.0, 2.7], np.random.default_rng(s).uniform(-2, 2, 298)]), s) for s in range(4)]
     batch = torch.stack([torch.from_numpy(m) for m in mats])
