@@ -28,7 +28,7 @@ class CheckSchedule:
         self.last: tuple[int, float] | None = None
 
     def due(self, clock: int) -> bool:
-        """Whether a test is scheduled at or before ``clock`` (the problem's products so far)."""
+        """Whether a test is scheduled at or before ``clock``."""
         return clock >= self.next
 
     def record(self, clock: int, ratio: float) -> None:
