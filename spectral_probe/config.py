@@ -34,8 +34,11 @@ DEFAULT_EPS = 1.0
 DTYPES = ("float64", "float32")
 MATVECS = ("autograd", "fd")
 METHODS = ("auto", "dense", "krylov")
+#: The Krylov ``J v``: ``transpose`` of the vjp by double backward (default), or ``linearize``
+#: (``torch.func.linearize``, :mod:`spectral_probe.linearized`), checked against it.
+KRYLOV_JVS = ("transpose", "linearize")
 OPTION_SPECS.update(dtype=Spec("choice", choices=DTYPES), matvec=Spec("choice", choices=MATVECS))
-OPTION_SPECS.update(method=Spec("choice", choices=METHODS))
+OPTION_SPECS.update(method=Spec("choice", choices=METHODS), krylov_jv=Spec("choice", choices=KRYLOV_JVS))
 OPTION_SPECS.update(transient_horizon=Spec("int", 1, 100_000))
 
 
@@ -67,6 +70,7 @@ class ProbeOptions:
     fd_directions: int = 3
     dense_max_n: int = 288  # --method auto: dense at n <= this (measured, see BENCHMARKS.md, method-auto)
     fd_dense_max_n: int = 2048  # --matvec fd: omega from a dense FD Jacobian up to this n
+    krylov_jv: str = "transpose"  # the Krylov J v: transpose of the vjp, or linearize (spectral_probe.linearized)
     # analyses beyond omega/alpha/rho (spectral_probe.analysis; priced in BENCHMARKS.md)
     margins: bool = False  # eps_max with its rho probes (scan --plot turns it on; c_crit is always reported)
     transient: bool = False  # lower bounds on max_k ||M^k|| and sup_t ||exp(t J_F)||

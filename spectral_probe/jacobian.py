@@ -2,8 +2,7 @@
 
 For ``F(z) = nc_force(z) - (1 + c) z`` linearized at each of B fixed points ``z*_b``:
 
-* ``J_nc = d nc_force / dz (z*)``: only products ``J_nc v`` (jvp) and ``J_nc^T u`` (vjp), never formed
-  for large n;
+* ``J_nc = d nc_force / dz (z*)``: products ``J_nc v`` (jvp), ``J_nc^T u`` (vjp); formed only for small n;
 * ``J_F = J_nc - (1 + c) I``, its symmetric part ``(J_F + J_F^T) / 2`` (numerical abscissa ``omega``);
 * ``M = I + eps J_F``, the forward map of the Euler relaxation ``z <- z + eps F(z)`` (``rho``).
 
@@ -14,9 +13,8 @@ Every matvec follows :mod:`spectral_probe.linalg.result`: it acts on the LAST di
 Two modes (``--matvec``):
 
 * ``autograd``: ``J^T u`` by ``torch.autograd.grad``, set up once at ``z*``; the Krylov ``J v`` is the
-  transpose of that vjp by double backward (it reuses the saved residuals). Forward mode
-  (``torch.autograd.forward_ad``) is set up only on demand:
-  ``jvp_forward``, and ``J v`` itself where the backward is not differentiable.
+  transpose of that vjp by double backward (``krylov_jv="linearize"``: :mod:`spectral_probe.linearized`).
+  Forward mode is set up only on demand: ``jvp_forward``, and ``J v`` where the backward is not differentiable.
 * ``fd``: central differences of ``nc_force`` (:mod:`spectral_probe.linalg.fdcheck`), for black-box or
   non-differentiable operators. ``J^T u`` is not available (``has_vjp`` is False).
 """
@@ -32,9 +30,11 @@ from torch import Tensor
 from torch.autograd import forward_ad
 
 from spectral_probe.batching import one_line
+from spectral_probe.config import KRYLOV_JVS
 from spectral_probe.errors import InputError, OptionError
 from spectral_probe.linalg.fdcheck import central_difference_jvp
 from spectral_probe.linalg.result import Shifted
+from spectral_probe.linearized import linearized_rows
 
 __all__ = ["MATVEC_MODES", "JacobianOperators"]
 
@@ -71,9 +71,12 @@ class JacobianOperators:
         *,
         chunk_size: int | None = None,
         path: str | os.PathLike[str] | None = None,
+        krylov_jv: str = "transpose",
     ) -> None:
         if mode not in MATVEC_MODES:
             raise OptionError(f"unknown matvec mode {mode!r} (valid: {', '.join(MATVEC_MODES)})")
+        if krylov_jv not in KRYLOV_JVS:
+            raise OptionError(f"unknown krylov_jv {krylov_jv!r} (valid: {', '.join(KRYLOV_JVS)})")
         if not (math.isfinite(c) and math.isfinite(eps)):
             raise OptionError(f"c and eps must be finite, got c={c}, eps={eps}")
         if z_star.ndim != 2 or not z_star.is_floating_point() or 0 in z_star.shape:
@@ -83,11 +86,9 @@ class JacobianOperators:
         self.nc_force = nc_force
         self.z_star = z_star.detach()
         self.batch, self.n = (int(s) for s in z_star.shape)
-        self.c = float(c)
-        self.eps = float(eps)
-        self.mode = mode
-        self.dtype = z_star.dtype
-        self.device = z_star.device
+        self.c, self.eps = float(c), float(eps)
+        self.mode, self.krylov_jv = mode, krylov_jv
+        self.dtype, self.device = z_star.dtype, z_star.device
         self.has_vjp = mode == "autograd"
         self.chunk_size = chunk_size
         self.path = None if path is None else str(path)
@@ -102,6 +103,10 @@ class JacobianOperators:
         self._jvp_forward_rows: RowFn | None = None
         if mode == "autograd":
             self._setup_autograd()
+        if mode == "autograd" and krylov_jv == "linearize":  # checked against the transpose route first
+            rows, why = linearized_rows(self._force_rows, self.z_star, self._jvp_rows)
+            self._jvp_rows, self.setup_matvecs = rows or self._jvp_rows, self.setup_matvecs + 6  # trace, 5 checks
+            self.notes += [why] if why else []
         self._check_finite_derivative()
 
     # ---------------------------------------------------------------------------------------------
@@ -133,11 +138,8 @@ class JacobianOperators:
         return self._blocked(self._jvp_rows, v)
 
     def jvp_forward(self, v: Tensor) -> Tensor:
-        """``J_nc v`` by forward-mode autograd: the operator's own jvp rule, set up on first call.
-
-        :meth:`jvp` (the Krylov matvec) is the transpose of the vjp and uses no forward mode; this one is
-        its fallback (a backward that is not differentiable) and a second route for benchmarks and tests.
-        """
+        """``J_nc v`` by forward-mode autograd (the operator's own jvp rule, set up on first call): the
+        fallback of :meth:`jvp` where the backward is not differentiable, and a second route for tests."""
         if self.mode == "fd":
             return self.jvp(v)
         self._check(v, "jvp")
@@ -182,11 +184,9 @@ class JacobianOperators:
 
     def restricted(self, rows: list[int]) -> JacobianOperators:
         """The same linearization at the fixed points ``rows`` alone (the few problems of a batch that need
-        another solve), set up anew on those rows: its own ``setup_matvecs``, the same ``nc_force``,
-        ``c``, ``eps`` and mode."""
-        return JacobianOperators(
-            self.nc_force, self.z_star[rows], self.c, self.eps, self.mode, chunk_size=self.chunk_size, path=self.path
-        )
+        another solve), set up anew on those rows (its own ``setup_matvecs``), with the same settings."""
+        same = {"chunk_size": self.chunk_size, "path": self.path, "krylov_jv": self.krylov_jv}
+        return JacobianOperators(self.nc_force, self.z_star[rows], self.c, self.eps, self.mode, **same)
 
     def dense_jacobian(self, chunk_size: int | None = None) -> Tensor:
         """``J_nc`` at every fixed point, ``[B, n, n]``, ``chunk_size`` rows or columns at a time (default:

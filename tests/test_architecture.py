@@ -42,6 +42,7 @@ RANK: dict[str, float] = {
     "fixed_point": 1.5,
     "eigen_gradient": 1.5,
     "jacobian": 1,
+    "linearized": 0.75,  # the opt-in Krylov J v of jacobian (torch.func.linearize)
     "operators": 1,
     "checkpoint": 1,
     "callable_module": 1,

@@ -68,7 +68,9 @@ def probe_fixed_points(
     if options.refine:
         residual_before = fixed_point_residual(nc_force, fixed_points, c)
         fixed_points = newton_krylov(nc_force, fixed_points, c, eps, options, limits.tol)
-    ops = JacobianOperators(nc_force, fixed_points, c=c, eps=eps, mode=options.matvec, path=label)
+    ops = JacobianOperators(
+        nc_force, fixed_points, c=c, eps=eps, mode=options.matvec, path=label, krylov_jv=options.krylov_jv
+    )
     fp_residual = fixed_point_residual(nc_force, fixed_points, c)
 
     checks = matvec_checks(ops, options, random)

@@ -34,7 +34,7 @@ def newton_krylov(
     for _ in range(NEWTON_STEPS):
         if max(fixed_point_residual(nc_force, z, c)) <= tol:
             break
-        ops = JacobianOperators(nc_force, z, c=c, eps=eps, mode=options.matvec)
+        ops = JacobianOperators(nc_force, z, c=c, eps=eps, mode=options.matvec, krylov_jv=options.krylov_jv)
         step = gmres(ops.jf, -ops.field(z), tol=tol, restart=options.krylov_dim)
         z = z + step.x
     return z
