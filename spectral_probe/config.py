@@ -67,7 +67,7 @@ class ProbeOptions:
     block_size: int = 2
     max_restarts: int = DEFAULTS.max_restarts
     fixed_point_tol: float = 1e-6
-    fd_directions: int = 3
+    fd_directions: int = 2  # also omega's two starts: their J v and J^T v are the block Lanczos's first products
     dense_max_n: int = 288  # --method auto: dense at n <= this (measured, see BENCHMARKS.md, method-auto)
     fd_dense_max_n: int = 2048  # --matvec fd: omega from a dense FD Jacobian up to this n
     krylov_jv: str = "transpose"  # the Krylov J v: transpose of the vjp, or linearize (spectral_probe.linearized)

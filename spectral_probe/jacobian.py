@@ -7,8 +7,7 @@ For ``F(z) = nc_force(z) - (1 + c) z`` linearized at each of B fixed points ``z*
 * ``M = I + eps J_F``, the forward map of the Euler relaxation ``z <- z + eps F(z)`` (``rho``).
 
 Every matvec follows :mod:`spectral_probe.linalg.result`: it acts on the LAST dimension of a
-``[B, *block, n]`` tensor, where ``B`` indexes the fixed points (problem b uses ``J`` at ``z*_b``) and
-``*block`` is any number of extra dimensions (several vectors of one block).
+``[B, *block, n]`` tensor, ``B`` the fixed points (problem b uses ``J`` at ``z*_b``), ``*block`` the vectors.
 
 Two modes (``--matvec``):
 
@@ -55,6 +54,7 @@ class JacobianOperators:
     not vmap-compatible, by a Python loop: ``vectorized`` is then False). ``path`` names the checkpoint
     in errors. Raises :class:`InputError` if ``nc_force`` fails at ``z*`` or, in autograd mode, cannot be
     differentiated with ``torch.func`` (use ``mode="fd"``), and :class:`OptionError` for a bad mode.
+    ``check_finite=False``: a caller (the scan) checks its own first products (:meth:`require_finite`).
 
     Attributes: ``z_star`` ``[B, n]``, ``batch`` (B), ``n``, ``c``, ``eps``, ``mode``, ``dtype``,
     ``device``, ``has_vjp``, ``vectorized``, ``force_at_star`` (``nc_force(z*)``, ``[B, n]``),
@@ -72,6 +72,7 @@ class JacobianOperators:
         chunk_size: int | None = None,
         path: str | os.PathLike[str] | None = None,
         krylov_jv: str = "transpose",
+        check_finite: bool = True,
     ) -> None:
         if mode not in MATVEC_MODES:
             raise OptionError(f"unknown matvec mode {mode!r} (valid: {', '.join(MATVEC_MODES)})")
@@ -107,7 +108,8 @@ class JacobianOperators:
             rows, why = linearized_rows(self._force_rows, self.z_star, self._jvp_rows)
             self._jvp_rows, self.setup_matvecs = rows or self._jvp_rows, self.setup_matvecs + 6  # trace, 5 checks
             self.notes += [why] if why else []
-        self._check_finite_derivative()
+        if check_finite:  # a scan checks the products its own checks make instead (no extra product)
+            self._check_finite_derivative()
 
     # ---------------------------------------------------------------------------------------------
     # Public matvecs
@@ -138,8 +140,7 @@ class JacobianOperators:
         return self._blocked(self._jvp_rows, v)
 
     def jvp_forward(self, v: Tensor) -> Tensor:
-        """``J_nc v`` by forward-mode autograd (the operator's own jvp rule, set up on first call): the
-        fallback of :meth:`jvp` where the backward is not differentiable, and a second route for tests."""
+        """``J_nc v`` by forward mode (set up on first call): :meth:`jvp`'s fallback, a second route for tests."""
         if self.mode == "fd":
             return self.jvp(v)
         self._check(v, "jvp")
@@ -149,11 +150,8 @@ class JacobianOperators:
         """``J_nc^T u`` for ``u`` ``[B, *block, n]``; autograd mode only (``has_vjp``)."""
         self._check(u, "vjp")
         if self._vjp_rows is None:
-            raise OptionError(
-                "J^T u (vjp) is not available with --matvec fd: finite differences give J v only, so "
-                "quantities that need the transpose (omega, the adjoint check) need --matvec autograd "
-                "or a dense finite-difference Jacobian"
-            )
+            why = "finite differences give J v only, so omega and the adjoint check need --matvec autograd"
+            raise OptionError(f"J^T u (vjp) is not available with --matvec fd: {why} or a dense FD Jacobian")
         return self._blocked(self._vjp_rows, u)
 
     def jf(self, v: Tensor) -> Tensor:
@@ -302,23 +300,25 @@ class JacobianOperators:
         return self._jvp_forward_rows
 
     def _check_finite_derivative(self) -> None:
-        """One ``J v`` (and ``J^T u``) on a random vector must be finite, or no solver can use them.
-
-        An operator that is not differentiable at ``z*`` (``sqrt(|z|)`` at 0, say) gives nan/inf
-        derivatives; LAPACK would then fail inside a solver, which reads as a bug (exit 4). It is a
-        property of the input: an :class:`InputError` naming the checkpoint (exit 2).
-        """
-        generator = torch.Generator(device=self.device).manual_seed(0)
-        v = torch.randn(self.batch, 1, self.n, generator=generator, dtype=self.dtype, device=self.device)
-        products = [("J v", self.jvp)] + ([("J^T u", self.vjp)] if self.has_vjp else [])
-        for name, product in products:
+        """One ``J v`` (and ``J^T u``) on a random vector must be finite, or no solver can use them."""
+        v = torch.randn(
+            self.batch,
+            1,
+            self.n,
+            generator=torch.Generator(self.device).manual_seed(0),
+            dtype=self.dtype,
+            device=self.device,
+        )
+        for name, product in [("J v", self.jvp)] + ([("J^T u", self.vjp)] if self.has_vjp else []):
             self.setup_matvecs += 1
-            if not bool(torch.isfinite(product(v)).all()):
-                raise InputError(
-                    self.path,
-                    f"the derivative of nc_force at z_star is not finite ({name} has nan/inf): the operator is "
-                    "not differentiable there",
-                )
+            self.require_finite(name, product(v))
+
+    def require_finite(self, name: str, values: Tensor) -> None:
+        """Products ``values`` (``name``) that are not finite (an operator not differentiable at ``z*``:
+        ``sqrt(|z|)`` at 0) would fail LAPACK inside a solver, read as a bug: an InputError (exit 2)."""
+        if not bool(torch.isfinite(values).all()):
+            why = f"({name} has nan/inf): the operator is not differentiable there"
+            raise InputError(self.path, f"the derivative of nc_force at z_star is not finite {why}")
 
     def _setup_forward_mode(self, z: Tensor, probe: Tensor) -> RowFn:
         """The forward-mode ``J v`` by ``torch.autograd.forward_ad``."""

@@ -210,3 +210,54 @@ def test_an_ill_conditioned_fixed_point_of_a_batch_is_refereed_alone(monkeypatch
     assert abs(refereed[1].alpha - plain[1].alpha) <= 1e-8 and refereed[1].converged
     check = next(c for c in refereed[1].checks if c.name == "agreement:alpha_starts")
     assert check.passed and check.value <= 1e-8  # the referee ran on to tol: the runs agree to it
+
+
+def test_the_checks_products_are_the_solvers_first_products(monkeypatch):
+    """The finite-difference and adjoint checks' ``J d`` and ``J^T d`` on two random directions start
+    omega's block Lanczos (both), Krylov-Schur and ``||M||_2`` (the first): 6 products per fixed point
+    fewer than the same scan making them again, the same numbers, right against the dense Jacobian of
+    the operator (``torch.func.jacrev``), and every product made is in the count."""
+    n, batch, eps = 150, 2, 0.5
+    g = torch.Generator().manual_seed(21)
+    z = 0.3 * torch.randn(n, generator=g, dtype=F64)
+    w = torch.randn(n, n, generator=g, dtype=F64) * 1.2 / n**0.5
+    t = torch.tanh(z)
+    w = w + torch.outer(z - w @ t, t) / (t @ t)  # W tanh(z) = z: z and -z are fixed points (odd force)
+    z_star = torch.stack([z, -z])
+
+    def force(state):
+        return w @ torch.tanh(state)
+
+    made = {"vectors": 0}
+    for name in ("jvp", "vjp", "force"):
+        original = getattr(krylov_path.JacobianOperators, name)
+
+        def counted(self, x, _original=original):
+            made["vectors"] += x.numel() // x.shape[-1]
+            return _original(self, x)
+
+        monkeypatch.setattr(krylov_path.JacobianOperators, name, counted)
+
+    def scan():
+        made["vectors"] = 0
+        options = ProbeOptions(method="krylov", seed=5)
+        results, _ = probe_fixed_points(force, z_star, c=0.0, eps=eps, options=options)
+        return results, made["vectors"]
+
+    reused, reused_made = scan()
+    monkeypatch.setattr(krylov_path, "_reusing", lambda matvec, known: (matvec, None))
+    plain, plain_made = scan()
+    for b in range(batch):
+        jf = torch.func.jacrev(force)(z_star[b]) - torch.eye(n, dtype=F64)
+        eig = torch.linalg.eigvals(jf)
+        omega = float(torch.linalg.eigvalsh(0.5 * (jf + jf.T))[-1])
+        alpha, rho = float(eig.real.max()), float((1 + eps * eig).abs().max())
+        for result in (reused[b], plain[b]):
+            assert result.verdict != "inconclusive", [c for c in result.checks if not c.passed]
+            assert abs(result.omega - omega) < 1e-8 and abs(result.alpha - alpha) < 1e-8
+            assert abs(result.rho - rho) < 1e-8
+        assert plain[b].matvecs - reused[b].matvecs == 6
+    # The set-up's own products (nc_force(z*), the recorded forward, the vjp and J v probes: 4) are made
+    # inside JacobianOperators, not through its methods; every other product is counted where it is made.
+    assert reused_made + 4 * batch == sum(r.matvecs for r in reused)
+    assert plain_made + 4 * batch == sum(r.matvecs for r in plain)

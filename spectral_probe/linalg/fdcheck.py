@@ -106,17 +106,19 @@ def fd_jvp_rel_err(f: Fn, jvp: Fn, z: Tensor, directions: Tensor, *, jv: Tensor 
     return _max_per_problem(err)
 
 
-def adjoint_rel_err(jvp: Fn, vjp: Fn, u: Tensor, v: Tensor, *, jv: Tensor | None = None) -> Tensor:
+def adjoint_rel_err(
+    jvp: Fn, vjp: Fn, u: Tensor, v: Tensor, *, jv: Tensor | None = None, jtu: Tensor | None = None
+) -> Tensor:
     """``|<u, J v> - <J^T u, v>| / (||J v|| ||u|| + ||J^T u|| ||v||)``, max over block vectors.
 
     The adjoint identity that guards the ``Sym(J)`` matvec (``(J v + J^T v) / 2``): ``vjp`` must be
     the transpose of ``jvp``. The normalization bounds both inner products (Cauchy-Schwarz), so the
     ratio is in ``[0, 1]`` and never relative to ``<u, J v>``, which can be 0. ``u``, ``v``
     ``[B, *block, n]`` (random, independent); returns ``Tensor[B]``. Exactly 0 when ``J = 0``.
-    ``jv``: ``jvp(v)`` where the caller has already made it.
+    ``jv``, ``jtu``: ``jvp(v)`` and ``vjp(u)`` where the caller has already made them.
     """
     jv = jvp(v) if jv is None else jv
-    jtu = vjp(u)
+    jtu = vjp(u) if jtu is None else jtu
     lhs = (u * jv).sum(dim=-1)
     rhs = (jtu * v).sum(dim=-1)
     scale = torch.linalg.vector_norm(jv, dim=-1) * torch.linalg.vector_norm(u, dim=-1)

@@ -16,6 +16,21 @@ from spectral_probe.tolerances import Tolerances
 
 
 @dataclass(frozen=True)
+class KnownProducts:
+    """Products the checks made on random directions, for the solvers to start from at no cost (linear
+    operators: :class:`~spectral_probe.linalg.known.KnownImages`)."""
+
+    vectors: torch.Tensor  # [B, k, n] random directions
+    jv: torch.Tensor  # [B, k, n] J v of each
+    jtv: torch.Tensor  # [B, q, n] J^T v of the first q <= k of them (q = 2 when k >= 2, else 0)
+
+    def sym_nc(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The directions whose ``Sym(J) v = (J v + J^T v) / 2`` is known, and those products."""
+        q = self.jtv.shape[-2]
+        return self.vectors[..., :q, :], 0.5 * (self.jv[..., :q, :] + self.jtv)
+
+
+@dataclass(frozen=True)
 class MatvecChecks:
     """The checks run before any Krylov solve, per fixed point (``fd_err``/``adj_err`` are ``None``
     under ``--matvec fd``, where the matvec is the finite-difference referee itself)."""
@@ -25,38 +40,53 @@ class MatvecChecks:
     adj_err: torch.Tensor | None  # [B]
     matvecs: int
     notes: tuple[str, ...]
+    known: KnownProducts | None = None
 
 
 def matvec_checks(ops: JacobianOperators, options: ProbeOptions, random: Callable[..., torch.Tensor]) -> MatvecChecks:
     """Determinism of ``J v``; the Krylov ``J v`` (the transpose of the vjp by double backward, or forward
     mode where the backward is not differentiable) against central differences of the operator, and the
     adjoint identity ``<u, J v> = <J^T u, v>`` between it and the vjp: both products the solvers use are
-    refereed on random directions, with no forward-mode AD on the default path (a fast start)."""
+    refereed on random directions, with no forward-mode AD on the default path (a fast start). Every
+    product must be finite (an :class:`InputError` otherwise), and they are kept (``known``): omega's
+    block Lanczos starts from the first two directions, Krylov-Schur and ``||M||`` from the first."""
     batch, n = ops.z_star.shape
     probe_vectors = random(batch, 1, n)
     directions = random(batch, options.fd_directions, n)
-    notes: tuple[str, ...] = ()
-    if options.matvec == "autograd":
-        # One J v per direction serves all three: the central differences along the directions, the
-        # adjoint identity with the first one (v) and a random u, and determinism (J v of v again, on a
-        # block of the same shape: a kernel may round a wider block differently, by more than 100 u).
-        k = options.fd_directions
-        v = directions[:, :1] if k else probe_vectors
-        jv_first = ops.jvp(v)
-        jv = torch.cat([jv_first, ops.jvp(directions[:, 1:])], dim=1) if k > 1 else jv_first[:, :k]
-        fd_err = fd_jvp_rel_err(ops.force, ops.jvp, ops.z_star, directions, jv=jv)
-        adj_err = adjoint_rel_err(ops.jvp, ops.vjp, random(batch, 1, n), v, jv=jv_first)
-        nondeterminism = determinism_error(ops.jvp, v, first=jv_first)
-        # central differences (2 forces) and J v per direction (v's own where there is none), J^T u,
-        # J v of v again
-        matvecs = 3 * k + 2 + (k == 0)
-    else:
-        nondeterminism = determinism_error(ops.jf, probe_vectors)
-        fd_err = adj_err = None
-        notes = ("--matvec fd: the matvec is the finite-difference referee itself; no fd/adjoint check",)
-        matvecs = 2
+    if options.matvec != "autograd":
+        first = ops.jf(probe_vectors)
+        ops.require_finite("J v", first)
+        nondeterminism = determinism_error(ops.jf, probe_vectors, first=first)
+        note = "--matvec fd: the matvec is the finite-difference referee itself; no fd/adjoint check"
+        return MatvecChecks(nondeterminism, None, None, ops.setup_matvecs + 2, (note,))
+    # One J v per direction serves all three: the central differences along the directions, the adjoint
+    # identity, and determinism (J v of v again, on a block of the same shape: a kernel may round a
+    # wider block differently, by more than 100 u).
+    k = options.fd_directions
+    v = directions[:, :1] if k else probe_vectors
+    jv_first = ops.jvp(v)
+    jv = torch.cat([jv_first, ops.jvp(directions[:, 1:])], dim=1) if k > 1 else jv_first[:, :k]
+    if k >= 2:  # the adjoint pairs (d_1, d_2) and (d_2, d_1): J^T of both, which Sym(J) reuses
+        pair = directions[:, :2]
+        jtv = ops.vjp(pair)
+        adj_err = adjoint_rel_err(ops.jvp, ops.vjp, pair.flip(1), pair, jv=jv[:, :2], jtu=jtv.flip(1))
+    else:  # an independent random u
+        jtv = directions[:, :0]
+        u = random(batch, 1, n)
+        jtu = ops.vjp(u)
+        adj_err = adjoint_rel_err(ops.jvp, ops.vjp, u, v, jv=jv_first, jtu=jtu)
+        ops.require_finite("J^T u", jtu)
+    ops.require_finite("J v", jv_first)
+    ops.require_finite("J v", jv)
+    ops.require_finite("J^T u", jtv)
+    fd_err = fd_jvp_rel_err(ops.force, ops.jvp, ops.z_star, directions, jv=jv)
+    nondeterminism = determinism_error(ops.jvp, v, first=jv_first)
+    # central differences (2 forces) and J v per direction (v's own where there is none), J^T of two
+    # directions (of a random u where there are fewer), J v of v again
+    matvecs = 3 * k + (2 if k >= 2 else 1) + 1 + (k == 0)
+    known = KnownProducts(directions, jv, jtv) if k else KnownProducts(v, jv_first, jtv)
     # What the checks cost per fixed point, with the products of the set-up (ops.setup_matvecs).
-    return MatvecChecks(nondeterminism, fd_err, adj_err, ops.setup_matvecs + matvecs, notes)
+    return MatvecChecks(nondeterminism, fd_err, adj_err, ops.setup_matvecs + matvecs, (), known)
 
 
 def judge(name: str, kind: str, value: float | None, bound: float | None, reason: str, **details: object) -> Check:

@@ -69,8 +69,9 @@ def probe_fixed_points(
         residual_before = fixed_point_residual(nc_force, fixed_points, c)
         fixed_points = newton_krylov(nc_force, fixed_points, c, eps, options, limits.tol)
     ops = JacobianOperators(
-        nc_force, fixed_points, c=c, eps=eps, mode=options.matvec, path=label, krylov_jv=options.krylov_jv
-    )
+        nc_force, fixed_points, c=c, eps=eps, mode=options.matvec, path=label, krylov_jv=options.krylov_jv,
+        check_finite=False,  # matvec_checks checks its own products
+    )  # fmt: skip
     fp_residual = fixed_point_residual(nc_force, fixed_points, c)
 
     checks = matvec_checks(ops, options, random)
@@ -79,7 +80,7 @@ def probe_fixed_points(
     if method == "dense":
         spectra = dense_spectra(ops, eps, limits)
     else:
-        spectra = krylov_spectra(ops, eps, limits, options, random, warm, notes)
+        spectra = krylov_spectra(ops, eps, limits, options, random, warm, notes, checks.known)
     spectra.matvecs += checks.matvecs
     spectra.matvecs_by_kind["checks"] = checks.matvecs
 

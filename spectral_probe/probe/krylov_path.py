@@ -11,13 +11,14 @@ import torch
 from spectral_probe.config import ProbeOptions
 from spectral_probe.jacobian import JacobianOperators
 from spectral_probe.linalg.arnoldi import krylov_schur, largest_modulus, rightmost
+from spectral_probe.linalg.known import KnownImages
 from spectral_probe.linalg.norms import operator_norm
-from spectral_probe.linalg.result import EigResult
+from spectral_probe.linalg.result import EigResult, Matvec, Shifted
 from spectral_probe.linalg.symmetric import lanczos
 from spectral_probe.linalg.vectors import real_start as _real_view
 from spectral_probe.linalg.vectors import unit_rows as _unit
 from spectral_probe.probe.bounds import DEFECTIVE_CONDITION, EigenBound, RitzPair, krylov_bound, rho_bound
-from spectral_probe.probe.checks import invariant_checks, judge
+from spectral_probe.probe.checks import KnownProducts, invariant_checks, judge
 from spectral_probe.probe.rr_confirm import confirm_rho
 from spectral_probe.probe.spectra import Spectra, leading
 from spectral_probe.probe.warm import WarmStart, blend
@@ -41,9 +42,34 @@ class _Run:
     checks: list[list[Check]]
     residuals: list[dict[str, float | None]]
     notes: list[str]
+    known: KnownProducts | None
 
     def warm_vector(self, name: str) -> torch.Tensor | None:
         return None if self.warm is None else getattr(self.warm, name)
+
+    def seeds(self, count: int, *, sym: bool = False) -> list[torch.Tensor]:
+        """``count`` independent random start vectors ``[B, n]``: the checks' directions where they have
+        them (``sym``: those whose ``Sym(J) v`` is known), so that the solver's first products are free."""
+        have = self.known.jv.shape[-2] if self.known is not None else 0
+        if self.known is not None and sym:
+            have = self.known.jtv.shape[-2]
+        if self.known is None or have < count:
+            return [self.random(self.batch, self.n) for _ in range(count)]
+        return [self.known.vectors[:, i] for i in range(count)]
+
+
+def _reusing(matvec: Matvec, known: tuple[torch.Tensor, torch.Tensor] | None) -> tuple[Matvec, KnownImages | None]:
+    """``matvec`` (a :class:`Shifted` one keeps its shift) answering its first call from the known
+    products ``(vectors, images)`` where it can; the wrapper counts what it saved."""
+    if known is None:
+        return matvec, None
+    inner = matvec.matvec if isinstance(matvec, Shifted) else matvec
+    reuse = KnownImages(inner, *known)
+    return (Shifted(reuse, matvec.shift) if isinstance(matvec, Shifted) else reuse), reuse
+
+
+def _saved(reuse: KnownImages | None) -> int:
+    return 0 if reuse is None else reuse.reused
 
 
 def _check_tol(run: _Run) -> float:
@@ -60,12 +86,15 @@ def _omega(ops: JacobianOperators, run: _Run, options: ProbeOptions) -> tuple[li
     if ops.has_vjp:
         # One Krylov space of both starts instead of two runs compared: it misses the top eigenvector only
         # where both starts miss it (what the comparison caught, it finds and reports), in fewer products.
-        starts = torch.stack([blend(run.warm_vector("omega"), run.random(batch, n)), run.random(batch, n)], dim=-2)
+        first, second = run.seeds(2, sym=True)
+        starts = torch.stack([blend(run.warm_vector("omega"), first), second], dim=-2)
         # A block basis holds the wanted pair and two blocks at least (a --krylov-dim below 5 is raised).
         settings = {**run.krylov, "krylov_dim": max(run.krylov["krylov_dim"], 1 + 2 * starts.shape[-2])}
-        result = lanczos(ops.krylov("sym"), starts, which="LA", block=True, **settings)
-        run.counts["jvp"] += result.matvecs
-        run.counts["vjp"] += result.matvecs
+        known = run.known.sym_nc() if run.known is not None else None
+        sym, reuse = _reusing(ops.krylov("sym"), known)
+        result = lanczos(sym, starts, which="LA", block=True, **settings)
+        run.counts["jvp"] += result.matvecs - _saved(reuse)
+        run.counts["vjp"] += result.matvecs - _saved(reuse)
         for b, (value, residual, converged, _) in enumerate(zip(*leading(result), strict=True)):
             omega[b] = value.real
             run.residuals[b]["omega"] = residual
@@ -224,10 +253,11 @@ def _alpha_and_lead(
     """
     batch, n = run.batch, run.n
     targets = (rightmost(), largest_modulus(1.0, eps))
-    first_start = blend(run.warm_vector("arnoldi"), run.random(batch, n))
+    first_start = blend(run.warm_vector("arnoldi"), run.seeds(1)[0])
     noise = run.random(batch, n)
-    right = krylov_schur(ops.krylov("jf"), first_start, targets=targets, **run.krylov)
-    run.counts["jvp"] += next(iter(right.values())).matvecs
+    jf, reuse = _reusing(ops.krylov("jf"), None if run.known is None else (run.known.vectors, run.known.jv))
+    right = krylov_schur(jf, first_start, targets=targets, **run.krylov)
+    run.counts["jvp"] += next(iter(right.values())).matvecs - _saved(reuse)
     second = _second_run(ops, run, targets, right, noise)
     residuals = [_residual_vectors(right[t.name]) if ops.has_vjp else None for t in targets]
     mu_alpha: list[complex] = []
@@ -256,10 +286,15 @@ def _norm_M(ops: JacobianOperators, run: _Run, rho: list[float]) -> list[float |
         return [None] * run.batch
     settings = {k: v for k, v in run.krylov.items() if k != "tol"}
     enough = torch.tensor(rho, dtype=ops.z_star.dtype, device=ops.z_star.device)
+    known = None
+    if run.known is not None:  # M d = d + eps (J d - (1 + c) d) from the checks' J d
+        d = run.known.vectors
+        known = (d, d + ops.eps * (run.known.jv - (1.0 + ops.c) * d))
+    m, reuse = _reusing(ops.m, known)
     norm_M, products = operator_norm(
-        ops.m, ops.m_t, run.random(run.batch, run.n), tol=run.tolerances.rayleigh_ritz_tol, enough=enough, **settings
+        m, ops.m_t, run.seeds(1)[0], tol=run.tolerances.rayleigh_ritz_tol, enough=enough, **settings
     )
-    run.counts["jvp"] += products
+    run.counts["jvp"] += products - _saved(reuse)
     run.counts["vjp"] += products
     return norm_M
 
@@ -272,14 +307,16 @@ def krylov_spectra(
     random: Random,
     warm: WarmStart | None,
     notes: list[str],
+    known: KnownProducts | None = None,
 ) -> Spectra:
-    """omega, alpha and rho matrix-free, with the independent-start, RR, invariant and bound records."""
+    """omega, alpha and rho matrix-free, with the independent-start, RR, invariant and bound records;
+    ``known``: the products of the checks, which the solvers' first steps reuse."""
     batch, n = ops.z_star.shape
     warm_ok = warm is not None and warm.fits(batch, n, ops.z_star.device, ops.z_star.dtype)
     krylov = {"krylov_dim": options.krylov_dim, "tol": tolerances.tol, "max_restarts": options.max_restarts}
     run = _Run(
         batch, n, tolerances, krylov, random, warm if warm_ok else None, {"jvp": 0, "vjp": 0},
-        [[] for _ in range(batch)], [{} for _ in range(batch)], notes,
+        [[] for _ in range(batch)], [{} for _ in range(batch)], notes, known,
     )  # fmt: skip
     omega, omega_vector = _omega(ops, run, options)
     mu_alpha, mu_lead, lead_result, alpha_bounds, lead_bounds = _alpha_and_lead(ops, run, eps)

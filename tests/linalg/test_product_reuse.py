@@ -154,3 +154,60 @@ def test_rows_of_another_shape_are_refused() -> None:
     two = krylov_schur(_op(a[:1]), x0[:1], targets=("LR",), nev=2)["LR"]
     with pytest.raises(ValueError, match="cannot replace"):
         one.with_rows([0], two)
+
+
+# --------------------------------------------------------------------------------------------------
+# KnownImages: a solver's first products answered from products a caller already made
+
+
+@settings(max_examples=25, deadline=None)
+@given(n=st.integers(1, 40), k=st.integers(1, 3), batch=st.integers(1, 3), seed=st.integers(0, 10_000))
+def test_known_images_answer_the_span_by_linearity_and_compute_the_rest(n: int, k: int, batch: int, seed: int) -> None:
+    from spectral_probe.linalg.known import KnownImages
+
+    a = _matrix(n, seed, batch=(batch,))
+    g = torch.Generator().manual_seed(seed + 7)
+    directions = torch.randn(batch, k, n, generator=g, dtype=F64)
+    matvec, calls = _counted(a)
+    known = KnownImages(matvec, directions, _op(a)(directions), uses=2)
+    # A call whose rows are combinations of the directions (what a solver's normalized start is) and,
+    # for n > k, one generic row outside their span.
+    mix = torch.randn(batch, 2, k, generator=g, dtype=F64)
+    inside = mix @ directions
+    outside = torch.randn(batch, 1, n, generator=g, dtype=F64)
+    rows = torch.cat([inside, outside], dim=1)
+    out = known(rows)
+    scale = 1e-12 * max(1.0, float(torch.linalg.matrix_norm(a, ord=2).max()))
+    torch.testing.assert_close(out, _op(a)(rows), rtol=0, atol=scale * float(rows.norm(dim=-1).max()))
+    in_span = min(n, k) == n  # k >= n: every vector is in the span of the (independent) directions
+    assert known.reused == 2 + int(in_span)
+    assert calls["vectors"] == batch * (1 - int(in_span))
+    single = known(inside[:, 0])  # [B, n]: the second (last) use
+    torch.testing.assert_close(single, _op(a)(inside[:, 0]), rtol=0, atol=scale * float(inside.norm(dim=-1).max()))
+    assert known.reused == 3 + int(in_span)
+    before = calls["vectors"]
+    known(inside[:, 0])  # uses spent: a product again
+    assert calls["vectors"] == before + batch
+
+
+def test_solvers_started_from_known_directions_return_the_same_answer_in_fewer_products() -> None:
+    from spectral_probe.linalg.known import KnownImages
+    from spectral_probe.linalg.result import Shifted
+    from spectral_probe.linalg.symmetric import lanczos
+
+    n = 50
+    a = _matrix(n, 11)
+    sym = 0.5 * (a + a.mT)
+    directions = torch.randn(1, 2, n, generator=torch.Generator().manual_seed(12), dtype=F64)
+    for operator, run in (
+        (sym, lambda op: lanczos(op, directions, which="LA", block=True, tol=1e-10)),
+        (a, lambda op: krylov_schur(op, directions[:, 0], targets=(rightmost(),), tol=1e-10)["LR"]),
+    ):
+        plain = run(Shifted(_op(operator), 3.0))
+        known = KnownImages(_op(operator), directions, _op(operator)(directions))
+        reused = run(Shifted(known, 3.0))
+        assert known.reused == (2 if operator is sym else 1)
+        assert reused.matvecs == plain.matvecs  # the solver counts every call; the saving is the caller's
+        torch.testing.assert_close(reused.values, plain.values, rtol=0, atol=1e-9)
+        truth = torch.linalg.eigvalsh(sym)[-1] - 3.0 if operator is sym else torch.linalg.eigvals(a).real.max() - 3.0
+        assert abs(float(reused.values[0, 0].real) - float(truth)) < 1e-8
