@@ -33,6 +33,7 @@ bench: $(STAMP)
 	$(BIN)/python -m pip install --quiet -e '.[bench]'
 	$(BIN)/python -m bench.run --output BENCHMARKS.md
 	$(BIN)/python -m bench.full_scan --output BENCHMARKS.md
+	$(BIN)/python -m bench.scan_phases --output BENCHMARKS.md
 
 # The full scan's competitors (Debian): SLEPc through slepc4py in its own venv (the system site packages
 # hold Debian's slepc4py; torch goes in beside it), PRIMME in the main venv (it builds against LAPACK).
@@ -55,6 +56,7 @@ bench-competitors: $(STAMP)
 bench-full-scan: $(STAMP)
 	$(BIN)/python -m pip install --quiet -e '.[bench]'
 	$(BIN)/python -m bench.full_scan --output BENCHMARKS.md
+	$(BIN)/python -m bench.scan_phases --output BENCHMARKS.md
 
 regen-samples: $(STAMP)
 	$(BIN)/python -m tools.make_samples
