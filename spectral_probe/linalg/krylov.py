@@ -74,7 +74,7 @@ def _project(basis: torch.Tensor, w: torch.Tensor, mask: torch.Tensor | None) ->
 
 
 def orthogonalize(
-    basis: torch.Tensor, w: torch.Tensor, mask: torch.Tensor | None = None, *, eta: float = DGKS_ETA
+    basis: torch.Tensor, w: torch.Tensor, mask: torch.Tensor | None = None, *, eta: float = DGKS_ETA, local: int = 0
 ) -> Orthogonalized:
     """Blocked classical Gram-Schmidt of ``w [*, n]`` against the orthonormal rows of ``basis [*, k, n]``.
 
@@ -82,13 +82,27 @@ def orthogonalize(
     where the first kept ``||w'|| < eta ||w||`` (DGKS); ``mask [*, k]`` (0/1) hides
     the rows a problem does not own (zero-padded bases of unequal size in a batch). Returns
     :class:`Orthogonalized`, with ``in_span`` where ``w`` is numerically in ``span(basis)``.
+
+    ``local``: first remove ``w``'s part on the last ``local`` rows alone (no mask), where a short
+    recurrence puts nearly all of it (Lanczos: ``A v_j = beta v_(j-1) + alpha v_j + beta' v_(j+1)``); the
+    DGKS test then compares the full pass with what that cheap step left, so the cancellation the
+    recurrence itself causes no longer asks for a second read of the whole basis. The result is the same
+    to working precision: the full pass and its DGKS test act on the locally reduced vector.
     """
     eps = float(torch.finfo(w.dtype).eps)
     with serial_if_small(basis):
         input_norm = torch.linalg.vector_norm(w, dim=-1)
+        top = basis.shape[-2]
+        local = min(local, top) if mask is None else 0
+        reference, local_coef = input_norm, None
+        if local:
+            w, local_coef = _project(basis[..., top - local :, :], w, None)
+            reference = torch.linalg.vector_norm(w, dim=-1)
         w1, coef = _project(basis, w, mask)
+        if local_coef is not None:
+            coef = torch.cat([coef[..., : top - local], coef[..., top - local :] + local_coef], dim=-1)
         norm = torch.linalg.vector_norm(w1, dim=-1)
-        second = norm < eta * input_norm
+        second = norm < eta * reference
         in_span = norm <= eps * input_norm
         if bool(second.any()):
             # Only the problems that need it: the others' coefficients are zero, their vector unchanged.
@@ -129,20 +143,23 @@ class KrylovFactorization:
         self._rows = torch.arange(batch, device=start.device)
         self._range = torch.arange(m + 1, device=start.device)
 
-    def expand(self, apply: Callable[[torch.Tensor], torch.Tensor], stepping: torch.Tensor, shift: float = 0.0) -> Step:
+    def expand(
+        self, apply: Callable[[torch.Tensor], torch.Tensor], stepping: torch.Tensor, shift: float = 0.0, local: int = 0
+    ) -> Step:
         """Apply ``A`` to every problem's newest basis vector and orthogonalize (nothing written yet).
 
         ``stepping [B]`` bool: problems that take the step; the others are fed a finite unit vector
         (their first basis vector: a finite-difference matvec may normalize) and their output ignored.
         ``apply`` may give ``B v`` for ``A = B - shift I`` (:class:`~spectral_probe.linalg.result.Shifted`):
         ``B v`` is orthogonalized and ``-shift`` added to its coefficient on ``v`` (``H``'s diagonal).
+        ``local``: the rows of a short recurrence, removed first (:func:`orthogonalize`; lockstep only).
         """
         column = torch.where(stepping, self.size, torch.zeros_like(self.size))
         low, high = (int(c) for c in torch.aminmax(column))
         if low == high and bool(stepping.all()):
             # Lockstep (Lanczos always, Krylov-Schur mostly): views of V, no gathers and no mask.
             w = apply(self.V[:, high])
-            result = orthogonalize(self.V[:, : high + 1], w)
+            result = orthogonalize(self.V[:, : high + 1], w, local=local)
             if shift:
                 result.coefficients[:, high] -= shift
             return Step(column, high + 1, result, uniform=high)

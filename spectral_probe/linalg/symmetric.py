@@ -173,7 +173,9 @@ class _Lanczos:
     def step(self) -> tuple[torch.Tensor, torch.Tensor]:
         """One Lanczos step: column ``s`` of ``T``; returns ``(beta, untrusted breakdown)`` per problem."""
         fact, s, n = self.fact, self.s, self.n
-        step = fact.expand(self.op_unshifted, self.everyone, self.counter.shift)
+        # The three-term recurrence puts nearly all of A v_j on v_j and v_(j-1): removed first, they leave
+        # the full reorthogonalization little to cancel, and DGKS a second pass only where it is due.
+        step = fact.expand(self.op_unshifted, self.everyone, self.counter.shift, local=2)
         orth = step.result
         finite = torch.isfinite(orth.input_norm)  # a non-finite w has a non-finite norm: no O(n) scan
         if not bool(finite.all()):

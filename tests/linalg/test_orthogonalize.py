@@ -55,3 +55,53 @@ def test_a_mask_hides_the_rows_a_problem_does_not_own() -> None:
     o = orthogonalize(basis, w, mask)
     alone = orthogonalize(basis[1:, :3], w[1:])
     assert torch.allclose(o.vector[1], alone.vector[0]) and float(o.coefficients[1, 3:].abs().max()) == 0.0
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    batch=st.integers(1, 3),
+    n=st.integers(3, 50),
+    k=st.integers(1, 40),
+    local=st.integers(1, 3),
+    seed=st.integers(0, 2**16),
+)
+def test_a_local_first_step_gives_the_same_orthogonal_result(batch: int, n: int, k: int, local: int, seed: int) -> None:
+    """``local``: the part on the last rows removed first, as a short recurrence would; the result is
+    orthogonal and reconstructs ``w`` as without it, and the cancellation on those rows alone (the
+    Lanczos case) no longer costs a second pass."""
+    k = min(k, n - 1)
+    basis = _basis(batch, k, n, seed)
+    g = torch.Generator().manual_seed(seed + 2)
+    w = torch.randn(batch, n, generator=g, dtype=F64)
+    recurrence = 1e4 * torch.randn(batch, min(local, k), generator=g, dtype=F64)  # big parts on the last rows
+    w = w + (recurrence.unsqueeze(-2) @ basis[:, k - min(local, k) :]).squeeze(-2)
+    o = orthogonalize(basis, w, local=local)
+    plain = orthogonalize(basis, w)
+    leak = torch.linalg.vector_norm(basis @ o.vector.unsqueeze(-1), dim=(-2, -1)) / o.norm
+    assert float(leak.max()) <= 50 * EPS
+    scale = float(torch.linalg.vector_norm(w, dim=-1).max())
+    torch.testing.assert_close(o.coefficients, plain.coefficients, rtol=0, atol=100 * EPS * scale)
+    torch.testing.assert_close(o.vector, plain.vector, rtol=0, atol=100 * EPS * scale)
+    torch.testing.assert_close(o.input_norm, plain.input_norm)
+    assert not bool(o.in_span.any())
+
+
+def test_a_local_first_step_spares_the_second_pass(monkeypatch) -> None:
+    import spectral_probe.linalg.krylov as krylov
+
+    basis = _basis(1, 20, 200, 5)
+    w = torch.randn(1, 200, generator=torch.Generator().manual_seed(6), dtype=F64)
+    w = w + 1e3 * basis[:, -1] + 5e2 * basis[:, -2]  # A v_j: alpha v_j + beta v_(j-1) + a little more
+    passes = {"count": 0}
+    project = krylov._project
+
+    def counted(*args):
+        passes["count"] += 1
+        return project(*args)
+
+    monkeypatch.setattr(krylov, "_project", counted)
+    orthogonalize(basis, w)
+    assert passes["count"] == 2  # one pass, then DGKS asks for a second
+    passes["count"] = 0
+    orthogonalize(basis, w, local=2)
+    assert passes["count"] == 2  # the local step and ONE full pass
