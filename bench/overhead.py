@@ -157,6 +157,7 @@ def render(runs: dict[str, dict[str, Any]]) -> str:
             )
     machines = {f"{label}: {run['machine']}" for label, run in runs.items()}
     lines += ["", "Machine per label: " + "; ".join(sorted(machines)) + "."]
+    lines += [f"\n{run['note']}" for run in runs.values() if run.get("note")]  # what each comparison showed
     return "\n".join(lines)
 
 
@@ -167,6 +168,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--reps", type=int, default=3)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--output", default=str(REPO / "BENCHMARKS.md"))
+    parser.add_argument("--note", default="", help="A reading of this label's rows, printed under the table.")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     rows = [
@@ -178,7 +180,7 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(row))
     runs = json.loads(RUNS.read_text()) if RUNS.is_file() else {}
     machine = f"{platform.processor() or platform.machine()}, torch {torch.__version__}, {args.threads} thread(s)"
-    runs[args.label] = {"machine": machine, "rows": rows}
+    runs[args.label] = {"machine": machine, "rows": rows, "note": args.note}
     RUNS.write_text(json.dumps(runs, indent=1) + "\n")
     write_region(args.output, "linalg", render(runs))
     return 0
