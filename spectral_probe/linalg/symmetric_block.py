@@ -120,7 +120,10 @@ class _BlockLanczos:
             self.R.zero_()
         for i in range(block.shape[1]):
             top = j + min(i, rows)
-            o = orthogonalize(self.V[:, :top], block[:, i])
+            # A Q_last lies mostly on the last two blocks (the block three-term recurrence): removed first
+            # (with the new block's earlier vectors), so DGKS asks for a second full pass only where due.
+            local = 2 * self.p + min(i, rows) if column is not None else 0
+            o = orthogonalize(self.V[:, :top], block[:, i], local=local)
             if column is not None:
                 self.H[:, :j, column + i] = o.coefficients[:, :j]
                 self.H[:, column + i, column + i] -= self.counter.shift  # A = B - shift I (Shifted)
