@@ -301,14 +301,8 @@ class JacobianOperators:
 
     def _check_finite_derivative(self) -> None:
         """One ``J v`` (and ``J^T u``) on a random vector must be finite, or no solver can use them."""
-        v = torch.randn(
-            self.batch,
-            1,
-            self.n,
-            generator=torch.Generator(self.device).manual_seed(0),
-            dtype=self.dtype,
-            device=self.device,
-        )
+        seeded = torch.Generator(self.device).manual_seed(0)
+        v = torch.randn(self.batch, 1, self.n, generator=seeded, dtype=self.dtype, device=self.device)
         for name, product in [("J v", self.jvp)] + ([("J^T u", self.vjp)] if self.has_vjp else []):
             self.setup_matvecs += 1
             self.require_finite(name, product(v))

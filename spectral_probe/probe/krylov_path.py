@@ -50,9 +50,7 @@ class _Run:
     def seeds(self, count: int, *, sym: bool = False) -> list[torch.Tensor]:
         """``count`` independent random start vectors ``[B, n]``: the checks' directions where they have
         them (``sym``: those whose ``Sym(J) v`` is known), so that the solver's first products are free."""
-        have = self.known.jv.shape[-2] if self.known is not None else 0
-        if self.known is not None and sym:
-            have = self.known.jtv.shape[-2]
+        have = 0 if self.known is None else (self.known.jtv if sym else self.known.jv).shape[-2]
         if self.known is None or have < count:
             return [self.random(self.batch, self.n) for _ in range(count)]
         return [self.known.vectors[:, i] for i in range(count)]
