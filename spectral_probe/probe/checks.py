@@ -24,10 +24,19 @@ class KnownProducts:
     jv: torch.Tensor  # [B, k, n] J v of each
     jtv: torch.Tensor  # [B, q, n] J^T v of the first q <= k of them (q = 2 when k >= 2, else 0)
 
+    def jv_nc(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The directions and their ``J_nc v``."""
+        return self.vectors, self.jv
+
     def sym_nc(self) -> tuple[torch.Tensor, torch.Tensor]:
         """The directions whose ``Sym(J) v = (J v + J^T v) / 2`` is known, and those products."""
         q = self.jtv.shape[-2]
         return self.vectors[..., :q, :], 0.5 * (self.jv[..., :q, :] + self.jtv)
+
+    def forward_map(self, eps: float, c: float) -> tuple[torch.Tensor, torch.Tensor]:
+        """The directions and ``M d = d + eps (J_nc d - (1 + c) d)``."""
+        d = self.vectors
+        return d, d + eps * (self.jv - (1.0 + c) * d)
 
 
 @dataclass(frozen=True)
@@ -76,8 +85,7 @@ def matvec_checks(ops: JacobianOperators, options: ProbeOptions, random: Callabl
         jtu = ops.vjp(u)
         adj_err = adjoint_rel_err(ops.jvp, ops.vjp, u, v, jv=jv_first, jtu=jtu)
         ops.require_finite("J^T u", jtu)
-    ops.require_finite("J v", jv_first)
-    ops.require_finite("J v", jv)
+    ops.require_finite("J v", jv if k else jv_first)  # jv starts with jv_first where there are directions
     ops.require_finite("J^T u", jtv)
     fd_err = fd_jvp_rel_err(ops.force, ops.jvp, ops.z_star, directions, jv=jv)
     nondeterminism = determinism_error(ops.jvp, v, first=jv_first)

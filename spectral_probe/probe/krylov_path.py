@@ -55,6 +55,12 @@ class _Run:
             return [self.random(self.batch, self.n) for _ in range(count)]
         return [self.known.vectors[:, i] for i in range(count)]
 
+    def reusing(
+        self, matvec: Matvec, products: Callable[[KnownProducts], tuple[torch.Tensor, torch.Tensor]]
+    ) -> tuple[Matvec, KnownImages | None]:
+        """``matvec`` answering its first call from the checks' ``products(known)`` (:func:`_reusing`)."""
+        return _reusing(matvec, None if self.known is None else products(self.known))
+
 
 def _reusing(matvec: Matvec, known: tuple[torch.Tensor, torch.Tensor] | None) -> tuple[Matvec, KnownImages | None]:
     """``matvec`` (a :class:`Shifted` one keeps its shift) answering its first call from the known
@@ -88,8 +94,7 @@ def _omega(ops: JacobianOperators, run: _Run, options: ProbeOptions) -> tuple[li
         starts = torch.stack([blend(run.warm_vector("omega"), first), second], dim=-2)
         # A block basis holds the wanted pair and two blocks at least (a --krylov-dim below 5 is raised).
         settings = {**run.krylov, "krylov_dim": max(run.krylov["krylov_dim"], 1 + 2 * starts.shape[-2])}
-        known = run.known.sym_nc() if run.known is not None else None
-        sym, reuse = _reusing(ops.krylov("sym"), known)
+        sym, reuse = run.reusing(ops.krylov("sym"), KnownProducts.sym_nc)
         result = lanczos(sym, starts, which="LA", block=True, **settings)
         run.counts["jvp"] += result.matvecs - _saved(reuse)
         run.counts["vjp"] += result.matvecs - _saved(reuse)
@@ -253,7 +258,7 @@ def _alpha_and_lead(
     targets = (rightmost(), largest_modulus(1.0, eps))
     first_start = blend(run.warm_vector("arnoldi"), run.seeds(1)[0])
     noise = run.random(batch, n)
-    jf, reuse = _reusing(ops.krylov("jf"), None if run.known is None else (run.known.vectors, run.known.jv))
+    jf, reuse = run.reusing(ops.krylov("jf"), KnownProducts.jv_nc)
     right = krylov_schur(jf, first_start, targets=targets, **run.krylov)
     run.counts["jvp"] += next(iter(right.values())).matvecs - _saved(reuse)
     second = _second_run(ops, run, targets, right, noise)
@@ -284,11 +289,7 @@ def _norm_M(ops: JacobianOperators, run: _Run, rho: list[float]) -> list[float |
         return [None] * run.batch
     settings = {k: v for k, v in run.krylov.items() if k != "tol"}
     enough = torch.tensor(rho, dtype=ops.z_star.dtype, device=ops.z_star.device)
-    known = None
-    if run.known is not None:  # M d = d + eps (J d - (1 + c) d) from the checks' J d
-        d = run.known.vectors
-        known = (d, d + ops.eps * (run.known.jv - (1.0 + ops.c) * d))
-    m, reuse = _reusing(ops.m, known)
+    m, reuse = run.reusing(ops.m, lambda known: known.forward_map(ops.eps, ops.c))
     norm_M, products = operator_norm(
         m, ops.m_t, run.seeds(1)[0], tol=run.tolerances.rayleigh_ritz_tol, enough=enough, **settings
     )
