@@ -14,8 +14,9 @@ from collections.abc import Callable, Iterator
 
 import torch
 from torch import Tensor
+from torch.nn.attention import SDPBackend, sdpa_kernel
 
-__all__ = ["LOOP_NOTE", "map_rows", "one_line", "torch_quiet"]
+__all__ = ["LOOP_NOTE", "differentiable_kernels", "map_rows", "one_line", "torch_quiet"]
 
 #: The note a result carries when its operator was applied by a loop instead of vmap.
 LOOP_NOTE = "nc_force is not vmap-compatible ({why}); it is applied state by state in a loop"
@@ -50,10 +51,26 @@ def torch_quiet() -> Iterator[None]:
     """Silence the warnings torch emits on a user's model while it is probed, which the tool
     already handles: vmap's "performance drop" for an op without a batching rule (the result is right;
     the JSON notes say how it was batched), and ``float()`` of a tensor that requires grad (the probe
-    reads numbers, it never differentiates them)."""
-    with warnings.catch_warnings():
+    reads numbers, it never differentiates them). Also runs the model on :func:`differentiable_kernels`."""
+    with warnings.catch_warnings(), differentiable_kernels():
         warnings.filterwarnings("ignore", message="There is a performance drop", category=UserWarning)
         warnings.filterwarnings("ignore", message="Converting a tensor with requires_grad=True", category=UserWarning)
         # forward-mode rules of some recurrent cells are scripted inside torch, which warns on every use
         warnings.filterwarnings("ignore", message="`torch.jit.script` is deprecated", category=DeprecationWarning)
         yield
+
+
+@contextlib.contextmanager
+def differentiable_kernels() -> Iterator[None]:
+    """Attention by kernels that have every derivative the probe takes. ``nn.TransformerEncoderLayer`` and
+    ``nn.MultiheadAttention`` in eval mode take a fused inference fast path where no input requires grad
+    (under the probe's ``no_grad``, in forward mode): it has no derivative at all; the flash kernel of
+    ``scaled_dot_product_attention`` has no forward mode and no double backward. The math kernel computes
+    the same function (to rounding) with all of them, so the probe matches ``jacrev`` of the user's model."""
+    fastpath = torch.backends.mha.get_fastpath_enabled()
+    torch.backends.mha.set_fastpath_enabled(False)
+    try:
+        with sdpa_kernel(SDPBackend.MATH):
+            yield
+    finally:
+        torch.backends.mha.set_fastpath_enabled(fastpath)
