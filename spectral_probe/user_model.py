@@ -99,17 +99,20 @@ def module_call(module: nn.Module, dtype: torch.dtype, device: torch.device | st
     """Call ``module`` with its floating parameters and buffers cast to ``dtype`` on ``device``, detached.
 
     The module itself is left as it is (a training loop keeps its float32 weights and their gradients).
+    Buffers are copies even where no cast is needed: a forward that updates them in place (BatchNorm's
+    running statistics in train mode) updates the probe's copy, never the user's module.
     """
-    tensors = {**dict(module.named_parameters()), **dict(module.named_buffers())}
-    cast = {
-        name: (t.detach().to(device=device, dtype=dtype) if t.is_floating_point() else t.detach().to(device))
-        for name, t in tensors.items()
-    }
+    cast = {name: _cast(t, dtype, device) for name, t in module.named_parameters()}
+    cast.update({name: _cast(t, dtype, device).clone() for name, t in module.named_buffers()})
 
     def call(*args: Any) -> Any:
         return torch.func.functional_call(module, cast, args)
 
     return call
+
+
+def _cast(t: Tensor, dtype: torch.dtype, device: torch.device | str) -> Tensor:
+    return t.detach().to(device=device, dtype=dtype) if t.is_floating_point() else t.detach().to(device)
 
 
 def flat_force(

@@ -82,3 +82,34 @@ def test_leading_eigenvalue_of_a_transformer_layer() -> None:
     z_star = newton(step, zero)
     rho = leading_eigenvalue(step, z_star, implicit=True)
     assert abs(float(rho) - truth(step, z_star)["rho"]) <= 1e-8
+
+
+class BatchNormCell(nn.Module):
+    def __init__(self, n: int, x: torch.Tensor) -> None:
+        super().__init__()
+        self.linear, self.norm, self.x = nn.Linear(n, n), nn.BatchNorm1d(n), x
+        with torch.no_grad():
+            self.linear.weight.mul_(0.3)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return torch.tanh(0.3 * self.norm(self.linear(z)) + self.x)
+
+
+def test_batchnorm_in_train_mode_leaves_the_users_running_statistics_alone() -> None:
+    """Train-mode BatchNorm normalizes the state ``[B, n]`` by its own batch statistics (a deterministic
+    function) and updates its running statistics in place on every call: the probe's calls must not."""
+    torch.manual_seed(0)
+    model = BatchNormCell(6, torch.randn(6, dtype=D)).double().train()
+    z = torch.zeros(3, 6, dtype=D)
+    with torch.no_grad():
+        for _ in range(60):
+            z = model(z)
+    before = {name: b.clone() for name, b in model.named_buffers()}
+    jac = torch.autograd.functional.jacobian(lambda v: model(v.reshape(z.shape)).reshape(-1), z.reshape(-1))
+    for name, b in model.named_buffers():  # the referee's own call updated them: start again
+        b.copy_(before[name])
+    result = probe(model, z).results[0]
+    for name, b in model.named_buffers():
+        assert torch.equal(b, before[name]), name
+    mu = torch.linalg.eigvals(jac - torch.eye(z.numel(), dtype=D))
+    assert abs(result.rho - float((1 + mu).abs().max())) <= 1e-8 * max(1.0, float(torch.linalg.matrix_norm(jac, 2)))
