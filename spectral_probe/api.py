@@ -92,9 +92,15 @@ def prepare_state(
 ) -> tuple[Callable[[Tensor], Tensor], Tensor, ProbeOptions]:
     """The flat ``nc_force``, the fixed points ``[B, n]`` and the options, as the probe takes them."""
     state = _as_state(z_star)
-    first = state if isinstance(state, Tensor) else state[0]
-    if not isinstance(first, Tensor) or not first.is_floating_point():
-        raise UsageError("z_star must be a real floating tensor, or a tuple of them")
+    parts = [state] if isinstance(state, Tensor) else list(state)
+    if not parts or not all(isinstance(t, Tensor) and t.is_floating_point() for t in parts):
+        raise UsageError("z_star must be a real floating tensor, or a flat tuple of them")
+    if any(t.layout != torch.strided for t in parts):
+        raise UsageError("z_star must be a dense tensor (to_dense() a sparse one)")
+    if batched and (any(t.ndim == 0 for t in parts) or len({t.shape[0] for t in parts}) != 1):
+        sizes = [tuple(t.shape) for t in parts]
+        raise UsageError(f"batched=True takes states with one leading batch dimension shared by all parts, got {sizes}")
+    first = parts[0]
     dtype_name = options.pop("dtype", None) or (str(first.dtype).removeprefix("torch."))
     if dtype_name not in ("float32", "float64"):
         dtype_name = "float64"

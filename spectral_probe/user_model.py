@@ -102,6 +102,9 @@ def module_call(module: nn.Module, dtype: torch.dtype, device: torch.device | st
     Buffers are copies even where no cast is needed: a forward that updates them in place (BatchNorm's
     running statistics in train mode) updates the probe's copy, never the user's module.
     """
+    for name, t in [*module.named_parameters(), *module.named_buffers()]:
+        if t.is_meta:
+            raise InputError(None, f"the module's tensor {name!r} is on the meta device (no data): load its weights")
     cast = {name: _cast(t, dtype, device) for name, t in module.named_parameters()}
     cast.update({name: _cast(t, dtype, device).clone() for name, t in module.named_buffers()})
 

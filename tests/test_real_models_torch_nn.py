@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from spectral_probe import leading_eigenvalue, probe
+from spectral_probe.errors import InputError, UsageError
 
 D = torch.float64
 
@@ -113,3 +114,25 @@ def test_batchnorm_in_train_mode_leaves_the_users_running_statistics_alone() -> 
         assert torch.equal(b, before[name]), name
     mu = torch.linalg.eigvals(jac - torch.eye(z.numel(), dtype=D))
     assert abs(result.rho - float((1 + mu).abs().max())) <= 1e-8 * max(1.0, float(torch.linalg.matrix_norm(jac, 2)))
+
+
+def refused_cases():
+    with torch.device("meta"):
+        on_meta = nn.Linear(4, 4)
+    zero = torch.zeros(4, dtype=D)
+    pair = lambda s: (0.5 * s[0], 0.5 * s[1])  # noqa: E731
+    return {
+        "meta parameters": (on_meta, zero, {}, InputError, "meta device"),
+        "sparse state": (lambda z: 0.5 * z, zero.to_sparse(), {}, UsageError, "dense"),
+        "nested tuple state": (pair, (zero, (zero,)), {}, UsageError, "flat tuple"),
+        "batch sizes differ": (pair, (torch.zeros(2, 4, dtype=D), torch.zeros(3, 4, dtype=D)), {"batched": True},
+                               UsageError, "leading batch dimension"),
+    }  # fmt: skip
+
+
+@pytest.mark.parametrize("case", list(refused_cases()))
+def test_unusable_models_and_states_are_refused_in_one_line(case: str) -> None:
+    model, state, options, error, words = refused_cases()[case]
+    with pytest.raises(error, match=words) as caught:
+        probe(model, state, **options)
+    assert "\n" not in str(caught.value)
