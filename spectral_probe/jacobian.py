@@ -57,7 +57,8 @@ class JacobianOperators:
     ``check_finite=False``: a caller (the scan) checks its own first products (:meth:`require_finite`).
 
     Attributes: ``z_star`` ``[B, n]``, ``batch`` (B), ``n``, ``c``, ``eps``, ``mode``, ``dtype``,
-    ``device``, ``has_vjp``, ``vectorized``, ``force_at_star`` (``nc_force(z*)``, ``[B, n]``),
+    ``device``, ``has_vjp``, ``vectorized``, ``force_at_star`` (``nc_force(z*)``, ``[B, n]``), ``force_repeat``
+    (the autograd set-up's own ``nc_force(z*)`` by the same route, for the determinism check, or ``None``),
     ``notes`` (human-readable remarks, e.g. the forward-mode fallback).
     """
 
@@ -99,6 +100,7 @@ class JacobianOperators:
         # the finiteness check; a scan counts them with its checks' matvecs.
         self.setup_matvecs = 0
         self.force_at_star = self._setup_force()
+        self._force_vectorized, self.force_repeat = self.vectorized, None
         self._jvp_rows: RowFn | None = None
         self._vjp_rows: RowFn | None = None
         self._jvp_forward_rows: RowFn | None = None
@@ -261,6 +263,8 @@ class JacobianOperators:
                 out = self._force_rows(z)
             if not out.requires_grad:  # numpy inside, .item(), .detach(): autograd sees a constant
                 raise RuntimeError("the output does not depend on z_star through autograd")
+            if self.vectorized == self._force_vectorized:  # force_at_star's route: the same numbers
+                self.force_repeat = out.detach()
             vjp_rows = _gradient_of_pairing(out, z)
             vjp_rows(probe)
         except Exception as exc:

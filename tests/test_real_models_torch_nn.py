@@ -51,27 +51,28 @@ def assert_matches(result, expected: dict[str, float]) -> None:
 
 
 def attention_cell(kind: str):
-    """A DEQ cell ``z -> 0.3 layer(z + x)`` on a state ``[L, E]``, in eval mode (dropout 0.1 is then off)."""
+    """A DEQ cell ``z -> 0.3 layer(z + x)`` on a state ``[L, E]``, in eval mode (dropout 0.1 is then off):
+    ``(step, zero state, the module)``."""
     torch.manual_seed(0)
     length, embed = 5, 8
     x = torch.randn(length, embed, dtype=D)
     if kind == "transformer":
         layer = nn.TransformerEncoderLayer(embed, 2, dim_feedforward=16, dropout=0.1, batch_first=True)
         layer = layer.double().eval()
-        return (lambda z: 0.3 * layer((z + x)[None])[0]), torch.zeros(length, embed, dtype=D)
+        return (lambda z: 0.3 * layer((z + x)[None])[0]), torch.zeros(length, embed, dtype=D), layer
     attention = nn.MultiheadAttention(embed, 2, batch_first=True).double().eval()
 
     def step(z: torch.Tensor) -> torch.Tensor:
         q = z[None]
         return torch.tanh(0.5 * attention(q, q, q, need_weights=False)[0][0] + x)
 
-    return step, torch.zeros(length, embed, dtype=D)
+    return step, torch.zeros(length, embed, dtype=D), attention
 
 
 @pytest.mark.parametrize("method", ["dense", "krylov"])
 @pytest.mark.parametrize("kind", ["transformer", "mha"])
 def test_attention_in_eval_mode_matches_jacrev(kind: str, method: str) -> None:
-    step, zero = attention_cell(kind)
+    step, zero, _ = attention_cell(kind)
     z_star = newton(step, zero)
     report = probe(step, z_star, method=method)
     assert_matches(report.results[0], truth(step, z_star))
@@ -79,10 +80,24 @@ def test_attention_in_eval_mode_matches_jacrev(kind: str, method: str) -> None:
 
 
 def test_leading_eigenvalue_of_a_transformer_layer() -> None:
-    step, zero = attention_cell("transformer")
+    step, zero, _ = attention_cell("transformer")
     z_star = newton(step, zero)
     rho = leading_eigenvalue(step, z_star, implicit=True)
     assert abs(float(rho) - truth(step, z_star)["rho"]) <= 1e-8
+
+
+def test_dropout_in_train_mode_is_flagged_as_nondeterministic() -> None:
+    """The same cell in train mode: each call draws another dropout mask, so no number is right; the
+    probe says why (the force twice at z* differs) before the symptoms (residual, finite differences)."""
+    step, zero, layer = attention_cell("transformer")
+    z_star = newton(step, zero)
+    layer.train()
+    for method in ("dense", "krylov"):
+        result = probe(step, z_star, method=method).results[0]
+        assert result.verdict == "inconclusive"
+        assert result.reason.startswith("nc_force is not deterministic"), result.reason
+    layer.eval()
+    assert probe(step, z_star).results[0].verdict in ("contractive", "stable")
 
 
 class BatchNormCell(nn.Module):

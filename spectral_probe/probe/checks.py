@@ -50,6 +50,7 @@ class MatvecChecks:
     matvecs: int
     notes: tuple[str, ...]
     known: KnownProducts | None = None
+    force_change: torch.Tensor | None = None  # [B]: nc_force(z*) twice, relative (None: not evaluated twice)
 
 
 def matvec_checks(ops: JacobianOperators, options: ProbeOptions, random: Callable[..., torch.Tensor]) -> MatvecChecks:
@@ -94,7 +95,17 @@ def matvec_checks(ops: JacobianOperators, options: ProbeOptions, random: Callabl
     matvecs = 3 * k + (2 if k >= 2 else 1) + 1 + (k == 0)
     known = KnownProducts(directions, jv, jtv) if k else KnownProducts(v, jv_first, jtv)
     # What the checks cost per fixed point, with the products of the set-up (ops.setup_matvecs).
-    return MatvecChecks(nondeterminism, fd_err, adj_err, ops.setup_matvecs + matvecs, (), known)
+    return MatvecChecks(nondeterminism, fd_err, adj_err, ops.setup_matvecs + matvecs, (), known, force_change(ops))
+
+
+def force_change(ops: JacobianOperators) -> torch.Tensor | None:
+    """``||f_2 - f_1|| / ||f_1||`` per fixed point for the two evaluations of ``nc_force(z*)`` the set-up
+    made (the force, then the recorded forward of the vjp); ``None`` where it made one (or two by different
+    routes). A layer that draws random numbers (dropout in train mode) changes it at every call."""
+    if ops.force_repeat is None:
+        return None
+    scale = torch.linalg.vector_norm(ops.force_at_star, dim=-1).clamp_min(torch.finfo(ops.dtype).tiny)
+    return torch.linalg.vector_norm(ops.force_repeat - ops.force_at_star, dim=-1) / scale
 
 
 def judge(name: str, kind: str, value: float | None, bound: float | None, reason: str, **details: object) -> Check:
@@ -112,7 +123,14 @@ FAULTS: dict[str, float] = {}
 
 def matvec_failures(checks: MatvecChecks, b: int, fp_residual: float, tolerances: Tolerances) -> list[Check]:
     """The records of the checks before the solves, for fixed point ``b``."""
-    records = [
+    records = [] if checks.force_change is None else [judge(
+        "force:determinism",
+        "matvec",
+        float(checks.force_change[b]),
+        tolerances.determinism,
+        "nc_force is not deterministic: twice at z* it differs by {value:.1e} relative (dropout in train mode?)",
+    )]  # fmt: skip
+    records += [
         judge(
             "fixed_point",
             "fixed_point",

@@ -44,6 +44,7 @@ INJECTED = [
     ("agreement:alpha_starts", "krylov", "alpha differs between random starts"),
     ("agreement:rho_starts", "krylov", "rho differs between random starts"),
     ("matvec:determinism", "dense", "the Jacobian matvec is not deterministic"),
+    ("force:determinism", "krylov", "nc_force is not deterministic"),
     ("matvec:autograd_fd", "dense", "autograd J v disagrees with finite differences"),
     ("matvec:adjoint", "krylov", "<u, J v> != <J^T u, v>"),
     ("fixed_point", "dense", "z* is not a fixed point"),
