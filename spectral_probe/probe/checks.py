@@ -123,13 +123,17 @@ FAULTS: dict[str, float] = {}
 
 def matvec_failures(checks: MatvecChecks, b: int, fp_residual: float, tolerances: Tolerances) -> list[Check]:
     """The records of the checks before the solves, for fixed point ``b``."""
-    records = [] if checks.force_change is None else [judge(
-        "force:determinism",
-        "matvec",
-        float(checks.force_change[b]),
-        tolerances.determinism,
-        "nc_force is not deterministic: twice at z* it differs by {value:.1e} relative (dropout in train mode?)",
-    )]  # fmt: skip
+    records = []
+    if checks.force_change is not None:
+        records.append(
+            judge(
+                "force:determinism",
+                "matvec",
+                float(checks.force_change[b]),
+                tolerances.determinism,
+                "nc_force is not deterministic: at z* twice it differs by {value:.1e} (dropout in train mode?)",
+            )
+        )
     records += [
         judge(
             "fixed_point",
