@@ -17,14 +17,13 @@ from torch import Tensor
 
 from spectral_probe.batching import torch_quiet
 from spectral_probe.config import ProbeOptions
-from spectral_probe.errors import UsageError
 from spectral_probe.fixed_point import solve_fixed_point
 from spectral_probe.gate import evaluate
 from spectral_probe.linalg.result import default_tol
 from spectral_probe.probe import probe_fixed_points
 from spectral_probe.results import Report
 from spectral_probe.scan import reproducibility
-from spectral_probe.user_model import StateLayout, flat_force
+from spectral_probe.user_model import StateLayout, checked_state, flat_force
 
 __all__ = ["find_fixed_point", "prepare_state", "probe"]
 
@@ -78,7 +77,7 @@ def find_fixed_point(
     (default ``10 eps(dtype)^(2/3)``).
     """
     nc_force, flat, settings = prepare_state(f, start, batched=False, options={})
-    layout = StateLayout.of(_as_state(start))
+    layout = StateLayout.of(checked_state(start))
     dtype = getattr(torch, settings.dtype)
     with torch.no_grad(), torch_quiet():
         solve = solve_fixed_point(
@@ -91,16 +90,8 @@ def prepare_state(
     f: Callable[..., Any], z_star: State, *, batched: bool, options: dict[str, Any]
 ) -> tuple[Callable[[Tensor], Tensor], Tensor, ProbeOptions]:
     """The flat ``nc_force``, the fixed points ``[B, n]`` and the options, as the probe takes them."""
-    state = _as_state(z_star)
-    parts = [state] if isinstance(state, Tensor) else list(state)
-    if not parts or not all(isinstance(t, Tensor) and t.is_floating_point() for t in parts):
-        raise UsageError("z_star must be a real floating tensor, or a flat tuple of them")
-    if any(t.layout != torch.strided for t in parts):
-        raise UsageError("z_star must be a dense tensor (to_dense() a sparse one)")
-    if batched and (any(t.ndim == 0 for t in parts) or len({t.shape[0] for t in parts}) != 1):
-        sizes = [tuple(t.shape) for t in parts]
-        raise UsageError(f"batched=True takes states with one leading batch dimension shared by all parts, got {sizes}")
-    first = parts[0]
+    state = checked_state(z_star, batched=batched)
+    first = state if isinstance(state, Tensor) else state[0]
     dtype_name = options.pop("dtype", None) or (str(first.dtype).removeprefix("torch."))
     if dtype_name not in ("float32", "float64"):
         dtype_name = "float64"
@@ -116,7 +107,3 @@ def prepare_state(
         flat = layout.flatten(state).unsqueeze(0)
     fixed_points = flat.detach().to(device=device, dtype=dtype)
     return flat_force(f, layout, dtype=dtype, device=device), fixed_points, settings
-
-
-def _as_state(z: State) -> Tensor | tuple[Tensor, ...]:
-    return z if isinstance(z, Tensor) else tuple(z)

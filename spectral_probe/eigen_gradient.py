@@ -43,7 +43,7 @@ from spectral_probe.linalg.arnoldi import krylov_schur, largest_modulus, rightmo
 from spectral_probe.linalg.defaults import DEFAULTS
 from spectral_probe.linalg.linear import gmres
 from spectral_probe.linalg.result import default_tol
-from spectral_probe.user_model import StateLayout
+from spectral_probe.user_model import StateLayout, checked_state
 
 __all__ = ["LeadingEigenpair", "NonSimpleEigenvalue", "leading_eigenpair", "leading_eigenvalue"]
 
@@ -130,6 +130,7 @@ def leading_eigenpair(
     """:func:`leading_eigenvalue` with its evidence; never raises on a non-simple eigenvalue."""
     if quantity not in QUANTITIES:
         raise ValueError(f"quantity must be one of {QUANTITIES}, not {quantity!r}")
+    z_star = checked_state(z_star)
     layout = StateLayout.of(z_star)
     z_flat = layout.flatten(z_star)
     dtype, device = z_flat.dtype, z_flat.device

@@ -274,7 +274,7 @@ class JacobianOperators:
             raise InputError(
                 self.path,
                 f"the operator cannot be differentiated with torch.autograd ({one_line(exc)}); "
-                "use --matvec fd for a black-box operator",
+                "use --matvec fd (matvec='fd' in Python) for a black-box operator",
             ) from None
         self._vjp_rows = vjp_rows
         self.setup_matvecs += 2  # the recorded forward pass and the vjp probe
@@ -339,7 +339,8 @@ class JacobianOperators:
                 return self._setup_forward_mode(z, probe)
             raise InputError(
                 self.path,
-                f"the operator has no forward-mode derivative in torch.func ({one_line(exc)}); use --matvec fd",
+                f"the operator has no forward-mode derivative in torch.func ({one_line(exc)}); "
+                "use --matvec fd (matvec='fd' in Python)",
             ) from None
         return jvp_rows
 

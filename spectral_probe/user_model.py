@@ -26,7 +26,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from spectral_probe.errors import InputError
+from spectral_probe.errors import InputError, UsageError
 
 __all__ = ["StateLayout", "UserForce", "build_user_force", "flat_force", "whole_message"]
 
@@ -116,6 +116,22 @@ def module_call(module: nn.Module, dtype: torch.dtype, device: torch.device | st
 
 def _cast(t: Tensor, dtype: torch.dtype, device: torch.device | str) -> Tensor:
     return t.detach().to(device=device, dtype=dtype) if t.is_floating_point() else t.detach().to(device)
+
+
+def checked_state(z: Any, *, batched: bool = False) -> Tensor | tuple[Tensor, ...]:
+    """A user's state as a tensor or a flat tuple of them, refused in one line (``UsageError``) where the
+    probe cannot take it: not real floating, sparse, nested, or (``batched``) parts without one shared
+    leading batch dimension."""
+    state = z if isinstance(z, Tensor) else tuple(z)
+    parts = [state] if isinstance(state, Tensor) else list(state)
+    if not parts or not all(isinstance(t, Tensor) and t.is_floating_point() for t in parts):
+        raise UsageError("z_star must be a real floating tensor, or a flat tuple of them")
+    if any(t.layout != torch.strided for t in parts):
+        raise UsageError("z_star must be a dense tensor (to_dense() a sparse one)")
+    if batched and (any(t.ndim == 0 for t in parts) or len({t.shape[0] for t in parts}) != 1):
+        sizes = [tuple(t.shape) for t in parts]
+        raise UsageError(f"batched=True takes states with one leading batch dimension shared by all parts, got {sizes}")
+    return state
 
 
 def flat_force(

@@ -151,3 +151,11 @@ def test_unusable_models_and_states_are_refused_in_one_line(case: str) -> None:
     with pytest.raises(error, match=words) as caught:
         probe(model, state, **options)
     assert "\n" not in str(caught.value)
+
+
+@pytest.mark.parametrize("case", ["sparse state", "nested tuple state"])
+def test_leading_eigenvalue_refuses_the_states_probe_refuses(case: str) -> None:
+    model, state, _, error, words = refused_cases()[case]
+    with pytest.raises(error, match=words) as caught:
+        leading_eigenvalue(model, state)
+    assert "\n" not in str(caught.value)
