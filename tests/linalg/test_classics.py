@@ -15,7 +15,7 @@ import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
-from spectral_probe.linalg import krylov_schur, largest_modulus, rightmost
+from spectral_probe.linalg import krylov_schur, largest_modulus, operator_norm, rightmost
 from spectral_probe.linalg.schedule import CheckSchedule
 from tests.linalg.matrices import dense_matvec
 
@@ -57,3 +57,19 @@ def test_companion_of_clustered_roots_does_not_crash(n: int, seed: int) -> None:
         assert torch.isfinite(result.residuals).all()
         limit = result.tol * result.norm_estimate.unsqueeze(-1)
         assert bool(((result.residuals <= limit) | ~result.converged).all())
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 10])
+@pytest.mark.parametrize("shape", [(), (1,), (2, 1)])
+def test_operator_norm_of_the_kahan_matrix_for_any_batch_shape(n: int, shape: tuple[int, ...]) -> None:
+    """``||A||_2`` of Kahan's triangular matrix from ``x0 [*batch, n]``, ``*batch`` empty included (an
+    unbatched start raised TypeError: the 0-d ``.tolist()`` is a float)."""
+    s, c = math.sin(1.2), math.cos(1.2)
+    a = np.triu(-c * np.ones((n, n)), 1) + np.eye(n)
+    a = np.diag(s ** np.arange(n)) @ a
+    t = torch.from_numpy(a)
+    x0 = torch.randn(*shape, n, generator=torch.Generator().manual_seed(n), dtype=F64)
+    norms, _ = operator_norm(lambda v: v @ t.T, lambda u: u @ t, x0, tol=1e-10)
+    assert len(norms) == math.prod(shape)
+    for norm in norms:
+        assert norm is not None and abs(norm - np.linalg.norm(a, 2)) <= 1e-8 * np.linalg.norm(a, 2)
