@@ -117,3 +117,18 @@ def test_unsplit_symmetric_pair_inside_the_krylov_bound(case: str, seed: int) ->
         jf = (jf + jf.T) / 2
     alpha, bound, truth = _probe_alpha(jf, dtype, seed)
     assert abs(alpha - truth) <= bound, (abs(alpha - truth), bound)
+
+
+@pytest.mark.parametrize("p", [1, 2, 3])
+@pytest.mark.parametrize("n", [60, 400])
+@pytest.mark.parametrize("scale", [1.0, -2.5, 1e-3])
+def test_block_lanczos_on_a_multiple_of_the_identity_stops_at_once(n: int, p: int, scale: float) -> None:
+    """``A = scale I``: every vector an eigenvector, every block step a breakdown. Its Ritz pairs are exact
+    once a block of injected random vectors breaks down too; block Lanczos ran to ``max_restarts`` instead
+    (6041 products at n = 400, p = 2, against 3 for the single-vector run)."""
+    from spectral_probe.linalg import lanczos
+
+    x0 = torch.randn(p, n, generator=torch.Generator().manual_seed(n + p), dtype=F64)
+    r = lanczos(lambda x: scale * x, x0, block=True)
+    assert bool(r.converged.all()) and abs(float(r.values[0]) - scale) <= 1e-12 * abs(scale)
+    assert r.matvecs <= 8 * p + 1, r.matvecs
