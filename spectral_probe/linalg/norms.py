@@ -55,7 +55,8 @@ def operator_norm(
     ``A^T A``, so each norm is a lower bound that converges from below; ``None`` where Lanczos did not
     converge. ``enough`` ``[*batch]``: a problem stops as soon as its lower bound reaches it (what an
     inequality ``x <= ||A||_2`` needs: the bound then proves it), and reports that lower bound. Returns
-    the norms and the products per problem (each one ``A`` AND one ``A^T``).
+    the norms (a flat list over ``*batch``; one entry for an unbatched ``x0 [n]``) and the products per
+    problem (each one ``A`` AND one ``A^T``).
     """
     krylov_dim = DEFAULTS.krylov_dim if krylov_dim is None else krylov_dim
     max_restarts = DEFAULTS.max_restarts if max_restarts is None else max_restarts
@@ -66,9 +67,10 @@ def operator_norm(
     if enough is not None:
         run.stop_above = (enough.reshape(-1).to(x0.dtype) ** 2).clamp_min(torch.finfo(x0.dtype).tiny)
     gram = run.run(max_restarts)
-    usable = (gram.converged[..., 0] | run.reached.reshape(gram.converged.shape[:-1])).tolist()
+    # Flat over the batch: an unbatched x0 [n] is one problem (its 0-d .tolist() is a float, not a list).
+    usable = (gram.converged[..., 0] | run.reached.reshape(gram.converged.shape[:-1])).reshape(-1).tolist()
     norms = [
         math.sqrt(max(float(value), 0.0)) if bool(ok) else None
-        for value, ok in zip(gram.values[..., 0].tolist(), usable, strict=True)
+        for value, ok in zip(gram.values[..., 0].reshape(-1).tolist(), usable, strict=True)
     ]
     return norms, gram.matvecs

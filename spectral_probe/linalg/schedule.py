@@ -36,6 +36,9 @@ class CheckSchedule:
         jump = self.STRIDE
         if self.last is not None and 1.0 < ratio < self.last[1] and clock > self.last[0]:
             rate = (math.log(self.last[1]) - math.log(ratio)) / (clock - self.last[0])
-            jump = max(1, min(self.STRIDE, math.ceil(math.log(ratio) / rate) - 1))
+            # Two ratios an ulp apart have equal logarithms (a huge ratio: ||A|| of 1e13, a stalled run):
+            # no measured rate, the full stride.
+            if rate > 0:
+                jump = max(1, min(self.STRIDE, math.ceil(math.log(ratio) / rate) - 1))
         self.last = (clock, ratio)
         self.next = clock + jump

@@ -106,6 +106,9 @@ class _BlockLanczos:
         self.out_vals = x0.new_full((B, nev), float("nan"))
         self.out_vecs = x0.new_full((B, nev, n), float("nan"))
         self.out_res = x0.new_full((B, nev), float("nan"))
+        # Whether every vector of the next block is a random replacement (its whole predecessor broke
+        # down): see the breakdown rule in run().
+        self.replaced = torch.zeros_like(self.done)
         self._next_block(x0[:, : self.p], self.p, column=None)
 
     def _next_block(self, block: torch.Tensor, rows: int, column: int | None) -> torch.Tensor:
@@ -113,9 +116,10 @@ class _BlockLanczos:
         next block (rows ``j..j+rows-1`` of ``V``), a vector numerically in the span a random one. Where
         ``block`` is ``A Q_last`` (``column``: the first column of the last block), its coefficients on the
         basis fill ``H`` and those on the next block ``R``. Returns, per problem, whether a breakdown
-        happened."""
+        happened (``replaced``: whether every one of the ``rows`` was)."""
         j = self.j
         broke = torch.zeros_like(self.done)
+        self.replaced = torch.ones_like(self.done)
         if column is not None:
             self.R.zero_()
         for i in range(block.shape[1]):
@@ -131,6 +135,7 @@ class _BlockLanczos:
             if i >= rows:  # no room left in the space (n reached): only the coefficients count
                 continue
             lost = o.in_span | ~(o.norm > 0) | ~torch.isfinite(o.norm)
+            self.replaced &= lost
             unit = o.vector / torch.where(lost, torch.ones_like(o.norm), o.norm).unsqueeze(-1)
             if column is not None:
                 self.R[:, i, i] = torch.where(lost, torch.zeros_like(o.norm), o.norm)
@@ -191,6 +196,7 @@ class _BlockLanczos:
     def run(self, max_restarts: int) -> EigResult:
         rows = self.p
         while True:
+            random_block = self.replaced  # the block about to be applied is all random replacements
             column, products = self.step(rows)
             applied, rows = rows, min(rows, self.n - self.j)
             # The next block: A Q orthogonalized against the whole basis (before any restart, so it is
@@ -198,6 +204,11 @@ class _BlockLanczos:
             # Ritz pairs are exact but not necessarily the wanted ones (the starts may have missed the
             # top eigenvector), so they are judged only after a step with the random replacements.
             broke = self._next_block(products, rows, column)
+            # ... except where the block that broke down is all random vectors injected into the invariant
+            # complement and every one of its products stays in the span: with probability one the
+            # complement is then one eigenspace (the identity, a zero or low-rank operator), and every
+            # Ritz pair is known (else such an operator broke down at every step until max_restarts).
+            trusted = broke & random_block & self.replaced
             self.steps += 1
             if self.j < self.nev:  # fewer Ritz pairs than wanted so far
                 continue
@@ -208,7 +219,7 @@ class _BlockLanczos:
             theta, y, estimates = self.wanted(applied)
             converged = (estimates <= (self.thresh * self.norm_est).unsqueeze(-1)).all(-1)
             self.schedule.record(self.steps, self._worst_ratio(estimates))
-            candidates = (converged & ~broke) | complete
+            candidates = (converged & (~broke | trusted)) | complete
             exhausted = complete or (full and self.restarts >= max_restarts)
             if bool((candidates | self.done).all()) or exhausted:
                 self.confirm(theta, y, candidates | exhausted)
