@@ -168,6 +168,23 @@ def check_string(value: Any, label: str) -> str:
     return value
 
 
+def path_stat(path: str | os.PathLike[str]) -> os.stat_result | None:
+    """``os.stat`` of a path from outside; ``None`` where nothing is there (missing, or below a file).
+
+    A path that cannot be looked at (a name too long, a symlink loop, no permission) is an
+    :class:`InputError` naming it: ``Path.exists()`` raises the first as a bare OSError and calls the
+    loop "missing".
+    """
+    try:
+        return os.stat(path)
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    except OSError as exc:
+        raise InputError(path, f"cannot read it: {exc.strerror or exc}") from None
+    except ValueError:  # a NUL in the name
+        raise InputError(path, "is not a valid file name") from None
+
+
 def _as_float(value: Any, problem: str) -> float:
     if isinstance(value, bool):
         raise UsageError(problem)

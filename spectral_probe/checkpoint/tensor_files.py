@@ -13,6 +13,7 @@ import json
 import math
 import os
 import pickle
+import stat
 import struct
 import warnings
 import zipfile
@@ -22,7 +23,7 @@ import torch
 from torch import Tensor
 
 from spectral_probe.errors import InputError
-from spectral_probe.validate import check_fits, shown
+from spectral_probe.validate import check_fits, path_stat, shown
 
 SAFETENSORS_SUFFIXES = (".safetensors",)
 TORCH_SUFFIXES = (".pt", ".pth")
@@ -60,20 +61,16 @@ _MAX_ZIP_RECORDS = 100_000
 
 
 def _check_regular_file(path: str | os.PathLike[str]) -> Path:
-    p = Path(path)
-    if not p.exists():
+    info = path_stat(path)
+    if info is None:
         raise InputError(path, "no such file")
-    if p.is_dir():
+    if stat.S_ISDIR(info.st_mode):
         raise InputError(path, "is a directory, not a checkpoint file")
-    if not p.is_file():
+    if not stat.S_ISREG(info.st_mode):
         raise InputError(path, "is not a regular file")
-    try:
-        size = p.stat().st_size
-    except OSError as exc:
-        raise InputError(path, f"cannot read file: {exc.strerror or exc}") from None
-    if size == 0:
+    if info.st_size == 0:
         raise InputError(path, "file is empty")
-    return p
+    return Path(path)
 
 
 def file_sha256(path: str | os.PathLike[str]) -> str:

@@ -169,6 +169,10 @@ def _files(root: Path) -> dict[str, Path]:
     files["config 2 MB"].write_text("# " + "x" * 2_000_000 + "\n")
     os.mkfifo(root / "fifo.safetensors")
     files["fifo"] = root / "fifo.safetensors"
+    os.symlink(root / "loop_b.safetensors", root / "loop_a.safetensors")
+    os.symlink(root / "loop_a.safetensors", root / "loop_b.safetensors")
+    files["symlink loop"] = root / "loop_a.safetensors"
+    files["name too long"] = root / ("y" * 300 + ".safetensors")  # longer than NAME_MAX: never created
     (root / "afile").write_text("not a folder")
     files["report"] = root / "report.json"
     files["report"].write_text("OLD REPORT")
@@ -255,6 +259,26 @@ def build(root: Path) -> list[Case]:
             f["stride 0"],
         ),
         Case("FIFO checkpoint", ("scan", f["fifo"]), 2, ("is not a regular file",), f["fifo"]),
+        # Path.exists() raised ENAMETOOLONG as a bare OSError (exit 4), and called a symlink loop missing
+        *[
+            Case(f"{label} name too long", (*args, f["name too long"]), 2, ("File name too long",), f["name too long"])
+            for label, args in (
+                ("checkpoint", ("scan",)),
+                ("--config", ("scan", good, "--config")),
+                ("--fixed-point", ("scan", good, "--fixed-point")),
+                ("--input", ("scan", good, "--input")),
+                ("audit DIR", ("audit",)),
+                ("merge journal", ("merge",)),
+            )
+        ],
+        Case(
+            "--operator file name too long",
+            ("scan", good, "--operator", f["name too long"][: -len(".safetensors")] + ".py:factory"),
+            2,
+            ("File name too long",),
+            "yyyy.py",
+        ),
+        Case("symlink loop", ("scan", f["symlink loop"]), 2, ("Too many levels of symbolic links",), f["symlink loop"]),
         Case("FIFO fixed point", ("scan", good, "--fixed-point", f["fifo"]), 2, ("is not a regular file",), f["fifo"]),
         Case("config /dev/zero", ("scan", good, "--config", "/dev/zero"), 2, ("is not a regular file",), "/dev/zero"),
         Case("checkpoint /dev/zero", ("scan", "/dev/zero"), 2, ("is not a regular file",), "/dev/zero"),
