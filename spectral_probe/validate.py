@@ -152,7 +152,7 @@ def check_option(name: str, value: Any, spec: Spec, source: str | None = None) -
             raise UsageError(f"{label} must be a mapping of option: value, got {shown(value)}")
         check_json_like(value, label)
         return dict(value)
-    if spec.kind in ("float", "int") and not _in_range(value, spec):
+    if spec.kind in ("float", "int") and not in_range(value, spec):
         raise UsageError(problem)
     return value
 
@@ -204,7 +204,8 @@ def _as_float(value: Any, problem: str) -> float:
     return number
 
 
-def _in_range(value: float, spec: Spec) -> bool:
+def in_range(value: float, spec: Spec) -> bool:
+    """Whether a number lies in the range of ``spec`` (its open and closed ends)."""
     if spec.low is not None and (value < spec.low or (spec.low_open and value == spec.low)):
         return False
     return not (spec.high is not None and (value > spec.high or (spec.high_open and value == spec.high)))

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from spectral_probe.errors import InputError, UsageError
-from spectral_probe.validate import MAX_INT, check_json_like, path_stat, shown
+from spectral_probe.validate import MAX_INT, OPTION_SPECS, check_json_like, in_range, path_stat, shown
 
 METADATA_PREFIX = "spectral_probe."
 #: A --config file larger than this is not a config file.
@@ -73,8 +73,10 @@ def _number(raw: str, key: str, path: str | os.PathLike[str] | None) -> float:
         raise InputError(path, f"{label} is not a number: {shown(raw)}")
     if not math.isfinite(number):
         raise InputError(path, f"{label} is not finite: {shown(raw)}")
-    if key == "eps" and number <= 0:
-        raise InputError(path, f"{label} must be > 0, got {shown(raw)}")
+    spec = OPTION_SPECS[key]  # the range --c and --eps have (docs/SPEC.md section 8.3)
+    if not in_range(number, spec):
+        bounds = spec.describe().removeprefix("a finite number ")
+        raise InputError(path, f"{label} must be {bounds}, got {shown(raw)}")
     return number
 
 

@@ -130,6 +130,8 @@ def _files(root: Path) -> dict[str, Path]:
         "eps nan": _linear(root / "epsnan.safetensors", eps="nan"),
         "eps inf": _linear(root / "epsinf.safetensors", eps="inf"),
         "eps -1": _linear(root / "epsneg.safetensors", eps="-1"),
+        "eps 1e13": _linear(root / "epsbig.safetensors", eps="1e13"),
+        "c 1e300": _linear(root / "cbig.safetensors", c="1e300"),
         "c abc": _linear(root / "cabc.safetensors", c="abc"),
         "step x": _linear(root / "stepx.safetensors", step="x"),
         "step 5000 digits": _linear(root / "stepbig.safetensors", step=huge_int),
@@ -450,6 +452,21 @@ def build(root: Path) -> list[Case]:
         Case("metadata eps nan", ("scan", f["eps nan"]), 2, ("'spectral_probe.eps' is not finite",), f["eps nan"]),
         Case("metadata eps inf", ("scan", f["eps inf"]), 2, ("'spectral_probe.eps' is not finite",), f["eps inf"]),
         Case("metadata eps -1", ("scan", f["eps -1"]), 2, ("'spectral_probe.eps' must be > 0",), f["eps -1"]),
+        # Out of the range --eps and --c have: accepted from metadata, a verdict from rho = 2e+13
+        Case(
+            "metadata eps 1e13",
+            ("scan", f["eps 1e13"]),
+            2,
+            ("'spectral_probe.eps' must be > 0 and <= 1e+12, got '1e13'",),
+            f["eps 1e13"],
+        ),
+        Case(
+            "metadata c 1e300",
+            ("scan", f["c 1e300"]),
+            2,
+            ("'spectral_probe.c' must be >= -1e+12 and <= 1e+12, got '1e300'",),
+            f["c 1e300"],
+        ),
         Case("metadata c abc", ("scan", f["c abc"]), 2, ("'spectral_probe.c' is not a number: 'abc'",), f["c abc"]),
         Case("metadata step x", ("scan", f["step x"]), 2, ("'spectral_probe.step' is not an integer",), f["step x"]),
         Case(
