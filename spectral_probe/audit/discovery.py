@@ -69,12 +69,14 @@ def find_checkpoints(directory: str | os.PathLike[str], pattern: str | None = No
 
 
 def _is_file(path: Path) -> bool:
-    """A regular file, or a path that cannot be looked at (too long, say): its probe records why."""
+    """Anything but a folder: a FIFO, a broken symlink or a path that cannot be looked at (a symlink
+    loop, a name too long) is a checkpoint that cannot be read, and its error row says why (skipped,
+    it would drop out of the audit unnoticed)."""
     try:
         info = path_stat(path)
     except SpectralProbeError:
         return True
-    return info is not None and stat.S_ISREG(info.st_mode)
+    return info is None or not stat.S_ISDIR(info.st_mode)
 
 
 def relative_name(path: str, directory: str | os.PathLike[str]) -> str:

@@ -63,7 +63,7 @@ _MAX_ZIP_RECORDS = 100_000
 def _check_regular_file(path: str | os.PathLike[str]) -> Path:
     info = path_stat(path)
     if info is None:
-        raise InputError(path, "no such file")
+        raise InputError(path, "is a broken symbolic link" if os.path.islink(path) else "no such file")
     if stat.S_ISDIR(info.st_mode):
         raise InputError(path, "is a directory, not a checkpoint file")
     if not stat.S_ISREG(info.st_mode):
