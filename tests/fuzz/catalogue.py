@@ -140,6 +140,11 @@ def _files(root: Path) -> dict[str, Path]:
         "not differentiable": _operator_file(
             root / "sqrt_op.py", "    A = params['A']\n    return lambda z: A @ z + 0 * torch.sqrt(z.abs())\n"
         ),
+        "flat plugin": _operator_file(root / "flat_op.py", "    A = params['A']\n    return lambda z: A @ z\n"),
+        **{
+            f"state_shape {text}": _linear(root / f"shape_{i}.safetensors", options='{"state_shape": ' + text + "}")
+            for i, text in enumerate(('"abc"', "[[[4]]]", "[4.5]", "[-4]", "true", "[]"))
+        },
         "prints": _operator_file(
             root / "chatty_op.py",
             "    A = params['A']\n    print('hello from the plugin')\n\n"
@@ -448,6 +453,18 @@ def build(root: Path) -> list[Case]:
             ("derivative of nc_force at z_star is not finite",),
             good,
         ),
+        # A malformed state_shape in the metadata options: int("a") escaped as a bug (exit 4, the
+        # audit with it), or a state of n = -4 or n = 1 (true)
+        *[
+            Case(
+                f"metadata state_shape {text}",
+                ("scan", f[f"state_shape {text}"], "--operator", f"{f['flat plugin']}:factory"),
+                2,
+                ("state_shape must be a shape of positive integers",),
+                f[f"state_shape {text}"],
+            )
+            for text in ('"abc"', "[[[4]]]", "[4.5]", "[-4]", "true", "[]")
+        ],
         # Unclear messages
         Case("metadata eps nan", ("scan", f["eps nan"]), 2, ("'spectral_probe.eps' is not finite",), f["eps nan"]),
         Case("metadata eps inf", ("scan", f["eps inf"]), 2, ("'spectral_probe.eps' is not finite",), f["eps inf"]),
