@@ -177,12 +177,14 @@ def _check_beyond(options, command: str, target: Path) -> None:
         if not matplotlib_available():
             raise UsageError(INSTALL_HINT)
     if options.save_modes:
+        from spectral_probe.validate import path_stat
+
         modes = Path(options.save_modes)
         if command == "audit" and modes.suffix == ".safetensors":
             raise UsageError("audit --save-modes takes a folder (one file per checkpoint), not a .safetensors file")
         if command == "scan" and modes.suffix != ".safetensors":
             raise UsageError(f"--save-modes {options.save_modes}: name a .safetensors file")
-        if command == "scan" and modes.exists() and modes.resolve() == target.resolve():
+        if command == "scan" and path_stat(modes) is not None and modes.resolve() == target.resolve():
             raise UsageError(f"--save-modes {options.save_modes}: is the checkpoint; refusing to overwrite it")
         if command == "audit" and modes.resolve().is_relative_to(target.resolve()):
             raise UsageError(f"--save-modes {options.save_modes}: is inside the audited folder")

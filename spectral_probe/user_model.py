@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import operator
 import os
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -27,8 +28,9 @@ import torch
 from torch import Tensor, nn
 
 from spectral_probe.errors import InputError, UsageError
+from spectral_probe.validate import shown
 
-__all__ = ["StateLayout", "UserForce", "build_user_force", "flat_force", "whole_message"]
+__all__ = ["StateLayout", "UserForce", "build_user_force", "checked_state", "flat_force", "whole_message"]
 
 State = Tensor | tuple[Tensor, ...]
 
@@ -59,15 +61,27 @@ class StateLayout:
 
     @classmethod
     def parse(cls, spec: Any) -> StateLayout:
-        """From a declared shape: ``[24, 8, 8]``, or a list of shapes ``[[64], [64]]`` for a tuple state."""
+        """From a declared shape: ``[24, 8, 8]``, or a list of shapes ``[[64], [64]]`` for a tuple state.
+
+        Raises ValueError for anything else (a string, a float, a dimension < 1, an empty list): the
+        shape may come from a checkpoint's metadata.
+        """
         if isinstance(spec, StateLayout):
             return spec
-        if isinstance(spec, int):
-            return cls(((spec,),))
-        items = list(spec)
-        if items and all(isinstance(d, int) for d in items):
-            return cls((tuple(int(d) for d in items),))
-        return cls(tuple(tuple(int(d) for d in shape) for shape in items), is_tuple=True)
+        if _dimension(spec) is not None:
+            return cls(((_dimension(spec),),))
+        items = list(spec) if isinstance(spec, list | tuple) else []
+        shapes = [items] if items and all(_dimension(d) is not None for d in items) else items
+        parsed = [
+            tuple(_dimension(d) for d in shape) if isinstance(shape, list | tuple) and shape else (None,)
+            for shape in shapes
+        ]
+        if not parsed or any(d is None for shape in parsed for d in shape):
+            raise ValueError(
+                f"state_shape must be a shape of positive integers ([24, 8, 8]) or a list of shapes "
+                f"([[64], [64]]), got {shown(spec)}"
+            )
+        return cls(tuple(parsed), is_tuple=shapes is items)  # type: ignore[arg-type]
 
     def unflatten(self, z: Tensor) -> State:
         """The natural state of a flat ``z`` ``[n]`` (views, no copies)."""
@@ -85,6 +99,17 @@ class StateLayout:
         if isinstance(states, Tensor):
             return states.reshape(states.shape[0], -1)
         return torch.cat([t.reshape(t.shape[0], -1) for t in states], dim=-1)
+
+
+def _dimension(value: Any) -> int | None:
+    """``value`` as a dimension of a state shape (an integer >= 1), else ``None``."""
+    if isinstance(value, bool):
+        return None
+    try:
+        dimension = operator.index(value)
+    except TypeError:
+        return None
+    return dimension if dimension >= 1 else None
 
 
 @dataclass(frozen=True)
@@ -190,7 +215,10 @@ def build_user_force(
         raise InputError(path, f"the operator factory returned {type(model).__name__}, not a function or nn.Module")
     if isinstance(model, nn.Module):
         model.requires_grad_(False)  # built by the factory for the probe: nobody trains it
-    layout = declared_layout(model, options)
+    try:
+        layout = declared_layout(model, options)
+    except ValueError as exc:
+        raise InputError(path, f"the operator's {exc}") from None
     if layout is None and z_shape is not None and len(z_shape) > 2:
         layout = StateLayout((tuple(int(d) for d in z_shape),))
     if layout is None:

@@ -152,7 +152,7 @@ def check_option(name: str, value: Any, spec: Spec, source: str | None = None) -
             raise UsageError(f"{label} must be a mapping of option: value, got {shown(value)}")
         check_json_like(value, label)
         return dict(value)
-    if spec.kind in ("float", "int") and not _in_range(value, spec):
+    if spec.kind in ("float", "int") and not in_range(value, spec):
         raise UsageError(problem)
     return value
 
@@ -166,6 +166,23 @@ def check_string(value: Any, label: str) -> str:
     if "\x00" in value:
         raise UsageError(f"{label} contains a NUL character")
     return value
+
+
+def path_stat(path: str | os.PathLike[str]) -> os.stat_result | None:
+    """``os.stat`` of a path from outside; ``None`` where nothing is there (missing, or below a file).
+
+    A path that cannot be looked at (a name too long, a symlink loop, no permission) is an
+    :class:`InputError` naming it: ``Path.exists()`` raises the first as a bare OSError and calls the
+    loop "missing".
+    """
+    try:
+        return os.stat(path)
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    except OSError as exc:
+        raise InputError(path, f"cannot read it: {exc.strerror or exc}") from None
+    except ValueError:  # a NUL in the name
+        raise InputError(path, "is not a valid file name") from None
 
 
 def _as_float(value: Any, problem: str) -> float:
@@ -187,7 +204,8 @@ def _as_float(value: Any, problem: str) -> float:
     return number
 
 
-def _in_range(value: float, spec: Spec) -> bool:
+def in_range(value: float, spec: Spec) -> bool:
+    """Whether a number lies in the range of ``spec`` (its open and closed ends)."""
     if spec.low is not None and (value < spec.low or (spec.low_open and value == spec.low)):
         return False
     return not (spec.high is not None and (value > spec.high or (spec.high_open and value == spec.high)))

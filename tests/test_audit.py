@@ -202,6 +202,28 @@ def test_an_empty_folder_is_a_usage_error_never_a_pass(tmp_path: Path) -> None:
     assert "no checkpoint matches" in result.output and "Traceback" not in result.output
 
 
+def test_files_that_cannot_be_read_are_error_rows_not_skipped(tmp_path: Path) -> None:
+    """A FIFO, a broken symlink or a symlink loop under a checkpoint's name was left out of the audit
+    without a word (discovery kept regular files only): a checkpoint dropped unnoticed. A folder under
+    such a name is still no checkpoint."""
+    run = tmp_path / "run"
+    run.mkdir()
+    os.mkfifo(run / "b_fifo.safetensors")
+    os.symlink(tmp_path / "deleted.safetensors", run / "c_broken.safetensors")
+    os.symlink(run / "d_loop.safetensors", run / "e_loop.safetensors")
+    os.symlink(run / "e_loop.safetensors", run / "d_loop.safetensors")
+    (run / "f_folder.safetensors").mkdir()
+    (run / "f_folder.safetensors" / "notes.txt").write_text("not a checkpoint")
+    result = CliRunner().invoke(app, ["audit", str(run), "--json", str(tmp_path / "r.json")])
+    assert result.exit_code == 2, result.output
+    assert "Traceback" not in result.output
+    errors = {Path(e["checkpoint"]).name: e["error"] for e in json.loads((tmp_path / "r.json").read_text())["errors"]}
+    assert sorted(errors) == ["b_fifo.safetensors", "c_broken.safetensors", "d_loop.safetensors", "e_loop.safetensors"]
+    assert errors["b_fifo.safetensors"].endswith("is not a regular file")
+    assert errors["c_broken.safetensors"].endswith("is a broken symbolic link")
+    assert errors["d_loop.safetensors"].endswith("Too many levels of symbolic links")
+
+
 # --------------------------------------------------------------------------------------------------
 # The audit with a fake probe
 

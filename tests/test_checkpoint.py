@@ -162,6 +162,89 @@ def test_safetensors_with_bad_header(tmp_path: Path) -> None:
     assert "only 3 bytes" in str(_one_line_error(path))
 
 
+def _raw(path: Path, header: bytes, data: bytes) -> Path:
+    path.write_bytes(len(header).to_bytes(8, "little") + header + data)
+    return path
+
+
+def _entry(shape: list[int], start: int, end: int) -> bytes:
+    return json.dumps({"dtype": "F64", "shape": shape, "data_offsets": [start, end]}).encode()
+
+
+@pytest.mark.parametrize(
+    ("header", "data", "message"),
+    [
+        # Two parsers, two answers (json keeps the last, safetensors refuses): refused by name.
+        (b'{"A": ' + _entry([4], 0, 32) + b', "A": ' + _entry([2], 0, 16) + b"}", bytes(32), "'A' is given twice"),
+        (b'{"__metadata__": {}, "__metadata__": {}, "A": ' + _entry([4], 0, 32) + b"}", bytes(32), "given twice"),
+        (b'{"__metadata__": {"k": "a", "k": "b"}, "A": ' + _entry([4], 0, 32) + b"}", bytes(32), "'k' is given twice"),
+        # The data must be covered exactly, as safetensors requires.
+        (b'{"A": ' + _entry([4], 0, 32) + b', "B": ' + _entry([1], 40, 48) + b"}", bytes(48), "8 bytes between"),
+        (b'{"A": ' + _entry([4], 0, 32) + b"}", bytes(40), "cover 32 of the 40 data bytes"),
+        (b'{"A": ' + _entry([4], 8, 40) + b"}", bytes(40), "cover 32 of the 40 data bytes"),
+        # Zero elements, but torch still multiplies the dimensions (and overflows int64).
+        (b'{"A": ' + _entry([2**32, 2**32, 2**32, 0], 0, 0) + b"}", b"", "beyond int64"),
+    ],
+    ids=["duplicate tensor", "duplicate metadata", "duplicate metadata key", "gap", "trailing", "leading", "int64"],
+)
+def test_safetensors_header_refused_by_name(tmp_path: Path, header: bytes, data: bytes, message: str) -> None:
+    assert message in str(_one_line_error(_raw(tmp_path / "h.safetensors", header, data)))
+
+
+def test_safetensors_odd_but_valid_layouts_load(tmp_path: Path) -> None:
+    """Tensors out of offset order, a misaligned one, an empty one, bool and int: read as stored."""
+    a, b = torch.arange(3, dtype=torch.float64), torch.tensor([True, False, True])
+    header = json.dumps(
+        {
+            "a": {"dtype": "F64", "shape": [3], "data_offsets": [3, 27]},  # misaligned: after the bools
+            "b": {"dtype": "BOOL", "shape": [3], "data_offsets": [0, 3]},
+            "e": {"dtype": "I32", "shape": [0, 5], "data_offsets": [27, 27]},
+        }
+    ).encode()
+    path = _raw(tmp_path / "odd.safetensors", header, b.numpy().tobytes() + a.numpy().tobytes())
+    params = load_checkpoint(path).params
+    assert torch.equal(params["a"], a) and torch.equal(params["b"], b)
+    assert params["e"].shape == (0, 5) and params["e"].dtype == torch.int32
+
+
+def test_a_checkpoint_rewritten_while_probed_keeps_what_was_read(safetensors_file: Path) -> None:
+    """safe_open memory-maps the file: a checkpoint truncated in place (a training loop saving over it)
+    changed the tensors under the probe or killed the process with SIGBUS. In a child process, so that
+    a SIGBUS cannot take the test session with it."""
+    import subprocess
+    import sys
+
+    script = (
+        "import os, sys, torch\n"
+        "from spectral_probe.checkpoint import load_checkpoint\n"
+        "ckpt = load_checkpoint(sys.argv[1])\n"
+        "os.truncate(sys.argv[1], 16)\n"
+        "print(float(ckpt.params['W'].sum()), float(ckpt.params['b'].sum()))\n"
+    )
+    root = str(Path(__file__).resolve().parent.parent)
+    env = {**os.environ, "PYTHONPATH": root, "OMP_NUM_THREADS": "1"}
+    done = subprocess.run(
+        [sys.executable, "-c", script, str(safetensors_file)], capture_output=True, text=True, env=env, timeout=120
+    )
+    assert done.returncode == 0, f"exit {done.returncode}: {done.stderr[-2000:]}"
+    expected = _tensors()
+    assert done.stdout.split() == [str(float(expected["W"].sum())), str(float(expected["b"].sum()))]
+
+
+def test_a_file_that_changes_size_while_read_is_refused(safetensors_file: Path, monkeypatch) -> None:
+    from spectral_probe.checkpoint import tensor_files
+
+    real = tensor_files.check_fits
+
+    def grow(needed: int, what: str, path: object, device: str = "cpu") -> None:
+        real(needed, what, path, device)
+        with open(path, "ab") as handle:  # the writer appends between the stat and the read
+            handle.write(b"more")
+
+    monkeypatch.setattr(tensor_files, "check_fits", grow)
+    assert "changed while it was read" in str(_one_line_error(safetensors_file))
+
+
 def test_unknown_suffix(tmp_path: Path) -> None:
     path = tmp_path / "model.bin"
     path.write_bytes(b"1234")

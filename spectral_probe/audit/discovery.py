@@ -14,13 +14,15 @@ import hashlib
 import math
 import os
 import re
+import stat
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePath
 from typing import Any
 
 from spectral_probe.audit.outcome import Outcome
-from spectral_probe.errors import UsageError
+from spectral_probe.errors import SpectralProbeError, UsageError
+from spectral_probe.validate import path_stat
 
 #: What ``audit DIR`` looks for when ``--glob`` is not given (at any depth below DIR).
 DEFAULT_PATTERNS = ("*.safetensors", "*.pt", "*.pth")
@@ -50,19 +52,31 @@ def find_checkpoints(directory: str | os.PathLike[str], pattern: str | None = No
     audit must never pass a CI gate.
     """
     root = Path(directory)
-    if not root.exists():
+    info = path_stat(directory)
+    if info is None:
         raise UsageError(f"{directory}: no such directory")
-    if not root.is_dir():
+    if not stat.S_ISDIR(info.st_mode):
         raise UsageError(f"{directory}: not a directory (use `spectral-probe scan` for one checkpoint)")
     patterns = (pattern,) if pattern else DEFAULT_PATTERNS
     found: set[Path] = set()
     for pat in patterns:
         matches = root.glob(pat) if "/" in pat else root.rglob(pat)
-        found.update(p for p in matches if p.is_file())
+        found.update(p for p in matches if _is_file(p))
     if not found:
         raise UsageError(f"{directory}: no checkpoint matches {' or '.join(patterns)} (an empty audit never passes)")
     ordered = sorted(found, key=lambda p: natural_key(p.relative_to(root).as_posix()))
     return [str(p) for p in ordered]
+
+
+def _is_file(path: Path) -> bool:
+    """Anything but a folder: a FIFO, a broken symlink or a path that cannot be looked at (a symlink
+    loop, a name too long) is a checkpoint that cannot be read, and its error row says why (skipped,
+    it would drop out of the audit unnoticed)."""
+    try:
+        info = path_stat(path)
+    except SpectralProbeError:
+        return True
+    return info is None or not stat.S_ISDIR(info.st_mode)
 
 
 def relative_name(path: str, directory: str | os.PathLike[str]) -> str:

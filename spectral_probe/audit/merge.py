@@ -29,6 +29,7 @@ from spectral_probe.audit.shards import ShardHeader, parse_header
 from spectral_probe.config import ProbeOptions
 from spectral_probe.errors import UsageError
 from spectral_probe.results import Report
+from spectral_probe.validate import path_stat
 
 #: How many missing checkpoints an error message names before it says "and N more".
 _NAMED = 3
@@ -62,7 +63,7 @@ def merge_journals(journals: Sequence[str], options: ProbeOptions) -> Report:
 def _read_shard(journal: str) -> tuple[ShardHeader, dict[str, Recorded]]:
     """The last header of ``journal`` and its newest complete records, of that header's checkpoints."""
     source = Journal(journal)
-    if not source.path.exists():
+    if path_stat(source.path) is None:
         raise UsageError(f"{journal}: no such journal")
     header: ShardHeader | None = None
     records: dict[str, Recorded] = {}

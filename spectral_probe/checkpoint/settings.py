@@ -10,12 +10,13 @@ from __future__ import annotations
 import json
 import math
 import os
+import stat
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from spectral_probe.errors import InputError, UsageError
-from spectral_probe.validate import MAX_INT, check_json_like, shown
+from spectral_probe.validate import MAX_INT, OPTION_SPECS, check_json_like, in_range, path_stat, shown
 
 METADATA_PREFIX = "spectral_probe."
 #: A --config file larger than this is not a config file.
@@ -72,8 +73,10 @@ def _number(raw: str, key: str, path: str | os.PathLike[str] | None) -> float:
         raise InputError(path, f"{label} is not a number: {shown(raw)}")
     if not math.isfinite(number):
         raise InputError(path, f"{label} is not finite: {shown(raw)}")
-    if key == "eps" and number <= 0:
-        raise InputError(path, f"{label} must be > 0, got {shown(raw)}")
+    spec = OPTION_SPECS[key]  # the range --c and --eps have (docs/SPEC.md section 8.3)
+    if not in_range(number, spec):
+        bounds = spec.describe().removeprefix("a finite number ")
+        raise InputError(path, f"{label} must be {bounds}, got {shown(raw)}")
     return number
 
 
@@ -161,12 +164,13 @@ def load_yaml_config(path: str | os.PathLike[str]) -> dict[str, Any]:
 
 def _read_text(path: str | os.PathLike[str]) -> str:
     p = Path(path)
-    if not p.exists():
+    info = path_stat(path)
+    if info is None:
         raise InputError(path, "no such file")
-    if not p.is_file():
+    if not stat.S_ISREG(info.st_mode):
         raise InputError(path, "is not a regular file")
     try:
-        size = p.stat().st_size
+        size = info.st_size
         if size > MAX_CONFIG_BYTES:
             raise InputError(path, f"is {size} bytes; a config file holds at most {MAX_CONFIG_BYTES}")
         with p.open("rb") as handle:

@@ -13,7 +13,9 @@ import json
 import math
 import os
 import pickle
+import stat
 import struct
+import sys
 import warnings
 import zipfile
 from pathlib import Path
@@ -22,7 +24,7 @@ import torch
 from torch import Tensor
 
 from spectral_probe.errors import InputError
-from spectral_probe.validate import check_fits, shown
+from spectral_probe.validate import check_fits, path_stat, shown
 
 SAFETENSORS_SUFFIXES = (".safetensors",)
 TORCH_SUFFIXES = (".pt", ".pth")
@@ -36,18 +38,11 @@ _PT_METADATA_KEY = "__metadata__"
 # torch.save writes a zip archive (since torch 1.6), or, in the legacy format, a pickled magic number.
 _ZIP_MAGIC = b"PK\x03\x04"
 _LEGACY_TORCH_MAGIC = b"\x80\x02\x8a\nl\xfc\x9cF\xf9 j\xa8P\x19"
-#: The safetensors dtypes read, with their sizes in bytes; others (float8, uint16 ...) are refused by name.
+#: The safetensors dtypes read, as torch dtypes; others (float8, uint16 ...) are refused by name.
 _SAFETENSORS_DTYPES = {
-    "F64": 8,
-    "F32": 4,
-    "F16": 2,
-    "BF16": 2,
-    "I64": 8,
-    "I32": 4,
-    "I16": 2,
-    "I8": 1,
-    "U8": 1,
-    "BOOL": 1,
+    **{"F64": torch.float64, "F32": torch.float32, "F16": torch.float16, "BF16": torch.bfloat16},
+    **{"I64": torch.int64, "I32": torch.int32, "I16": torch.int16, "I8": torch.int8},
+    **{"U8": torch.uint8, "BOOL": torch.bool},
 }
 _TORCH_DTYPES = (
     *(torch.float64, torch.float32, torch.float16, torch.bfloat16, torch.complex64, torch.complex128),
@@ -60,20 +55,16 @@ _MAX_ZIP_RECORDS = 100_000
 
 
 def _check_regular_file(path: str | os.PathLike[str]) -> Path:
-    p = Path(path)
-    if not p.exists():
-        raise InputError(path, "no such file")
-    if p.is_dir():
+    info = path_stat(path)
+    if info is None:
+        raise InputError(path, "is a broken symbolic link" if os.path.islink(path) else "no such file")
+    if stat.S_ISDIR(info.st_mode):
         raise InputError(path, "is a directory, not a checkpoint file")
-    if not p.is_file():
+    if not stat.S_ISREG(info.st_mode):
         raise InputError(path, "is not a regular file")
-    try:
-        size = p.stat().st_size
-    except OSError as exc:
-        raise InputError(path, f"cannot read file: {exc.strerror or exc}") from None
-    if size == 0:
+    if info.st_size == 0:
         raise InputError(path, "file is empty")
-    return p
+    return Path(path)
 
 
 def file_sha256(path: str | os.PathLike[str]) -> str:
@@ -106,13 +97,13 @@ def read_tensor_file(
     suffix = p.suffix.lower()
     if suffix not in SUFFIXES:
         raise InputError(path, f"unsupported file type {shown(p.suffix)}: expected one of {', '.join(SUFFIXES)}")
-    digest = _sha256(p, path)
     size = p.stat().st_size
     if suffix in SAFETENSORS_SUFFIXES:
-        tensors, metadata = _read_safetensors(p, path, size)
+        tensors, metadata, digest = _read_safetensors(p, path, size)
         if key:
             tensors = _prefixed(tensors, key, path)
     else:
+        digest = _sha256(p, path)
         tensors, metadata = _read_torch(p, path, size, key, bare_ok)
     if not tensors:
         raise InputError(path, "holds no tensors")
@@ -143,34 +134,42 @@ def _check_tensor(name: str, tensor: Tensor, path: str | os.PathLike[str], file_
             raise InputError(path, f"{label} has {bad} non-finite value{'s' if bad > 1 else ''} (nan/inf)")
 
 
-def _read_header(p: Path, path: str | os.PathLike[str], size: int) -> tuple[dict, int]:
-    """The safetensors header (a JSON object) and the length of the data after it."""
+def _read_header(data: bytearray, path: str | os.PathLike[str]) -> tuple[dict, int, int]:
+    """The safetensors header (a JSON object) of a file's bytes, where its tensor data starts, and its length."""
     # Checked ourselves first: safetensors' own errors ("invalid header length", "header too large")
     # do not tell a truncated file from a file of another format.
+    size = len(data)
+    if size < 8:
+        raise InputError(path, f"not a safetensors file: only {size} bytes")
+    (header_len,) = struct.unpack("<Q", data[:8])
+    if header_len > _MAX_SAFETENSORS_HEADER:
+        raise InputError(path, "not a safetensors file (corrupt header length)")
+    if header_len > size - 8:
+        raise InputError(path, f"truncated safetensors file: the header needs {header_len} bytes, {size - 8} are left")
     try:
-        with p.open("rb") as handle:
-            prefix = handle.read(8)
-            if len(prefix) < 8:
-                raise InputError(path, f"not a safetensors file: only {size} bytes")
-            (header_len,) = struct.unpack("<Q", prefix)
-            if header_len > _MAX_SAFETENSORS_HEADER:
-                raise InputError(path, "not a safetensors file (corrupt header length)")
-            if header_len > size - 8:
-                raise InputError(
-                    path, f"truncated safetensors file: the header needs {header_len} bytes, {size - 8} are left"
-                )
-            header_bytes = handle.read(header_len)
-    except OSError as exc:
-        raise InputError(path, f"cannot read file: {exc.strerror or exc}") from None
-    try:
-        header = json.loads(header_bytes.decode("utf-8"))
+        header = json.loads(data[8 : 8 + header_len].decode("utf-8"), object_pairs_hook=_unique_keys)
+    except _DuplicateKey as exc:  # json keeps the last of two, safetensors refuses: neither is the file
+        raise InputError(path, f"corrupt safetensors header: the key {shown(exc.args[0])} is given twice") from None
     except (UnicodeDecodeError, json.JSONDecodeError, ValueError):
         raise InputError(path, "not a safetensors file (the header is not valid JSON)") from None
     except RecursionError:
         raise InputError(path, "corrupt safetensors header: nested too deeply") from None
     if not isinstance(header, dict):
         raise InputError(path, "not a safetensors file (the header is not a JSON object)")
-    return header, size - 8 - header_len
+    return header, 8 + header_len, size - 8 - header_len
+
+
+class _DuplicateKey(Exception):
+    pass
+
+
+def _unique_keys(pairs: list[tuple[str, object]]) -> dict:
+    result: dict = {}
+    for key, value in pairs:
+        if key in result:
+            raise _DuplicateKey(key)
+        result[key] = value
+    return result
 
 
 def _check_header(header: dict, data_len: int, path: str | os.PathLike[str]) -> int:
@@ -190,6 +189,8 @@ def _check_header(header: dict, data_len: int, path: str | os.PathLike[str]) -> 
             raise InputError(path, f"corrupt safetensors header: bad entry for {label}")
         if not (isinstance(shape, list) and len(shape) <= _MAX_NDIM and all(_is_count(d) for d in shape)):
             raise InputError(path, f"corrupt safetensors header: {label} has shape {shown(shape)}")
+        if math.prod(max(d, 1) for d in shape) >= 2**63:  # torch counts the dimensions' product, 0s aside
+            raise InputError(path, f"corrupt safetensors header: {label} has shape {shown(shape)}, beyond int64")
         if dtype not in _SAFETENSORS_DTYPES:
             raise InputError(
                 path, f"{label} has dtype {shown(dtype)}, which spectral-probe does not read; store {_READABLE}"
@@ -199,7 +200,7 @@ def _check_header(header: dict, data_len: int, path: str | os.PathLike[str]) -> 
             raise InputError(
                 path, f"truncated safetensors file: the tensor data needs {end} bytes, {data_len} are present"
             )
-        if start > end or end - start != math.prod(shape) * _SAFETENSORS_DTYPES[dtype]:
+        if start > end or end - start != math.prod(shape) * _SAFETENSORS_DTYPES[dtype].itemsize:
             raise InputError(
                 path,
                 f"corrupt safetensors header: {label} of shape {shown(shape)} does not fit its {end - start} bytes",
@@ -209,38 +210,67 @@ def _check_header(header: dict, data_len: int, path: str | os.PathLike[str]) -> 
     for (_, end, first), (start, _, second) in zip(spans, spans[1:], strict=False):
         if start < end:
             raise InputError(path, f"corrupt safetensors header: tensors {shown(first)} and {shown(second)} overlap")
-    return sum(end - start for start, end, _ in spans)
+        if start > end:
+            raise InputError(
+                path, f"corrupt safetensors header: {start - end} bytes between {shown(first)} and {shown(second)}"
+            )
+    covered = sum(end - start for start, end, _ in spans)
+    if covered != data_len or (spans and spans[0][0] != 0):
+        raise InputError(path, f"corrupt safetensors header: its tensors cover {covered} of the {data_len} data bytes")
+    return covered
 
 
 def _is_count(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 2**63
 
 
-def _read_safetensors(p: Path, path: str | os.PathLike[str], size: int) -> tuple[dict[str, Tensor], dict[str, str]]:
-    header, data_len = _read_header(p, path, size)
-    needed = _check_header(header, data_len, path)
-    check_fits(needed, "loading its tensors", path)
+def _read_safetensors(
+    p: Path, path: str | os.PathLike[str], size: int
+) -> tuple[dict[str, Tensor], dict[str, str], str]:
+    """(tensors, metadata, sha256) from ONE read of the file into memory.
 
-    from safetensors import safe_open  # imported here: `spectral-probe --help` must not load it
-    from safetensors.torch import load as load_bytes
-
+    Not memory-mapped (what ``safe_open`` does): a checkpoint rewritten in place while it is probed (a
+    training loop saving ``last.safetensors``) would change the tensors under the probe, or kill the
+    process with SIGBUS once it shrinks. The sha256 is of the bytes probed.
+    """
+    check_fits(size, "loading its tensors", path)
+    data = _read_all(p, path, size)
+    digest = hashlib.sha256(data).hexdigest()
+    header, start, data_len = _read_header(data, path)
+    _check_header(header, data_len, path)
     tensors: dict[str, Tensor] = {}
+    for name, entry in header.items():
+        if name != "__metadata__":
+            tensors[name] = _tensor_view(data, start + entry["data_offsets"][0], entry["dtype"], entry["shape"])
+    return tensors, dict(header.get("__metadata__", {})), digest
+
+
+def _read_all(p: Path, path: str | os.PathLike[str], size: int) -> bytearray:
+    """The file's ``size`` bytes; an InputError if it is not that long any more (written meanwhile)."""
+    data = bytearray(size)
     try:
-        try:
-            str(p).encode("utf-8")
-        except UnicodeEncodeError:  # safetensors takes UTF-8 paths only: read a non-UTF-8 name's bytes ourselves
-            tensors = load_bytes(p.read_bytes())
-            raw_metadata = header.get("__metadata__", {})
-        else:
-            with safe_open(str(p), framework="pt", device="cpu") as handle:
-                raw_metadata = handle.metadata() or {}
-                for name in handle.keys():  # noqa: SIM118 - safe_open handles are not iterable
-                    tensors[name] = handle.get_tensor(name)
-    except InputError:
-        raise
-    except Exception as exc:  # safetensors raises its own SafetensorError, and others on odd files
-        raise InputError(path, f"corrupt safetensors file: {_first_line(exc)}") from None
-    return tensors, {str(k): str(v) for k, v in raw_metadata.items()}
+        with p.open("rb") as handle:
+            got = handle.readinto(data)
+            longer = bool(handle.read(1))
+    except OSError as exc:
+        raise InputError(path, f"cannot read file: {exc.strerror or exc}") from None
+    if got != size or longer:
+        raise InputError(path, f"the file changed while it was read ({size} bytes, then {'more' if longer else got})")
+    return data
+
+
+def _tensor_view(data: bytearray, offset: int, dtype: str, shape: list[int]) -> Tensor:
+    """The tensor stored at ``data[offset:]`` (little-endian, as safetensors writes), copied if misaligned."""
+    torch_dtype = _SAFETENSORS_DTYPES[dtype]
+    count = math.prod(shape)
+    if count == 0:
+        return torch.empty(shape, dtype=torch_dtype)
+    flat = torch.frombuffer(data, dtype=torch_dtype, count=count, offset=offset)
+    if sys.byteorder != "little":
+        flat = flat.view(torch.uint8).view(-1, flat.element_size()).flip(-1).view(torch_dtype).reshape(count)
+    elif offset % flat.element_size():
+        flat = flat.clone()
+    return flat.reshape(shape)
 
 
 def _check_zip(p: Path, path: str | os.PathLike[str], size: int) -> None:

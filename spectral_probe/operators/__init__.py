@@ -23,6 +23,7 @@ import importlib
 import importlib.metadata
 import importlib.util
 import os
+import stat
 import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -34,6 +35,7 @@ from torch import Tensor
 
 from spectral_probe.errors import InputError
 from spectral_probe.operators.builtin import BUILTINS
+from spectral_probe.validate import path_stat
 
 __all__ = [
     "ENTRY_POINT_GROUP",
@@ -318,7 +320,8 @@ def _import_module(target: str, spec: str) -> Any:
 
 def _import_file(target: str) -> Any:
     file = Path(target)
-    if not file.is_file():
+    info = path_stat(target)
+    if info is None or not stat.S_ISREG(info.st_mode):
         raise InputError(target, "no such operator file")
     resolved = file.resolve()
     # One module per file, whatever the spelling of its path, so a second resolve reuses it.

@@ -130,6 +130,8 @@ def _files(root: Path) -> dict[str, Path]:
         "eps nan": _linear(root / "epsnan.safetensors", eps="nan"),
         "eps inf": _linear(root / "epsinf.safetensors", eps="inf"),
         "eps -1": _linear(root / "epsneg.safetensors", eps="-1"),
+        "eps 1e13": _linear(root / "epsbig.safetensors", eps="1e13"),
+        "c 1e300": _linear(root / "cbig.safetensors", c="1e300"),
         "c abc": _linear(root / "cabc.safetensors", c="abc"),
         "step x": _linear(root / "stepx.safetensors", step="x"),
         "step 5000 digits": _linear(root / "stepbig.safetensors", step=huge_int),
@@ -138,6 +140,11 @@ def _files(root: Path) -> dict[str, Path]:
         "not differentiable": _operator_file(
             root / "sqrt_op.py", "    A = params['A']\n    return lambda z: A @ z + 0 * torch.sqrt(z.abs())\n"
         ),
+        "flat plugin": _operator_file(root / "flat_op.py", "    A = params['A']\n    return lambda z: A @ z\n"),
+        **{
+            f"state_shape {text}": _linear(root / f"shape_{i}.safetensors", options='{"state_shape": ' + text + "}")
+            for i, text in enumerate(('"abc"', "[[[4]]]", "[4.5]", "[-4]", "true", "[]"))
+        },
         "prints": _operator_file(
             root / "chatty_op.py",
             "    A = params['A']\n    print('hello from the plugin')\n\n"
@@ -169,6 +176,10 @@ def _files(root: Path) -> dict[str, Path]:
     files["config 2 MB"].write_text("# " + "x" * 2_000_000 + "\n")
     os.mkfifo(root / "fifo.safetensors")
     files["fifo"] = root / "fifo.safetensors"
+    os.symlink(root / "loop_b.safetensors", root / "loop_a.safetensors")
+    os.symlink(root / "loop_a.safetensors", root / "loop_b.safetensors")
+    files["symlink loop"] = root / "loop_a.safetensors"
+    files["name too long"] = root / ("y" * 300 + ".safetensors")  # longer than NAME_MAX: never created
     (root / "afile").write_text("not a folder")
     files["report"] = root / "report.json"
     files["report"].write_text("OLD REPORT")
@@ -255,6 +266,26 @@ def build(root: Path) -> list[Case]:
             f["stride 0"],
         ),
         Case("FIFO checkpoint", ("scan", f["fifo"]), 2, ("is not a regular file",), f["fifo"]),
+        # Path.exists() raised ENAMETOOLONG as a bare OSError (exit 4), and called a symlink loop missing
+        *[
+            Case(f"{label} name too long", (*args, f["name too long"]), 2, ("File name too long",), f["name too long"])
+            for label, args in (
+                ("checkpoint", ("scan",)),
+                ("--config", ("scan", good, "--config")),
+                ("--fixed-point", ("scan", good, "--fixed-point")),
+                ("--input", ("scan", good, "--input")),
+                ("audit DIR", ("audit",)),
+                ("merge journal", ("merge",)),
+            )
+        ],
+        Case(
+            "--operator file name too long",
+            ("scan", good, "--operator", f["name too long"][: -len(".safetensors")] + ".py:factory"),
+            2,
+            ("File name too long",),
+            "yyyy.py",
+        ),
+        Case("symlink loop", ("scan", f["symlink loop"]), 2, ("Too many levels of symbolic links",), f["symlink loop"]),
         Case("FIFO fixed point", ("scan", good, "--fixed-point", f["fifo"]), 2, ("is not a regular file",), f["fifo"]),
         Case("config /dev/zero", ("scan", good, "--config", "/dev/zero"), 2, ("is not a regular file",), "/dev/zero"),
         Case("checkpoint /dev/zero", ("scan", "/dev/zero"), 2, ("is not a regular file",), "/dev/zero"),
@@ -422,10 +453,37 @@ def build(root: Path) -> list[Case]:
             ("derivative of nc_force at z_star is not finite",),
             good,
         ),
+        # A malformed state_shape in the metadata options: int("a") escaped as a bug (exit 4, the
+        # audit with it), or a state of n = -4 or n = 1 (true)
+        *[
+            Case(
+                f"metadata state_shape {text}",
+                ("scan", f[f"state_shape {text}"], "--operator", f"{f['flat plugin']}:factory"),
+                2,
+                ("state_shape must be a shape of positive integers",),
+                f[f"state_shape {text}"],
+            )
+            for text in ('"abc"', "[[[4]]]", "[4.5]", "[-4]", "true", "[]")
+        ],
         # Unclear messages
         Case("metadata eps nan", ("scan", f["eps nan"]), 2, ("'spectral_probe.eps' is not finite",), f["eps nan"]),
         Case("metadata eps inf", ("scan", f["eps inf"]), 2, ("'spectral_probe.eps' is not finite",), f["eps inf"]),
         Case("metadata eps -1", ("scan", f["eps -1"]), 2, ("'spectral_probe.eps' must be > 0",), f["eps -1"]),
+        # Out of the range --eps and --c have: accepted from metadata, a verdict from rho = 2e+13
+        Case(
+            "metadata eps 1e13",
+            ("scan", f["eps 1e13"]),
+            2,
+            ("'spectral_probe.eps' must be > 0 and <= 1e+12, got '1e13'",),
+            f["eps 1e13"],
+        ),
+        Case(
+            "metadata c 1e300",
+            ("scan", f["c 1e300"]),
+            2,
+            ("'spectral_probe.c' must be >= -1e+12 and <= 1e+12, got '1e300'",),
+            f["c 1e300"],
+        ),
         Case("metadata c abc", ("scan", f["c abc"]), 2, ("'spectral_probe.c' is not a number: 'abc'",), f["c abc"]),
         Case("metadata step x", ("scan", f["step x"]), 2, ("'spectral_probe.step' is not an integer",), f["step x"]),
         Case(
