@@ -55,6 +55,10 @@ from spectral_probe.linalg.symmetric_ritz import MAX_FAILED_CHECKS, frozen_resul
 
 __all__ = ["block_basis_size"]
 
+#: Ulps of ``||B v|| + |s|`` below which no residual of ``A = B - s I`` is meaningful (the single-vector
+#: run's breakdown test uses the same count).
+_ROUND_OFF_ULPS = 10.0
+
 
 def block_basis_size(x0: torch.Tensor, nev: int, krylov_dim: int) -> int:
     """The basis size ``m`` of a block run from ``x0 [*batch, p, n]``, or ``ValueError`` naming the bad
@@ -103,6 +107,10 @@ class _BlockLanczos:
         self.done = torch.zeros(B, dtype=torch.bool, device=x0.device)
         self.bad = torch.zeros_like(self.done)
         self.norm_est = x0.new_zeros(B)
+        # The residual no product can beat: the rounding of A v = B v - s v, ulps of ||B v|| + |s| (the
+        # largest seen). It decides only where ||A|| is itself at round-off of that (J_F = 0 given as
+        # J_nc - (1 + c) I), where tol * ||A|| could never be met.
+        self.floor = x0.new_zeros(B)
         self.out_vals = x0.new_full((B, nev), float("nan"))
         self.out_vecs = x0.new_full((B, nev, n), float("nan"))
         self.out_res = x0.new_full((B, nev), float("nan"))
@@ -129,6 +137,8 @@ class _BlockLanczos:
             local = 2 * self.p + min(i, rows) if column is not None else 0
             o = orthogonalize(self.V[:, :top], block[:, i], local=local)
             if column is not None:
+                rounding = _ROUND_OFF_ULPS * torch.finfo(o.norm.dtype).eps * (o.input_norm + abs(self.counter.shift))
+                self.floor = torch.maximum(self.floor, torch.nan_to_num(rounding))
                 self.H[:, :j, column + i] = o.coefficients[:, :j]
                 self.H[:, column + i, column + i] -= self.counter.shift  # A = B - shift I (Shifted)
                 self.R[:, : top - j, i] = o.coefficients[:, j:]
@@ -171,7 +181,7 @@ class _BlockLanczos:
         self.true_checks += 1
         vectors = y[..., : self.nev].mT @ self.V[:, : self.j]
         true = torch.linalg.vector_norm(self.op(vectors) - theta[..., : self.nev, None] * vectors, dim=-1)
-        passed = (true <= self.tol * self.norm_est.unsqueeze(-1)).all(-1)
+        passed = (true <= self.limit(self.tol).unsqueeze(-1)).all(-1)
         freeze = ~self.done & (candidates | self.bad)
         self.out_vals = torch.where(freeze.unsqueeze(-1), theta[..., : self.nev], self.out_vals)
         self.out_vecs = torch.where(freeze[:, None, None], vectors, self.out_vecs)
@@ -217,7 +227,7 @@ class _BlockLanczos:
             if not (full or complete or self.schedule.due(self.steps)):
                 continue
             theta, y, estimates = self.wanted(applied)
-            converged = (estimates <= (self.thresh * self.norm_est).unsqueeze(-1)).all(-1)
+            converged = (estimates <= self.limit(self.thresh).unsqueeze(-1)).all(-1)
             self.schedule.record(self.steps, self._worst_ratio(estimates))
             candidates = (converged & (~broke | trusted)) | complete
             exhausted = complete or (full and self.restarts >= max_restarts)
@@ -228,11 +238,15 @@ class _BlockLanczos:
             if full:
                 self.restart(theta, y, rows)
 
+    def limit(self, tol: float | torch.Tensor) -> torch.Tensor:
+        """The normwise residual threshold ``tol * norm_estimate``, never below the rounding floor."""
+        return torch.maximum(tol * self.norm_est, self.floor)
+
     def _worst_ratio(self, estimates: torch.Tensor) -> float:
         """The largest ``estimate / (threshold ||A||)`` over the problems still running (<= 1: all converged)."""
-        ratio = (estimates / (self.thresh * self.norm_est).clamp_min(1e-300).unsqueeze(-1)).amax(-1)
+        ratio = (estimates / self.limit(self.thresh).clamp_min(1e-300).unsqueeze(-1)).amax(-1)
         running = ~self.done & ~self.bad
         return float(ratio[running].max()) if bool(running.any()) else 0.0
 
     def result(self) -> EigResult:
-        return frozen_result(self, self.tol)
+        return frozen_result(self, self.tol, floor=self.floor)

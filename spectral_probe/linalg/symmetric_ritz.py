@@ -30,12 +30,16 @@ def ritz(t: torch.Tensor, which: str) -> tuple[torch.Tensor, torch.Tensor]:
     return theta, y
 
 
-def frozen_result(run, tol: float, estimates: torch.Tensor | None = None) -> EigResult:
+def frozen_result(
+    run, tol: float, estimates: torch.Tensor | None = None, floor: torch.Tensor | float = 0.0
+) -> EigResult:
     """The :class:`EigResult` of a symmetric run's frozen answer (``run``: a Lanczos or block Lanczos
     state with ``out_vals``, ``out_vecs``, ``out_res``, ``bad``, ``norm_est`` and the counters); NaN where
-    the operator returned non-finite numbers."""
+    the operator returned non-finite numbers. ``floor`` ``[B]``: the rounding floor of the residuals, where
+    the run keeps one (converged: ``residual <= max(tol * norm_estimate, floor)``)."""
     bad, batch, nev, n = run.bad, run.batch, run.nev, run.n
-    converged = (run.out_res <= tol * run.norm_est.unsqueeze(-1)) & ~bad.unsqueeze(-1)
+    limit = torch.maximum(tol * run.norm_est, torch.as_tensor(floor, dtype=run.norm_est.dtype, device=bad.device))
+    converged = (run.out_res <= limit.unsqueeze(-1)) & ~bad.unsqueeze(-1)
     nan = float("nan")
     info = ConvergenceInfo(
         converged=converged.reshape(*batch, nev),
