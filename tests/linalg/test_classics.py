@@ -99,7 +99,7 @@ def _probe_alpha(jf: np.ndarray, dtype: torch.dtype, seed: int) -> tuple[float, 
     reason="the second-order bound ||r|| ||s|| kappa / gap takes the gap from the Ritz values: an eigenvalue "
     "the Krylov space has not split from alpha's (a symmetric pair a few residuals apart) is not among them, "
     "and the Ritz value, converged, sits c^2 gap inside the pair (W10 in float32: 9.5e-6 off, bound 1.7e-6; "
-    "residual 6.5e-5, pair 4.1e-4 apart, beyond README's 'closer than the residual')",
+    "residual 6.5e-5, pair 4.1e-4 apart, README 'Limits of the bounds')",
 )
 @pytest.mark.parametrize(
     ("case", "seed"), [("w10-float32", 0), ("pair-1e-11", 0), ("pair-1e-11", 1), ("pair-1e-11", 2)]
