@@ -298,10 +298,23 @@ def test_raw_pickle_and_legacy_format(tmp_path: Path) -> None:
     assert "not a torch checkpoint" in str(_one_line_error(raw))
     legacy = tmp_path / "legacy.pt"
     torch.save({"W": _randn(2, 2), "payload": payload}, legacy, _use_new_zipfile_serialization=False)
-    assert "not a plain tensor checkpoint" in str(_one_line_error(legacy))
+    assert "legacy torch checkpoint" in str(_one_line_error(legacy))
     assert not marker.exists()
+
+
+def test_legacy_format_is_refused_before_torch_allocates(tmp_path: Path) -> None:
+    # The legacy (pre-1.6) format declares each storage's size in its pickle, and torch allocates it
+    # while unpickling, before any check: 10^11 floats gave "[enforce fail at alloc_cpu.cpp:127]".
+    legacy = tmp_path / "legacy.pt"
     torch.save({"W": _randn(2, 2)}, legacy, _use_new_zipfile_serialization=False)
-    assert torch.equal(load_checkpoint(legacy).params["W"], _randn(2, 2))
+    message = str(_one_line_error(legacy))
+    assert "legacy torch checkpoint" in message and "re-save it" in message
+    numel = b"X\x03\x00\x00\x00cpuq\x06K\x04"  # the location 'cpu', then the storage's 4 elements
+    data = legacy.read_bytes()
+    assert data.count(numel) == 1
+    legacy.write_bytes(data.replace(numel, numel[:-2] + b"\x8a\x05" + (10**11).to_bytes(5, "little")))
+    for call in (load_checkpoint, load_fixed_point):
+        assert "legacy torch checkpoint" in str(_one_line_error(legacy, call))
 
 
 @pytest.mark.parametrize(

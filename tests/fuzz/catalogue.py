@@ -73,6 +73,16 @@ def _zip_bomb(path: Path) -> Path:
     return path
 
 
+def _legacy_400gb(path: Path) -> Path:
+    """A legacy (pre-1.6, non-zip) torch.save file of 540 bytes whose storage claims 10^11 floats."""
+    buffer = io.BytesIO()
+    torch.save({"A": -torch.eye(N), "z_star": torch.zeros(N)}, buffer, _use_new_zipfile_serialization=False)
+    numel = b"X\x03\x00\x00\x00cpuq\x06K\x10"  # 'cpu', then the first storage's 16 elements
+    assert buffer.getvalue().count(numel) == 1
+    path.write_bytes(buffer.getvalue().replace(numel, numel[:-2] + b"\x8a\x05" + (10**11).to_bytes(5, "little")))
+    return path
+
+
 def _torch_file(path: Path, obj: object) -> Path:
     torch.save(obj, str(path))
     return path
@@ -119,6 +129,7 @@ def _files(root: Path) -> dict[str, Path]:
         ),
         "conv 34 GB": _conv_34gb(root / "conv.safetensors"),
         "zip bomb": _zip_bomb(root / "bomb.pt"),
+        "legacy 400 GB": _legacy_400gb(root / "legacy.pt"),
         "meta tensor": _torch_file(root / "meta.pt", {"A": torch.empty(N, N, device="meta"), "z_star": torch.zeros(N)}),
         "stride 0": _torch_file(
             root / "expanded.pt", {"A": torch.zeros(1).expand(10**5, 10**5), "z_star": torch.zeros(N)}
@@ -256,6 +267,14 @@ def build(root: Path) -> list[Case]:
             2,
             ("is compressed", "torch.save never compresses"),
             f["zip bomb"],
+        ),
+        # torch allocated the legacy format's declared storage first: "[enforce fail at alloc_cpu.cpp:127]"
+        Case(
+            "legacy .pt asking 400 GB",
+            ("scan", f["legacy 400 GB"], "--operator", "linear"),
+            2,
+            ("legacy torch checkpoint", "re-save it"),
+            f["legacy 400 GB"],
         ),
         Case("shape asking 8 TB", ("scan", f["shape lies"]), 2, ("does not fit its 128 bytes",), f["shape lies"]),
         Case(
