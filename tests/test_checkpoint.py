@@ -407,6 +407,41 @@ def test_checkpoint_settings() -> None:
 
 
 @pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        *[("eps", v) for v in ("1_0", " 1", "1 ", "1e5\n", "\t0.5", "0x10", "1e", ".", "++1", "1,5", "１", "0.5f")],
+        *[("c", v) for v in ("-1_0", "1__0", "+ 1", "0b1", "0o7", "1e1_0", "")],
+    ],
+)
+def test_metadata_numbers_are_plain(key: str, value: str) -> None:
+    # float() reads "1_0" as 10, " 1" as 1, "1e5\n" as 1e5: spectral_probe.eps = "1_0" probed at eps = 10
+    with pytest.raises(InputError) as info:
+        checkpoint_settings({f"spectral_probe.{key}": value}, "ckpt.safetensors")
+    message = str(info.value)
+    assert message.startswith(f"ckpt.safetensors: metadata 'spectral_probe.{key}' is not a number: ")
+    assert "\n" not in message
+
+
+@pytest.mark.parametrize("value", ["infinity", "-Infinity", "+inf", "NaN", "1e999"])
+def test_metadata_numbers_that_are_not_finite(value: str) -> None:
+    with pytest.raises(InputError, match="'spectral_probe.eps' is not finite"):
+        checkpoint_settings({"spectral_probe.eps": value}, "ckpt.safetensors")
+
+
+@pytest.mark.parametrize("value", ["2", "+2", "0.5", ".5", "5.", "1e-3", "1E+2", "2.5e0", "007"])
+def test_metadata_numbers_read_as_the_command_line_reads_them(value: str) -> None:
+    from spectral_probe.config import ProbeOptions
+
+    assert checkpoint_settings({"spectral_probe.eps": value})["eps"] == ProbeOptions(eps=value).eps == float(value)
+
+
+@pytest.mark.parametrize("value", [" 1", "1 ", "1\n", "1_0", "+1", "１"])
+def test_metadata_step_is_plain_digits(value: str) -> None:
+    with pytest.raises(InputError, match="'spectral_probe.step' is not an integer"):
+        checkpoint_settings({"spectral_probe.step": value}, "ckpt.safetensors")
+
+
+@pytest.mark.parametrize(
     ("key", "value", "message"),
     [
         ("c", "abc", "'spectral_probe.c' is not a number"),
