@@ -199,9 +199,10 @@ def build_user_force(
     """Call ``factory(params, options, **inputs)`` and make what it returns a flat ``nc_force``.
 
     The state layout is the one declared (:func:`declared_layout`); else, for a stored ``z*`` of more
-    than two dimensions, that shape as ONE state; else the factory's function is taken to act on flat
-    ``[n]`` states already (docs/SPEC.md section 4; ``[B, n]`` is then B fixed points). Raises :class:`InputError`
-    naming ``path`` with the factory's whole error message.
+    than two dimensions, that shape as ONE state, unless the function declares its size ``n`` (as the
+    built-in operators do: they act on ``[n]``, and ``z*`` is flattened); else the factory's function is
+    taken to act on flat ``[n]`` states already (docs/SPEC.md sections 3, 4; ``[B, n]`` is then B fixed
+    points). Raises :class:`InputError` naming ``path`` with the factory's whole error message.
     """
     try:
         # Modules the factory builds (nn.LSTMCell(...), then load_state_dict) follow --dtype and --device.
@@ -219,7 +220,7 @@ def build_user_force(
         layout = declared_layout(model, options)
     except ValueError as exc:
         raise InputError(path, f"the operator's {exc}") from None
-    if layout is None and z_shape is not None and len(z_shape) > 2:
+    if layout is None and z_shape is not None and len(z_shape) > 2 and not _declares_n(model):
         layout = StateLayout((tuple(int(d) for d in z_shape),))
     if layout is None:
         if isinstance(model, nn.Module):
@@ -227,6 +228,12 @@ def build_user_force(
             return UserForce(module_call(model, dtype, device), None)
         return UserForce(model, None)
     return UserForce(flat_force(model, layout, dtype=dtype, device=device), layout)
+
+
+def _declares_n(model: object) -> bool:
+    """Whether ``model`` declares its flat state size ``n`` (``operators.operator_size`` reads it)."""
+    n = getattr(model, "n", None)
+    return isinstance(n, int) and not isinstance(n, bool) and n > 0
 
 
 @contextlib.contextmanager

@@ -34,6 +34,8 @@ MAX_OPTION_NODES = 10_000
 MAX_OPTION_DEPTH = 32
 #: Largest integer accepted anywhere an integer is read (seeds, steps, sizes): 2^63 - 1.
 MAX_INT = 2**63 - 1
+#: A number given as text (YAML, metadata): sign, digits, point, exponent; not float()'s "1_0", " 1", "inf".
+PLAIN_NUMBER = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
 
 
 def shown(value: object, limit: int = MAX_ECHO) -> str:
@@ -188,11 +190,8 @@ def path_stat(path: str | os.PathLike[str]) -> os.stat_result | None:
 def _as_float(value: Any, problem: str) -> float:
     if isinstance(value, bool):
         raise UsageError(problem)
-    if isinstance(value, str) and len(value) <= 64:
-        try:
-            value = float(value.strip())
-        except ValueError:
-            raise UsageError(problem) from None
+    if isinstance(value, str) and len(value) <= 64 and PLAIN_NUMBER.fullmatch(value):
+        value = float(value)
     if not isinstance(value, int | float):
         raise UsageError(problem)
     try:

@@ -298,10 +298,23 @@ def test_raw_pickle_and_legacy_format(tmp_path: Path) -> None:
     assert "not a torch checkpoint" in str(_one_line_error(raw))
     legacy = tmp_path / "legacy.pt"
     torch.save({"W": _randn(2, 2), "payload": payload}, legacy, _use_new_zipfile_serialization=False)
-    assert "not a plain tensor checkpoint" in str(_one_line_error(legacy))
+    assert "legacy torch checkpoint" in str(_one_line_error(legacy))
     assert not marker.exists()
+
+
+def test_legacy_format_is_refused_before_torch_allocates(tmp_path: Path) -> None:
+    # The legacy (pre-1.6) format declares each storage's size in its pickle, and torch allocates it
+    # while unpickling, before any check: 10^11 floats gave "[enforce fail at alloc_cpu.cpp:127]".
+    legacy = tmp_path / "legacy.pt"
     torch.save({"W": _randn(2, 2)}, legacy, _use_new_zipfile_serialization=False)
-    assert torch.equal(load_checkpoint(legacy).params["W"], _randn(2, 2))
+    message = str(_one_line_error(legacy))
+    assert "legacy torch checkpoint" in message and "re-save it" in message
+    numel = b"X\x03\x00\x00\x00cpuq\x06K\x04"  # the location 'cpu', then the storage's 4 elements
+    data = legacy.read_bytes()
+    assert data.count(numel) == 1
+    legacy.write_bytes(data.replace(numel, numel[:-2] + b"\x8a\x05" + (10**11).to_bytes(5, "little")))
+    for call in (load_checkpoint, load_fixed_point):
+        assert "legacy torch checkpoint" in str(_one_line_error(legacy, call))
 
 
 @pytest.mark.parametrize(
@@ -391,6 +404,41 @@ def test_checkpoint_settings() -> None:
         "step": 1200,
     }
     assert checkpoint_settings({}) == {}
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        *[("eps", v) for v in ("1_0", " 1", "1 ", "1e5\n", "\t0.5", "0x10", "1e", ".", "++1", "1,5", "１", "0.5f")],
+        *[("c", v) for v in ("-1_0", "1__0", "+ 1", "0b1", "0o7", "1e1_0", "")],
+    ],
+)
+def test_metadata_numbers_are_plain(key: str, value: str) -> None:
+    # float() reads "1_0" as 10, " 1" as 1, "1e5\n" as 1e5: spectral_probe.eps = "1_0" probed at eps = 10
+    with pytest.raises(InputError) as info:
+        checkpoint_settings({f"spectral_probe.{key}": value}, "ckpt.safetensors")
+    message = str(info.value)
+    assert message.startswith(f"ckpt.safetensors: metadata 'spectral_probe.{key}' is not a number: ")
+    assert "\n" not in message
+
+
+@pytest.mark.parametrize("value", ["infinity", "-Infinity", "+inf", "NaN", "1e999"])
+def test_metadata_numbers_that_are_not_finite(value: str) -> None:
+    with pytest.raises(InputError, match="'spectral_probe.eps' is not finite"):
+        checkpoint_settings({"spectral_probe.eps": value}, "ckpt.safetensors")
+
+
+@pytest.mark.parametrize("value", ["2", "+2", "0.5", ".5", "5.", "1e-3", "1E+2", "2.5e0", "007"])
+def test_metadata_numbers_read_as_the_command_line_reads_them(value: str) -> None:
+    from spectral_probe.config import ProbeOptions
+
+    assert checkpoint_settings({"spectral_probe.eps": value})["eps"] == ProbeOptions(eps=value).eps == float(value)
+
+
+@pytest.mark.parametrize("value", [" 1", "1 ", "1\n", "1_0", "+1", "１"])
+def test_metadata_step_is_plain_digits(value: str) -> None:
+    with pytest.raises(InputError, match="'spectral_probe.step' is not an integer"):
+        checkpoint_settings({"spectral_probe.step": value}, "ckpt.safetensors")
 
 
 @pytest.mark.parametrize(

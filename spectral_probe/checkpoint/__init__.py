@@ -153,7 +153,8 @@ def prepare_fixed_points(z_star: Tensor, n_expected: int | None, path: str | os.
     elif z_star.ndim > 2 and n_expected is not None and math.prod(shape[1:]) == n_expected:
         batched = z_star.reshape(shape[0], n_expected)
     else:
-        raise InputError(path, f"z_star has shape {list(shape)}; expected {expected}")
+        more = f" (or {n_expected} elements in any shape, [B, ...] for B states)" if n_expected is not None else ""
+        raise InputError(path, f"z_star has shape {list(shape)}; expected {expected}{more}")
     if n_expected is not None and batched.shape[-1] != n_expected:
         raise InputError(
             path,

@@ -16,7 +16,15 @@ from pathlib import Path
 from typing import Any
 
 from spectral_probe.errors import InputError, UsageError
-from spectral_probe.validate import MAX_INT, OPTION_SPECS, check_json_like, in_range, path_stat, shown
+from spectral_probe.validate import (
+    MAX_INT,
+    OPTION_SPECS,
+    PLAIN_NUMBER,
+    check_json_like,
+    in_range,
+    path_stat,
+    shown,
+)
 
 METADATA_PREFIX = "spectral_probe."
 #: A --config file larger than this is not a config file.
@@ -64,14 +72,14 @@ def checkpoint_settings(metadata: Mapping[str, str], path: str | os.PathLike[str
 
 
 def _number(raw: str, key: str, path: str | os.PathLike[str] | None) -> float:
+    """A plain number, as ``--c``/``--eps`` from YAML take it: float() alone reads "1_0" as 10, " 1" as 1."""
     label = f"metadata '{METADATA_PREFIX}{key}'"
-    try:
-        number = float(raw) if len(raw) <= 64 else None
-    except ValueError:
-        number = None
-    if number is None:
-        raise InputError(path, f"{label} is not a number: {shown(raw)}")
-    if not math.isfinite(number):
+    if raw.lower().lstrip("+-") in ("nan", "inf", "infinity"):
+        raise InputError(path, f"{label} is not finite: {shown(raw)}")
+    if len(raw) > 64 or not PLAIN_NUMBER.fullmatch(raw):
+        raise InputError(path, f"{label} is not a number: {shown(raw)} (write it as 0.5, -2 or 1e-3)")
+    number = float(raw)
+    if not math.isfinite(number):  # 1e999
         raise InputError(path, f"{label} is not finite: {shown(raw)}")
     spec = OPTION_SPECS[key]  # the range --c and --eps have (docs/SPEC.md section 8.3)
     if not in_range(number, spec):
@@ -105,12 +113,12 @@ def _options_json(raw: str, path: str | os.PathLike[str] | None) -> dict[str, An
 
 def _step(raw: str, path: str | os.PathLike[str] | None) -> int:
     label = f"metadata '{METADATA_PREFIX}step'"
-    text = raw.strip()
-    if not (text.isascii() and text.isdigit() and len(text) <= 19) or int(text) > MAX_INT:
-        if text.lstrip("-").isdigit() and text.startswith("-"):
+    # ASCII digits only: int() would read " 1", "1\n", "1_0" and "+1" too
+    if not (raw.isascii() and raw.isdigit() and len(raw) <= 19) or int(raw) > MAX_INT:
+        if raw[1:].isascii() and raw[1:].isdigit() and raw.startswith("-"):
             raise InputError(path, f"{label} must be >= 0, got {shown(raw)}")
         raise InputError(path, f"{label} is not an integer in 0 .. 2^63-1: {shown(raw)}")
-    return int(text)
+    return int(raw)
 
 
 def load_yaml_config(path: str | os.PathLike[str]) -> dict[str, Any]:

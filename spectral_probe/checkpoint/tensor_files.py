@@ -2,8 +2,9 @@
 
 Every size is checked before it is allocated: the safetensors header (its length, nesting, dtypes,
 shapes and offsets) against the file and the machine; a ``.pt`` zip archive's records against the
-file (``torch.save`` stores them uncompressed, so a record that inflates is refused); and each loaded
-tensor's element count against the bytes the file holds (a stride-0 view cannot claim 10^12 elements).
+file (``torch.save`` stores them uncompressed, so a record that inflates is refused; the legacy
+non-zip format of torch < 1.6 is refused unread); and each loaded tensor's element count against the
+bytes the file holds (a stride-0 view cannot claim 10^12 elements).
 """
 
 from __future__ import annotations
@@ -35,9 +36,12 @@ _MAX_SAFETENSORS_HEADER = 100_000_000
 _HASH_CHUNK = 1 << 20
 # A .pt checkpoint may carry metadata like a safetensors header, as a dict of str under this key.
 _PT_METADATA_KEY = "__metadata__"
-# torch.save writes a zip archive (since torch 1.6), or, in the legacy format, a pickled magic number.
+# torch.save writes a zip archive (since torch 1.6), or a pickled magic number: the legacy format, refused, as
+# torch allocates its storages at the sizes its pickle declares (10^11 floats, say) before anything checks them.
 _ZIP_MAGIC = b"PK\x03\x04"
 _LEGACY_TORCH_MAGIC = b"\x80\x02\x8a\nl\xfc\x9cF\xf9 j\xa8P\x19"
+_LEGACY = "a legacy torch checkpoint (written before torch 1.6), not read: its sizes cannot be checked before "
+_LEGACY += "torch allocates them; re-save it with a current torch (torch.save writes zip) or as .safetensors"
 #: The safetensors dtypes read, as torch dtypes; others (float8, uint16 ...) are refused by name.
 _SAFETENSORS_DTYPES = {
     **{"F64": torch.float64, "F32": torch.float32, "F16": torch.float16, "BF16": torch.bfloat16},
@@ -306,11 +310,12 @@ def _read_torch(
             magic = handle.read(len(_LEGACY_TORCH_MAGIC))
     except OSError as exc:
         raise InputError(path, f"cannot read file: {exc.strerror or exc}") from None
-    if not (magic.startswith(_ZIP_MAGIC) or magic == _LEGACY_TORCH_MAGIC):
+    if magic == _LEGACY_TORCH_MAGIC:
+        raise InputError(path, _LEGACY)
+    if not magic.startswith(_ZIP_MAGIC):
         # Without this, random bytes reach the unpickler and read as "refused", not as corrupt.
         raise InputError(path, "not a torch checkpoint (corrupt, or not written by torch.save)")
-    if magic.startswith(_ZIP_MAGIC):
-        _check_zip(p, path, size)
+    _check_zip(p, path, size)
     check_fits(size, "loading its tensors", path)
     try:
         with warnings.catch_warnings():

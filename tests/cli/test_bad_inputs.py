@@ -146,7 +146,7 @@ def test_operator_options_the_factory_refuses_name_the_config_file(tmp_path) -> 
 
 
 def test_a_z_star_of_more_than_two_dimensions_is_named_with_its_shape(tmp_path) -> None:
-    # hopfield declares no state size: a [2, 2, 8] z_star is read as one state of 32, which W [8, 8] refuses
+    # hopfield acts on states of n = 8: a [2, 2, 8] z_star is neither one state of 8 elements nor [B, ...] of them
     tensors = {
         "W": 0.1 * torch.eye(8, dtype=torch.float64),
         "b": torch.zeros(8, dtype=torch.float64),
@@ -156,4 +156,5 @@ def test_a_z_star_of_more_than_two_dimensions_is_named_with_its_shape(tmp_path) 
     code, _, output = run_cli("scan", path)
     assert code == 2, output
     assert "Traceback" not in output
-    assert "z3d.safetensors" in output and "[2, 2, 8]" in output and "[B, n] expected" in output, output
+    assert "z3d.safetensors" in output and "z_star has shape [2, 2, 8]" in output, output
+    assert "expected [8] or [B, 8] (or 8 elements in any shape, [B, ...] for B states)" in output, output

@@ -121,6 +121,20 @@ def test_batched_fixed_points_from_a_separate_file(tmp_path) -> None:
     assert all(r["rho"] == pytest.approx(0.5) for r in report["results"])  # M = I + (A - I) = A
 
 
+@pytest.mark.parametrize(("shape", "count"), [((2, 2, 1), 1), ((1, 4, 1, 1), 1), ((3, 2, 2), 3)])
+def test_a_fixed_point_of_another_shape_with_n_elements_is_one_state(tmp_path, shape, count) -> None:
+    # docs/SPEC.md section 3: a z_star of n elements is one fixed point (and [B, ...] B of them). A built-in
+    # operator acts on [n]: z_star [2, 2, 1] reached `linear` unflattened ("Expected size for first two
+    # dimensions of batch2 tensor to be: [2, 4] but got: [2, 2]").
+    a = torch.diag(torch.tensor([0.5, -0.4, 0.2, 0.1], dtype=torch.float64))
+    z_star = torch.zeros(shape, dtype=torch.float64)
+    ckpt = write_checkpoint(tmp_path / "lin.safetensors", {"A": a, "z_star": z_star}, operator="linear")
+    code, report, output = run_cli("scan", ckpt, "--json", "-")
+    assert code == 0, output
+    assert [(r["index"], r["n"]) for r in report["results"]] == [(i, 4) for i in range(count)]
+    assert all(r["rho"] == pytest.approx(0.5) for r in report["results"])
+
+
 def test_refine_polishes_an_inexact_fixed_point(tmp_path) -> None:
     gen = torch.Generator().manual_seed(5)
     n = 20

@@ -73,6 +73,16 @@ def _zip_bomb(path: Path) -> Path:
     return path
 
 
+def _legacy_400gb(path: Path) -> Path:
+    """A legacy (pre-1.6, non-zip) torch.save file of 540 bytes whose storage claims 10^11 floats."""
+    buffer = io.BytesIO()
+    torch.save({"A": -torch.eye(N), "z_star": torch.zeros(N)}, buffer, _use_new_zipfile_serialization=False)
+    numel = b"X\x03\x00\x00\x00cpuq\x06K\x10"  # 'cpu', then the first storage's 16 elements
+    assert buffer.getvalue().count(numel) == 1
+    path.write_bytes(buffer.getvalue().replace(numel, numel[:-2] + b"\x8a\x05" + (10**11).to_bytes(5, "little")))
+    return path
+
+
 def _torch_file(path: Path, obj: object) -> Path:
     torch.save(obj, str(path))
     return path
@@ -119,6 +129,7 @@ def _files(root: Path) -> dict[str, Path]:
         ),
         "conv 34 GB": _conv_34gb(root / "conv.safetensors"),
         "zip bomb": _zip_bomb(root / "bomb.pt"),
+        "legacy 400 GB": _legacy_400gb(root / "legacy.pt"),
         "meta tensor": _torch_file(root / "meta.pt", {"A": torch.empty(N, N, device="meta"), "z_star": torch.zeros(N)}),
         "stride 0": _torch_file(
             root / "expanded.pt", {"A": torch.zeros(1).expand(10**5, 10**5), "z_star": torch.zeros(N)}
@@ -133,6 +144,10 @@ def _files(root: Path) -> dict[str, Path]:
         "eps 1e13": _linear(root / "epsbig.safetensors", eps="1e13"),
         "c 1e300": _linear(root / "cbig.safetensors", c="1e300"),
         "c abc": _linear(root / "cabc.safetensors", c="abc"),
+        "eps 1_0": _linear(root / "eps_underscore.safetensors", eps="1_0"),
+        "eps newline": _linear(root / "eps_newline.safetensors", eps="1e5\n"),
+        "eps infinity": _linear(root / "eps_infinity.safetensors", eps="infinity"),
+        "step space": _linear(root / "step_space.safetensors", step=" 1"),
         "step x": _linear(root / "stepx.safetensors", step="x"),
         "step 5000 digits": _linear(root / "stepbig.safetensors", step=huge_int),
         "1 MB operator": _linear(root / "bigname.safetensors", operator="x" * 1_000_000),
@@ -159,6 +174,7 @@ def _files(root: Path) -> dict[str, Path]:
         )
         + "options: {bomb: *i}\n",
         "seed x": 'seed: "x"\n',
+        "eps 1_0": 'eps: "1_0"\n',
         "krylov 2.5": "krylov_dim: 2.5\n",
         "krylov huge": "krylov_dim: 1000000000\n",
         "seed 1e23": "seed: 1e23\n",
@@ -256,6 +272,14 @@ def build(root: Path) -> list[Case]:
             2,
             ("is compressed", "torch.save never compresses"),
             f["zip bomb"],
+        ),
+        # torch allocated the legacy format's declared storage first: "[enforce fail at alloc_cpu.cpp:127]"
+        Case(
+            "legacy .pt asking 400 GB",
+            ("scan", f["legacy 400 GB"], "--operator", "linear"),
+            2,
+            ("legacy torch checkpoint", "re-save it"),
+            f["legacy 400 GB"],
         ),
         Case("shape asking 8 TB", ("scan", f["shape lies"]), 2, ("does not fit its 128 bytes",), f["shape lies"]),
         Case(
@@ -485,6 +509,42 @@ def build(root: Path) -> list[Case]:
             f["c 1e300"],
         ),
         Case("metadata c abc", ("scan", f["c abc"]), 2, ("'spectral_probe.c' is not a number: 'abc'",), f["c abc"]),
+        # float() reads "1_0" as 10 and skips whitespace: probed at eps = 10, silently
+        Case(
+            "metadata eps 1_0",
+            ("scan", f["eps 1_0"]),
+            2,
+            ("'spectral_probe.eps' is not a number: '1_0'",),
+            f["eps 1_0"],
+        ),
+        Case(
+            "metadata eps with a newline",
+            ("scan", f["eps newline"]),
+            2,
+            ("'spectral_probe.eps' is not a number: '1e5\\n'",),
+            f["eps newline"],
+        ),
+        Case(
+            "metadata eps infinity",
+            ("scan", f["eps infinity"]),
+            2,
+            ("'spectral_probe.eps' is not finite",),
+            f["eps infinity"],
+        ),
+        Case(
+            "metadata step ' 1'",
+            ("scan", f["step space"]),
+            2,
+            ("'spectral_probe.step' is not an integer",),
+            f["step space"],
+        ),
+        Case(
+            "YAML eps '1_0'",
+            ("scan", good, "--config", f["config eps 1_0"]),
+            2,
+            ("option 'eps' must be a finite number", "'1_0'"),
+            f["config eps 1_0"],
+        ),
         Case("metadata step x", ("scan", f["step x"]), 2, ("'spectral_probe.step' is not an integer",), f["step x"]),
         Case(
             "metadata step 5000 digits",
