@@ -15,6 +15,8 @@ from typing import Annotated, Any
 
 import typer
 
+from spectral_probe.validate import PLAIN_NUMBER
+
 _NUMERICS = "numerics"
 _GATES = "gates"
 _OUTPUT = "output"
@@ -24,6 +26,22 @@ _FLAG = {"show_default": False}
 
 def _option(flag: str, help: str, panel: str | None = None, **extra: Any) -> Any:  # noqa: A002 - typer's name
     return typer.Option(flag, help=help, rich_help_panel=panel, **extra)
+
+
+def _plain_number(text: str) -> float:
+    """A number written plainly (sign, ASCII digits, point, exponent), as the metadata and YAML are read:
+    typer's own float() would take ``1_0`` as 10 and `` 1`` as 1. Range checks stay with ProbeOptions."""
+    if isinstance(text, float):  # a default typer passes through
+        return text
+    if text.lower() in ("nan", "inf", "+inf", "-inf", "infinity", "+infinity", "-infinity"):
+        return float(text)  # refused by name (not finite) where the option is checked
+    if not PLAIN_NUMBER.fullmatch(text):
+        raise typer.BadParameter(f"{text!r} is not a number (write it as 0.5, -2 or 1e-3)")
+    return float(text)
+
+
+def _number(flag: str, help: str, panel: str | None = None) -> Any:  # noqa: A002 - typer's name
+    return _option(flag, help, panel, parser=_plain_number)
 
 
 #: (name, annotated type, default) of every shared option, in ``--help`` order.
@@ -43,12 +61,12 @@ SHARED_OPTIONS: tuple[tuple[str, Any, Any], ...] = (
         None,
     ),
     ("config", Annotated[Path | None, _option("--config", "YAML file with any of these options.")], None),
-    ("c", Annotated[float | None, _option("--c", "Extra damping c (default 0).", _NUMERICS)], None),
-    ("eps", Annotated[float | None, _option("--eps", "Euler step eps of M = I + eps J_F (default 1).")], None),
+    ("c", Annotated[float | None, _number("--c", "Extra damping c (default 0).", _NUMERICS)], None),
+    ("eps", Annotated[float | None, _number("--eps", "Euler step eps of M = I + eps J_F (default 1).")], None),
     ("dtype", Annotated[str | None, _option("--dtype", "float64 (default) or float32.", _NUMERICS)], None),
     ("device", Annotated[str | None, _option("--device", "cpu (default) or cuda.", _NUMERICS)], None),
     ("seed", Annotated[int | None, _option("--seed", "Seed of the random start vectors (default 0).")], None),
-    ("tol", Annotated[float | None, _option("--tol", "Normwise residual tolerance (default eps^(2/3)).")], None),
+    ("tol", Annotated[float | None, _number("--tol", "Normwise residual tolerance (default eps^(2/3)).")], None),
     ("matvec", Annotated[str | None, _option("--matvec", "autograd (default) or fd.", _NUMERICS)], None),
     ("method", Annotated[str | None, _option("--method", "auto (default), dense or krylov.")], None),
     (
@@ -58,10 +76,10 @@ SHARED_OPTIONS: tuple[tuple[str, Any, Any], ...] = (
         ],
         None,
     ),
-    ("band", Annotated[float | None, _option("--band", "Marginal band b around rho = 1 (default 1e-6).")], None),
-    ("max_rho", Annotated[float | None, _option("--max-rho", "Gate: fail when rho > R.", _GATES)], None),
-    ("max_alpha", Annotated[float | None, _option("--max-alpha", "Gate: fail when alpha > A.", _GATES)], None),
-    ("max_omega", Annotated[float | None, _option("--max-omega", "Gate: fail when omega > W.", _GATES)], None),
+    ("band", Annotated[float | None, _number("--band", "Marginal band b around rho = 1 (default 1e-6).")], None),
+    ("max_rho", Annotated[float | None, _number("--max-rho", "Gate: fail when rho > R.", _GATES)], None),
+    ("max_alpha", Annotated[float | None, _number("--max-alpha", "Gate: fail when alpha > A.", _GATES)], None),
+    ("max_omega", Annotated[float | None, _number("--max-omega", "Gate: fail when omega > W.", _GATES)], None),
     ("json", Annotated[str | None, _option("--json", "Write the JSON report to PATH, or - for stdout.")], None),
     ("markdown", Annotated[Path | None, _option("--markdown", "Write a Markdown summary to PATH.")], None),
     ("junit", Annotated[Path | None, _option("--junit", "Write JUnit XML to PATH.", _OUTPUT)], None),

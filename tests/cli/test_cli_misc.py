@@ -165,3 +165,19 @@ def test_internal_error_is_exit_4_with_one_line(tmp_path, monkeypatch) -> None:
     assert "internal error" in output and "Traceback" not in output
     code, _, output = run_cli("scan", path, "--debug")
     assert code == 4 and "Traceback" in output
+
+
+@pytest.mark.parametrize("flag", ["--eps", "--c", "--tol", "--band", "--max-rho"])
+@pytest.mark.parametrize("text", ["1_0", " 1", "1e5\n", "0x10", "１"])
+def test_a_number_option_is_read_as_the_metadata_is(tmp_path, flag: str, text: str) -> None:
+    """typer's float() took ``--eps 1_0`` as 10 while the same string in a checkpoint's metadata is refused:
+    one reading of a number for both (validate.PLAIN_NUMBER), exit 2 naming the option."""
+    code, _, output = run_cli("scan", _hopfield(tmp_path), flag, text)
+    assert code == 2, output
+    assert flag in output and "is not a number" in output, output
+
+
+@pytest.mark.parametrize(("flag", "text"), [("--eps", "0.5"), ("--eps", "+1"), ("--c", "-2"), ("--tol", "1E-9")])
+def test_plain_numbers_still_read(tmp_path, flag: str, text: str) -> None:
+    code, _, output = run_cli("scan", _hopfield(tmp_path), flag, text)
+    assert code == 0, output
