@@ -211,7 +211,11 @@ def _solve(
     w = left.vectors[0, k]
     scale = max(1.0, float(right.norm_estimate[0]))
     score = (lambda v: abs(1 + eps * v)) if quantity == "rho" else (lambda v: v.real)
-    competitors = [complex(v) for v in values[1:] if abs(complex(v) - mu.conjugate()) > 10 * math.sqrt(tol) * scale]
+    close = 10 * math.sqrt(tol) * scale
+    # Only a genuinely complex mu has a distinct conjugate to set aside: next to a real mu, a Ritz value
+    # within ``close`` of conj(mu) = mu is a second (near-)copy of mu, the tie test (1) is for.
+    paired = abs(mu.imag) > close
+    competitors = [complex(v) for v in values[1:] if not (paired and abs(complex(v) - mu.conjugate()) <= close)]
     gap = min((abs(score(mu) - score(v)) for v in competitors), default=math.inf)
     bilinear = complex((w * x).sum())
     condition = float(torch.linalg.vector_norm(w) * torch.linalg.vector_norm(x)) / max(abs(bilinear), 1e-300)
@@ -220,9 +224,9 @@ def _solve(
     reason = None
     if not converged:
         reason = "the Krylov solves for the right and left eigenvectors did not converge"
-    elif abs(complex(left_values[k]) - mu) > 10 * math.sqrt(tol) * scale:
+    elif abs(complex(left_values[k]) - mu) > close:
         reason = f"the left eigenvalue {complex(left_values[k]):.6g} does not match the right one {mu:.6g}"
-    elif gap <= 10 * math.sqrt(tol) * scale:
+    elif gap <= close:
         reason = f"another eigenvalue ties the leading one {mu:.6g} (gap {gap:.1e}): repeated or equal modulus"
     elif 1 - parallel > math.sqrt(tol):
         reason = f"right eigenvectors from two starts differ (|cos| = {parallel:.6f}): a repeated eigenvalue"

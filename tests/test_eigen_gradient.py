@@ -162,3 +162,16 @@ def test_natural_state_shape_and_module() -> None:
     jac = torch.func.jacrev(conv)(z).reshape(32, 32).detach().numpy()
     assert abs(float(value) - quantity_of(jac, "rho")) <= 1e-10
     assert grad.shape == conv.weight.shape and bool(torch.isfinite(grad).all())
+
+
+def test_near_tie_of_a_real_leading_eigenvalue_is_flagged() -> None:
+    # 0.9 and 0.9 - 1e-6: a real mu is its own conjugate, so the second copy must not be set aside as
+    # "the conjugate" (it was: gap reported 0.4, the tie test skipped, a float32 gradient off by 4%).
+    rng = np.random.default_rng(0)
+    s = np.eye(5) + 0.3 * rng.standard_normal((5, 5))
+    weights = torch.tensor(s @ np.diag([0.9, 0.9 - 1e-6, 0.5, 0.3, -0.2]) @ np.linalg.inv(s), requires_grad=True)
+    z = torch.zeros(5, dtype=torch.float64)
+    pair = leading_eigenpair(lambda v: weights @ v, z)
+    assert not pair.simple and abs(pair.gap - 1e-6) < 1e-8
+    with pytest.raises(NonSimpleEigenvalue):
+        leading_eigenvalue(lambda v: weights @ v, z)
