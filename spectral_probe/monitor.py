@@ -9,7 +9,8 @@ Called once per training step with the current model ``f`` and its fixed point `
   ``cheap_krylov_dim``) started from the previous call's leading vector plus a random part, for rho
   and alpha with their true residuals and ``converged``; no omega (``None``), no second start, no
   Rayleigh-Ritz confirmation, no fd/adjoint checks. The verdict comes from rho alone (``stable`` rather
-  than ``contractive``, which needs omega; ``inconclusive`` when the run did not converge).
+  than ``contractive``, which needs omega; ``inconclusive`` when the run did not converge, or when
+  ``z*`` fails the full probe's fixed-point check, ``||F(z*)||`` relative above ``fixed_point_tol``).
 
 Each call returns a flat dict for a logger (wandb, tensorboard, print): ``rho``, ``alpha``, ``omega``,
 ``verdict``, ``converged``, ``matvecs``, ``full`` (which kind of call), ``call``. No printing, no warnings.
@@ -79,7 +80,10 @@ class StabilityMonitor:
         nc_force, fixed_points, settings = prepare_state(f, z_star, batched=self.batched, options=dict(self.options))
         full = self.calls % self.every == 0 or not self._warm_fits(fixed_points)
         with torch.no_grad(), torch_quiet():
-            record = self._full(nc_force, fixed_points, settings) if full else self._cheap(nc_force, fixed_points)
+            if full:
+                record = self._full(nc_force, fixed_points, settings)
+            else:
+                record = self._cheap(nc_force, fixed_points, settings.fixed_point_tol)
         record.update(full=full, call=self.calls)
         self.calls += 1
         return record
@@ -104,7 +108,9 @@ class StabilityMonitor:
             "matvecs": worst.matvecs,
         }
 
-    def _cheap(self, nc_force: Callable[[Tensor], Tensor], fixed_points: Tensor) -> dict[str, Any]:
+    def _cheap(
+        self, nc_force: Callable[[Tensor], Tensor], fixed_points: Tensor, fixed_point_tol: float
+    ) -> dict[str, Any]:
         assert self._warm is not None and self._warm.arnoldi is not None
         dtype, device = fixed_points.dtype, fixed_points.device
         ops = JacobianOperators(nc_force, fixed_points, c=self.c, eps=self.eps)
@@ -129,6 +135,10 @@ class StabilityMonitor:
         converged = bool(lead_run.converged[..., 0].all()) and bool(alpha_run.converged[..., 0].all())
         worst = max(range(len(mus)), key=lambda b: abs(1 + self.eps * mus[b]))
         lead = 1 + self.eps * mus[worst]
+        reasons = [] if converged else ["the cheap Arnoldi run did not converge"]
+        residual = _fixed_point_residual(ops, self.c)
+        if residual > fixed_point_tol:  # the full probe's check, free here: nc_force(z*) is at hand
+            reasons.append(f"z* is not a fixed point: ||F(z*)|| relative {residual:.2e}")
         verdict, _ = classify(
             rho=abs(lead),
             lead_real=lead.real,
@@ -137,7 +147,7 @@ class StabilityMonitor:
             omega=None,
             band=self.options.get("band", 1e-6),
             complex_tol=math.sqrt(tol),
-            reasons=[] if converged else ["the cheap Arnoldi run did not converge"],
+            reasons=reasons,
         )
         return {
             "rho": abs(lead),
@@ -147,3 +157,11 @@ class StabilityMonitor:
             "converged": converged,
             "matvecs": lead_run.matvecs,
         }
+
+
+def _fixed_point_residual(ops: JacobianOperators, c: float) -> float:
+    """The largest ``||F(z*)|| / (||nc_force(z*)|| + (1 + c) ||z*||)`` of the batch, from the set-up's own force."""
+    force, z = ops.force_at_star, ops.z_star
+    scale = torch.linalg.vector_norm(force, dim=-1) + (1 + c) * torch.linalg.vector_norm(z, dim=-1)
+    value = torch.linalg.vector_norm(force - (1 + c) * z, dim=-1) / scale.clamp_min(torch.finfo(z.dtype).tiny)
+    return float(value.max())

@@ -45,3 +45,17 @@ def test_monitor_schedule_warm_cheap_calls_and_truth() -> None:
 def test_monitor_rejects_bad_period() -> None:
     with pytest.raises(ValueError):
         StabilityMonitor(every=0)
+
+
+def test_cheap_call_checks_the_fixed_point_as_the_full_one_does() -> None:
+    # z = 0 is not a fixed point of W tanh(z) + b: the full probe says inconclusive, and the cheap call
+    # between (which said "stable" from rho alone) must say so too.
+    rng = np.random.default_rng(1)
+    w = torch.tensor(rng.standard_normal((8, 8)) * 0.3)
+    b = torch.tensor(rng.standard_normal(8))
+    monitor = StabilityMonitor(every=3)
+    records = [monitor(lambda s: w @ torch.tanh(s) + b, torch.zeros(8, dtype=torch.float64)) for _ in range(2)]
+    assert [r["full"] for r in records] == [True, False]
+    assert [r["verdict"] for r in records] == ["inconclusive", "inconclusive"]
+    ok = monitor(lambda s: w @ torch.tanh(s), torch.zeros(8, dtype=torch.float64))  # a true fixed point
+    assert not ok["full"] and ok["verdict"] == "stable"
