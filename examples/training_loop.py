@@ -76,11 +76,12 @@ def train(
             rho = spectral_probe.leading_eigenvalue(lambda s: model.f(s, probe_x), z_star, implicit=True)
             loss = loss + weight * torch.relu(rho - TARGET) ** 2
         loss.backward()
-        optimizer.step()
+        # Before optimizer.step(): z_star is the fixed point of these weights, not of the stepped ones.
         began = time.perf_counter()
         record = monitor(lambda s: model.f(s, probe_x), z_star.detach())
         record["seconds"] = time.perf_counter() - began
         extra = on_step(lambda s: model.f(s, probe_x), z_star.detach()) if on_step is not None else {}
+        optimizer.step()
         history.append({**record, "loss": float(loss.detach()), **extra})
     return history
 
