@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -59,3 +61,14 @@ def test_cheap_call_checks_the_fixed_point_as_the_full_one_does() -> None:
     assert [r["verdict"] for r in records] == ["inconclusive", "inconclusive"]
     ok = monitor(lambda s: w @ torch.tanh(s), torch.zeros(8, dtype=torch.float64))  # a true fixed point
     assert not ok["full"] and ok["verdict"] == "stable"
+
+
+def test_training_loop_example_monitors_a_true_fixed_point() -> None:
+    # The example once called the monitor after optimizer.step(), with the z* of the old weights: every
+    # full probe said "inconclusive" (z* is not a fixed point).
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "examples"))
+    import training_loop
+
+    history = training_loop.train(True, steps=3, every=1)
+    assert [r["full"] for r in history] == [True, True, True]
+    assert all(r["verdict"] in ("stable", "contractive") for r in history)
