@@ -74,14 +74,20 @@ def find_fixed_point(
 
     Anderson-accelerated relaxation, then Newton-Krylov (:mod:`spectral_probe.fixed_point`); raises
     :class:`~spectral_probe.fixed_point.FixedPointNotFound` when the residual stays above ``tol``
-    (default ``10 eps(dtype)^(2/3)``).
+    (default ``min(fixed_point_tol, 10 eps(dtype)^(2/3))``, ``fixed_point_tol = 1e-6`` the probe's own
+    fixed-point check, as for a checkpoint without ``z_star``: in float32 ``10 eps^(2/3)`` is 2.4e-4, and
+    :func:`probe` would refuse the point found).
     """
     nc_force, flat, settings = prepare_state(f, start, batched=False, options={})
     layout = StateLayout.of(checked_state(start))
     dtype = getattr(torch, settings.dtype)
     with torch.no_grad(), torch_quiet():
         solve = solve_fixed_point(
-            nc_force, flat, c=float(c), eps=float(eps), tol=tol if tol is not None else 10 * default_tol(dtype)
+            nc_force,
+            flat,
+            c=float(c),
+            eps=float(eps),
+            tol=tol if tol is not None else min(settings.fixed_point_tol, 10 * default_tol(dtype)),
         )
     return layout.unflatten(solve.z[0])
 
