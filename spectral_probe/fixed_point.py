@@ -125,12 +125,31 @@ def _anderson(nc_force: Callable[[Tensor], Tensor], z: Tensor, c: float, eps: fl
         if len(history_f) > 1:
             d_f = torch.stack([b - a for a, b in zip(history_f, history_f[1:], strict=False)], dim=-1)
             d_z = torch.stack([b - a for a, b in zip(history_z, history_z[1:], strict=False)], dim=-1)
-            gamma = torch.linalg.lstsq(d_f, f.unsqueeze(-1)).solution
+            gamma = least_squares(d_f, f.unsqueeze(-1))
             step = step - ((d_z + d_f) @ gamma).squeeze(-1)
         if not bool(torch.isfinite(step).all()):
             return z, iteration
         z = step
     return z, ANDERSON_ITERS
+
+
+def least_squares(a: Tensor, b: Tensor) -> Tensor:
+    """The minimum-norm ``argmin ||a x - b||`` of Anderson's ``[B, n, m]`` history, on any device.
+
+    On the CPU, LAPACK's rank-revealing ``gelsy``. CUDA's only driver (``gels``) assumes ``a`` has full
+    rank and ``n >= m``, and an Anderson history is often nearly collinear (or ``n < m`` for a tiny
+    state): there the ``m x m`` normal equations, formed on the device in float64, go to the CPU's gelsy.
+    """
+    if a.device.type == "cpu":
+        return torch.linalg.lstsq(a, b).solution
+    return normal_least_squares(a, b)
+
+
+def normal_least_squares(a: Tensor, b: Tensor) -> Tensor:
+    """:func:`least_squares` off the CPU: the float64 normal equations, solved by the CPU's gelsy."""
+    a64 = a.double()
+    gram, rhs = (a64.mT @ a64).cpu(), (a64.mT @ b.double()).cpu()
+    return torch.linalg.lstsq(gram, rhs).solution.to(device=a.device, dtype=a.dtype)
 
 
 def _newton_krylov(

@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from spectral_probe import find_fixed_point, probe
+from spectral_probe.fixed_point import normal_least_squares
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
@@ -22,3 +23,21 @@ def test_found_point_passes_the_probes_fixed_point_check(dtype: torch.dtype) -> 
     result = probe(f, z).results[0]
     assert z.dtype == dtype and result.fixed_point_residual <= 1e-6
     assert result.verdict == "contractive"
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_anderson_least_squares_off_the_cpu_is_minimum_norm(dtype: torch.dtype) -> None:
+    # CUDA's only lstsq driver, gels, assumes full rank and n >= m; the path taken off the CPU must give
+    # the CPU's minimum-norm answer on a rank-deficient history (where gels does not) and on a wide one.
+    rng = torch.Generator().manual_seed(0)
+    base = torch.randn(1, 12, 2, dtype=torch.float64, generator=rng)
+    deficient = torch.cat([base, base[..., :1] * 2.0], dim=-1)
+    for a in (deficient, torch.randn(1, 3, 6, dtype=torch.float64, generator=rng)):
+        b = torch.randn(1, a.shape[1], 1, dtype=torch.float64, generator=rng)
+        expected = torch.linalg.lstsq(a, b).solution
+        got = normal_least_squares(a.to(dtype), b.to(dtype))
+        assert got.dtype == dtype
+        assert torch.allclose(got.double(), expected, atol=1e-4 if dtype == torch.float32 else 1e-7)
+    b = torch.randn(1, 12, 1, dtype=torch.float64, generator=rng)
+    gels = torch.linalg.lstsq(deficient, b, driver="gels").solution
+    assert not torch.allclose(gels, torch.linalg.lstsq(deficient, b).solution, atol=1e-3)
