@@ -146,7 +146,9 @@ def _cast(t: Tensor, dtype: torch.dtype, device: torch.device | str) -> Tensor:
 def checked_state(z: Any, *, batched: bool = False) -> Tensor | tuple[Tensor, ...]:
     """A user's state as a tensor or a flat tuple of them, refused in one line (``UsageError``) where the
     probe cannot take it: not real floating, sparse, nested, or (``batched``) parts without one shared
-    leading batch dimension."""
+    leading batch dimension; and under ``torch.inference_mode()``, where nothing can be differentiated."""
+    if torch.is_inference_mode_enabled():  # else autograd fails later, blamed on the operator
+        raise UsageError("spectral_probe differentiates f, which torch.inference_mode() forbids: use torch.no_grad()")
     state = z if isinstance(z, Tensor) else tuple(z)
     parts = [state] if isinstance(state, Tensor) else list(state)
     if not parts or not all(isinstance(t, Tensor) and t.is_floating_point() for t in parts):

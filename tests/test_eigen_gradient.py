@@ -175,3 +175,18 @@ def test_near_tie_of_a_real_leading_eigenvalue_is_flagged() -> None:
     assert not pair.simple and abs(pair.gap - 1e-6) < 1e-8
     with pytest.raises(NonSimpleEigenvalue):
         leading_eigenvalue(lambda v: weights @ v, z)
+
+
+def test_inference_mode_is_refused_in_one_clear_line() -> None:
+    # It used to fail inside the autograd set-up, blamed on the operator ("cannot be differentiated
+    # ... use --matvec fd"); torch.no_grad() works and gives the value without a graph.
+    from spectral_probe import StabilityMonitor, probe
+    from spectral_probe.errors import UsageError
+
+    weights = torch.tensor(np.random.default_rng(0).standard_normal((4, 4)) * 0.3)
+    z = torch.zeros(4, dtype=torch.float64)
+    for call in (lambda f: leading_eigenvalue(f, z), lambda f: probe(f, z), lambda f: StabilityMonitor()(f, z)):
+        with torch.inference_mode(), pytest.raises(UsageError, match="inference_mode"):
+            call(lambda v: weights @ torch.tanh(v))
+    with torch.no_grad():
+        assert not leading_eigenvalue(lambda v: weights @ torch.tanh(v), z).requires_grad
