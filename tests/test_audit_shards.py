@@ -140,6 +140,19 @@ def test_an_unfinished_shard_is_refused_until_it_is_resumed(run: Path, tmp_path:
     assert essential(merge_journals(journals, ProbeOptions())) == essential(single)
 
 
+def test_a_shard_rerun_with_other_options_keeps_none_of_the_old_records(run: Path, tmp_path: Path) -> None:
+    """Shard k done with --c 0, then rerun with --c 0.5 and killed after one record: its old records
+    answer another question, so the merge must call it unfinished (it took the c = 0 rows as done)."""
+    old = sharded(run, tmp_path, ProbeOptions(warm_start=False))
+    (tmp_path / "new").mkdir()
+    new = sharded(run, tmp_path / "new", ProbeOptions(warm_start=False, c=0.5))
+    k = next(k for k, j in enumerate(new) if len(json.loads(Path(j).read_text().splitlines()[0])["checkpoints"]) > 1)
+    header, first = Path(new[k]).read_text().splitlines(keepends=True)[:2]
+    Path(new[k]).write_text(Path(old[k]).read_text() + header + first)
+    with pytest.raises(UsageError, match="unfinished"):
+        merge_journals(new, ProbeOptions())
+
+
 def test_merge_refuses_a_missing_a_doubled_or_a_foreign_shard(run: Path, tmp_path: Path) -> None:
     journals = sharded(run, tmp_path, ProbeOptions(warm_start=False))
     with pytest.raises(UsageError, match=r"shard\(s\) 2/4 missing"):
