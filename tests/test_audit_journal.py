@@ -270,6 +270,24 @@ def test_a_killed_worker_is_an_error_row_and_the_rest_are_probed(tmp_path: Path)
     assert recorded == [f"step_{k}.safetensors" for k in range(6)]  # each exactly once
 
 
+def test_resume_probes_again_a_checkpoint_whose_worker_died(tmp_path: Path) -> None:
+    """A dead worker (the OOM killer) says nothing about the file: --resume (here with --jobs 1, where
+    it fits) probes it again, where it reused the error row forever."""
+    folder = tmp_path / "run"
+    for k in range(4):
+        write_fake(folder / f"step_{k}.safetensors", [STABLE])
+    (folder / "step_1.safetensors").write_text(json.dumps({"step": None, "fps": [STABLE], "poison": True}))
+    journal = tmp_path / "audit.jsonl"
+    first = run_audit(str(folder), ProbeOptions(jobs=2, jsonl=str(journal)), probe_fn=poisoned_probe)
+    assert [Path(e.checkpoint).name for e in first.errors] == ["step_1.safetensors"]
+
+    recorder = Recorder()
+    resumed = run_audit(str(folder), ProbeOptions(jsonl=str(journal), resume=True), probe_fn=recorder)
+    assert recorder.calls == ["step_1.safetensors"]
+    assert resumed.errors == () and len(resumed.results) == 4
+    assert resumed.reproducibility["audit"]["resumed"] == 3
+
+
 # --------------------------------------------------------------------------------------------------
 # A full disk
 

@@ -30,6 +30,7 @@ from spectral_probe.audit.records import (
     FIXED_POINTS_KEY,
     HEADER_KEY,
     OPTIONS_KEY,
+    RETRY_KEY,
     Recorded,
     parse_json_line,
     valid_error_line,
@@ -220,6 +221,8 @@ class Journal:
         """One line per fixed point (or one for the error), each a single write of a whole line."""
         if outcome.error is not None:
             entries = [{**outcome.error.to_dict(), "sha256": outcome.sha256, OPTIONS_KEY: fingerprint}]
+            if outcome.retry:
+                entries[0][RETRY_KEY] = True
         else:
             batch = len(outcome.results)
             entries = [{**r.to_dict(), FIXED_POINTS_KEY: batch, OPTIONS_KEY: fingerprint} for r in outcome.results]
@@ -253,7 +256,7 @@ def add_entry(records: dict[str, Recorded], entry: dict[str, Any], wanted: Colle
     if result is not None:
         current.add_result(result, entry.get(FIXED_POINTS_KEY))
     else:
-        current.add_error(error)
+        current.add_error(error, entry.get(RETRY_KEY) is True)
 
 
 def _bounded_lines(fd: int, size: int) -> Iterator[bytes]:
@@ -278,6 +281,7 @@ def _bounded_lines(fd: int, size: int) -> Iterator[bytes]:
 def recorded_outcome(path: str, record: Recorded) -> Outcome:
     """Rebuild an outcome from the journal, labelled with the path as given this time."""
     if record.error is not None:
-        return Outcome(path, record.sha256, error=CheckpointError(checkpoint=path, error=record.error))
+        error = CheckpointError(checkpoint=path, error=record.error)
+        return Outcome(path, record.sha256, error=error, retry=record.retry)
     results = tuple(dataclasses.replace(record.results[i], checkpoint=path) for i in sorted(record.results))
     return Outcome(path, record.sha256, results=results)

@@ -131,7 +131,8 @@ def _worker_died(path: str) -> Outcome:
         f"{path}: the worker process died while probing it (killed by a signal or out of memory); "
         "the other checkpoints were probed"
     )
-    return Outcome(path, file_sha256_or_none(path), error=CheckpointError(checkpoint=path, error=message))
+    error = CheckpointError(checkpoint=path, error=message)
+    return Outcome(path, file_sha256_or_none(path), error=error, retry=True)
 
 
 def _pool_run(
