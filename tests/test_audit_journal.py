@@ -242,6 +242,23 @@ def test_any_field_value_either_is_ignored_or_gives_a_usable_record(
     json.loads(json_report.format(report))  # no NaN, no unserializable value
 
 
+@pytest.mark.skipif(sys.platform == "win32", reason="advisory locks are POSIX")
+def test_a_second_audit_on_a_journal_in_use_is_refused(run: Path, tmp_path: Path) -> None:
+    """Two audits on one journal probed everything twice and doubled every line; the second is refused
+    before it writes anything, and the journal is free again once the first has ended."""
+    journal = tmp_path / "audit.jsonl"
+    first = Journal(journal)
+    first.open()  # an audit that is running
+    try:
+        with pytest.raises(OutputError, match="another audit is writing"):
+            run_audit(str(run), ProbeOptions(jsonl=str(journal), resume=True), probe_fn=fake_probe)
+        assert journal.read_bytes() == b""
+    finally:
+        first.close()
+    report = run_audit(str(run), ProbeOptions(jsonl=str(journal), resume=True), probe_fn=fake_probe)
+    assert report.results and journal.read_bytes().count(b"\n") == len(report.results) + len(report.errors)
+
+
 # --------------------------------------------------------------------------------------------------
 # A killed worker
 

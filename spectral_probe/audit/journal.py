@@ -6,7 +6,8 @@ by path, sha256 and the numeric options) and the audit probes the rest.
 
 Nothing about the file is trusted. It must be a regular file (a FIFO or ``/dev/zero`` would hang the
 read), it must not be a checkpoint or have a checkpoint's name, and an existing file must already be
-a journal: the audit appends only to its own kind of file. The read is bounded (the size the file
+a journal: the audit appends only to its own kind of file. One audit writes it at a time (an
+exclusive ``flock`` from open to close; a second audit is refused). The read is bounded (the size the file
 had when opened, lines of at most :data:`MAX_LINE` bytes, records only for the checkpoints being
 audited) and every line is validated (:mod:`.records`). A write that fails (a full disk) cuts the
 partial line, keeps every line before it and is one :class:`OutputError` naming the file.
@@ -166,6 +167,7 @@ class Journal:
         except OSError as exc:
             raise self._fail(f"cannot create the folder of the --jsonl journal ({exc.strerror or exc})") from None
         self._fd = self._open_regular(os.O_RDWR | os.O_CREAT | os.O_APPEND)
+        self._lock()
         size = os.fstat(self._fd).st_size
         if size:
             tail = os.pread(self._fd, min(size, 1 << 16), max(0, size - (1 << 16)))
@@ -174,6 +176,24 @@ class Journal:
                 # With no newline in the last 64 KiB the partial line is longer than that: find it.
                 keep = size - len(tail) + cut + 1 if cut >= 0 else self._last_newline(size)
                 self._truncate(keep)
+
+    def _lock(self) -> None:
+        """One writer at a time: a second audit on the same journal would probe everything again and,
+        cutting what it takes for a partial last line, could cut a line the first one is writing."""
+        assert self._fd is not None
+        try:
+            import fcntl
+        except ImportError:  # not on POSIX: no advisory locks
+            return
+        try:
+            fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self.close()
+            raise self._fail(
+                "another audit is writing this --jsonl journal; wait for it to end or use another file"
+            ) from None
+        except OSError:  # a file system without locks (some network mounts): go on unlocked
+            return
 
     def _last_newline(self, size: int) -> int:
         assert self._fd is not None
