@@ -40,7 +40,9 @@ SHARDS = 4
 # The partition
 
 
-@pytest.mark.parametrize("text", ["4/4", "-1/4", "0/0", "1", "a/b", "1/2/3", "0/10000000", " ", "1.0/4"])
+@pytest.mark.parametrize(
+    "text", ["4/4", "-1/4", "0/0", "1", "a/b", "1/2/3", "0/10000000", " ", "1.0/4", "\uff11/4", "0/\u0664"]
+)
 def test_a_bad_shard_is_a_usage_error(text: str) -> None:
     with pytest.raises(UsageError, match="--shard"):
         parse_shard(text)
