@@ -242,6 +242,23 @@ def test_any_field_value_either_is_ignored_or_gives_a_usable_record(
     json.loads(json_report.format(report))  # no NaN, no unserializable value
 
 
+@pytest.mark.skipif(sys.platform == "win32", reason="advisory locks are POSIX")
+def test_a_second_audit_on_a_journal_in_use_is_refused(run: Path, tmp_path: Path) -> None:
+    """Two audits on one journal probed everything twice and doubled every line; the second is refused
+    before it writes anything, and the journal is free again once the first has ended."""
+    journal = tmp_path / "audit.jsonl"
+    first = Journal(journal)
+    first.open()  # an audit that is running
+    try:
+        with pytest.raises(OutputError, match="another audit is writing"):
+            run_audit(str(run), ProbeOptions(jsonl=str(journal), resume=True), probe_fn=fake_probe)
+        assert journal.read_bytes() == b""
+    finally:
+        first.close()
+    report = run_audit(str(run), ProbeOptions(jsonl=str(journal), resume=True), probe_fn=fake_probe)
+    assert report.results and journal.read_bytes().count(b"\n") == len(report.results) + len(report.errors)
+
+
 # --------------------------------------------------------------------------------------------------
 # A killed worker
 
@@ -268,6 +285,24 @@ def test_a_killed_worker_is_an_error_row_and_the_rest_are_probed(tmp_path: Path)
     assert report.gate.exit_code == 2
     recorded = sorted(Path(e["checkpoint"]).name for e in journal_lines(journal))
     assert recorded == [f"step_{k}.safetensors" for k in range(6)]  # each exactly once
+
+
+def test_resume_probes_again_a_checkpoint_whose_worker_died(tmp_path: Path) -> None:
+    """A dead worker (the OOM killer) says nothing about the file: --resume (here with --jobs 1, where
+    it fits) probes it again, where it reused the error row forever."""
+    folder = tmp_path / "run"
+    for k in range(4):
+        write_fake(folder / f"step_{k}.safetensors", [STABLE])
+    (folder / "step_1.safetensors").write_text(json.dumps({"step": None, "fps": [STABLE], "poison": True}))
+    journal = tmp_path / "audit.jsonl"
+    first = run_audit(str(folder), ProbeOptions(jobs=2, jsonl=str(journal)), probe_fn=poisoned_probe)
+    assert [Path(e.checkpoint).name for e in first.errors] == ["step_1.safetensors"]
+
+    recorder = Recorder()
+    resumed = run_audit(str(folder), ProbeOptions(jsonl=str(journal), resume=True), probe_fn=recorder)
+    assert recorder.calls == ["step_1.safetensors"]
+    assert resumed.errors == () and len(resumed.results) == 4
+    assert resumed.reproducibility["audit"]["resumed"] == 3
 
 
 # --------------------------------------------------------------------------------------------------

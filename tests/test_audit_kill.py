@@ -6,6 +6,7 @@ operator whose factory sleeps, so the audit is slow enough to be interrupted aft
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -14,6 +15,7 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 import torch
 from safetensors.torch import save_file
 
@@ -23,6 +25,7 @@ CHECKPOINTS = 6
 SLOW_OPERATOR = """
 import time
 
+import pytest
 import torch
 
 
@@ -115,3 +118,48 @@ def test_sigint_then_sigkill_then_resume_loses_and_repeats_nothing(tmp_path: Pat
     report = json.loads(report_path.read_text())
     assert [Path(r["checkpoint"]).name for r in report["results"]] == names  # natural order, whole folder
     assert report["reproducibility"]["audit"]["resumed"] == len(after_sigkill)
+
+
+def _children(pid: int) -> list[int]:
+    kids = []
+    for entry in Path("/proc").iterdir():
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            if entry.name.isdigit() and int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                kids.append(int(entry.name))
+    return kids
+
+
+def _alive(pid: int) -> bool:
+    """Running, not a zombie (an orphan's zombie may wait for a PID 1 that does not reap)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads the process table in /proc")
+def test_the_workers_end_when_the_audit_is_killed(tmp_path: Path) -> None:
+    """kill -9 of an audit with --jobs 2 left its workers waiting forever, each holding torch (and a
+    probe's memory): they hold their task queue's write end, so they never see it close."""
+    make_run(tmp_path / "run")
+    operator = tmp_path / "slow_operator.py"
+    operator.write_text(SLOW_OPERATOR)
+    journal = tmp_path / "audit.jsonl"
+    process = start(tmp_path / "run", journal, operator, "--jobs", "2")
+    deadline = time.monotonic() + 60
+    while not journal_lines(journal):
+        assert process.poll() is None and time.monotonic() < deadline, process.communicate()
+        time.sleep(0.01)
+    workers = _children(process.pid)
+    assert workers
+    process.kill()
+    process.wait(timeout=60)  # not communicate(): orphans would hold its pipes open
+    deadline = time.monotonic() + 10
+    while any(map(_alive, workers)) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    left = [pid for pid in workers if _alive(pid)]
+    for pid in left:  # do not leave them behind when the test fails
+        os.kill(pid, signal.SIGKILL)
+    process.stdout.close()
+    process.stderr.close()
+    assert not left, "workers outlived the audit they belong to"

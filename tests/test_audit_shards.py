@@ -40,7 +40,9 @@ SHARDS = 4
 # The partition
 
 
-@pytest.mark.parametrize("text", ["4/4", "-1/4", "0/0", "1", "a/b", "1/2/3", "0/10000000", " ", "1.0/4"])
+@pytest.mark.parametrize(
+    "text", ["4/4", "-1/4", "0/0", "1", "a/b", "1/2/3", "0/10000000", " ", "1.0/4", "\uff11/4", "0/\u0664"]
+)
 def test_a_bad_shard_is_a_usage_error(text: str) -> None:
     with pytest.raises(UsageError, match="--shard"):
         parse_shard(text)
@@ -138,6 +140,19 @@ def test_an_unfinished_shard_is_refused_until_it_is_resumed(run: Path, tmp_path:
     report = run_audit(str(run), resumed, probe_fn=fake_probe)
     assert report.reproducibility["audit"]["resumed"] >= 1
     assert essential(merge_journals(journals, ProbeOptions())) == essential(single)
+
+
+def test_a_shard_rerun_with_other_options_keeps_none_of_the_old_records(run: Path, tmp_path: Path) -> None:
+    """Shard k done with --c 0, then rerun with --c 0.5 and killed after one record: its old records
+    answer another question, so the merge must call it unfinished (it took the c = 0 rows as done)."""
+    old = sharded(run, tmp_path, ProbeOptions(warm_start=False))
+    (tmp_path / "new").mkdir()
+    new = sharded(run, tmp_path / "new", ProbeOptions(warm_start=False, c=0.5))
+    k = next(k for k, j in enumerate(new) if len(json.loads(Path(j).read_text().splitlines()[0])["checkpoints"]) > 1)
+    header, first = Path(new[k]).read_text().splitlines(keepends=True)[:2]
+    Path(new[k]).write_text(Path(old[k]).read_text() + header + first)
+    with pytest.raises(UsageError, match="unfinished"):
+        merge_journals(new, ProbeOptions())
 
 
 def test_merge_refuses_a_missing_a_doubled_or_a_foreign_shard(run: Path, tmp_path: Path) -> None:

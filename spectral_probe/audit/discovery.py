@@ -30,7 +30,8 @@ DEFAULT_PATTERNS = ("*.safetensors", "*.pt", "*.pth")
 MAX_SHARDS = 1_000_000
 
 _DIGITS = re.compile(r"(\d+)")
-_SHARD = re.compile(r"(\d{1,7})/(\d{1,7})")
+# ASCII digits only: \d would also take a fullwidth or an Arabic-Indic digit ("\uff11/4" read as 1/4).
+_SHARD = re.compile(r"([0-9]{1,7})/([0-9]{1,7})")
 
 
 def natural_key(text: str) -> tuple[tuple[Any, ...], str]:

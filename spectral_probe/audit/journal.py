@@ -6,7 +6,8 @@ by path, sha256 and the numeric options) and the audit probes the rest.
 
 Nothing about the file is trusted. It must be a regular file (a FIFO or ``/dev/zero`` would hang the
 read), it must not be a checkpoint or have a checkpoint's name, and an existing file must already be
-a journal: the audit appends only to its own kind of file. The read is bounded (the size the file
+a journal: the audit appends only to its own kind of file. One audit writes it at a time (an
+exclusive ``flock`` from open to close; a second audit is refused). The read is bounded (the size the file
 had when opened, lines of at most :data:`MAX_LINE` bytes, records only for the checkpoints being
 audited) and every line is validated (:mod:`.records`). A write that fails (a full disk) cuts the
 partial line, keeps every line before it and is one :class:`OutputError` naming the file.
@@ -30,6 +31,7 @@ from spectral_probe.audit.records import (
     FIXED_POINTS_KEY,
     HEADER_KEY,
     OPTIONS_KEY,
+    RETRY_KEY,
     Recorded,
     parse_json_line,
     valid_error_line,
@@ -165,6 +167,7 @@ class Journal:
         except OSError as exc:
             raise self._fail(f"cannot create the folder of the --jsonl journal ({exc.strerror or exc})") from None
         self._fd = self._open_regular(os.O_RDWR | os.O_CREAT | os.O_APPEND)
+        self._lock()
         size = os.fstat(self._fd).st_size
         if size:
             tail = os.pread(self._fd, min(size, 1 << 16), max(0, size - (1 << 16)))
@@ -173,6 +176,24 @@ class Journal:
                 # With no newline in the last 64 KiB the partial line is longer than that: find it.
                 keep = size - len(tail) + cut + 1 if cut >= 0 else self._last_newline(size)
                 self._truncate(keep)
+
+    def _lock(self) -> None:
+        """One writer at a time: a second audit on the same journal would probe everything again and,
+        cutting what it takes for a partial last line, could cut a line the first one is writing."""
+        assert self._fd is not None
+        try:
+            import fcntl
+        except ImportError:  # not on POSIX: no advisory locks
+            return
+        try:
+            fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self.close()
+            raise self._fail(
+                "another audit is writing this --jsonl journal; wait for it to end or use another file"
+            ) from None
+        except OSError:  # a file system without locks (some network mounts): go on unlocked
+            return
 
     def _last_newline(self, size: int) -> int:
         assert self._fd is not None
@@ -220,6 +241,8 @@ class Journal:
         """One line per fixed point (or one for the error), each a single write of a whole line."""
         if outcome.error is not None:
             entries = [{**outcome.error.to_dict(), "sha256": outcome.sha256, OPTIONS_KEY: fingerprint}]
+            if outcome.retry:
+                entries[0][RETRY_KEY] = True
         else:
             batch = len(outcome.results)
             entries = [{**r.to_dict(), FIXED_POINTS_KEY: batch, OPTIONS_KEY: fingerprint} for r in outcome.results]
@@ -253,7 +276,7 @@ def add_entry(records: dict[str, Recorded], entry: dict[str, Any], wanted: Colle
     if result is not None:
         current.add_result(result, entry.get(FIXED_POINTS_KEY))
     else:
-        current.add_error(error)
+        current.add_error(error, entry.get(RETRY_KEY) is True)
 
 
 def _bounded_lines(fd: int, size: int) -> Iterator[bytes]:
@@ -278,6 +301,7 @@ def _bounded_lines(fd: int, size: int) -> Iterator[bytes]:
 def recorded_outcome(path: str, record: Recorded) -> Outcome:
     """Rebuild an outcome from the journal, labelled with the path as given this time."""
     if record.error is not None:
-        return Outcome(path, record.sha256, error=CheckpointError(checkpoint=path, error=record.error))
+        error = CheckpointError(checkpoint=path, error=record.error)
+        return Outcome(path, record.sha256, error=error, retry=record.retry)
     results = tuple(dataclasses.replace(record.results[i], checkpoint=path) for i in sorted(record.results))
     return Outcome(path, record.sha256, results=results)

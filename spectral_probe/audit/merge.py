@@ -61,23 +61,28 @@ def merge_journals(journals: Sequence[str], options: ProbeOptions) -> Report:
 
 
 def _read_shard(journal: str) -> tuple[ShardHeader, dict[str, Recorded]]:
-    """The last header of ``journal`` and its newest complete records, of that header's checkpoints."""
+    """The last header of ``journal`` and its newest complete records, of that header's checkpoints.
+
+    Two passes, because records are folded as ``--resume`` folds them: every line of the last header's
+    options fingerprint counts, wherever it is, and no other. A rerun with other numeric options writes
+    a header of another fingerprint; the records of the runs before it answer another question.
+    """
     source = Journal(journal)
     if path_stat(source.path) is None:
         raise UsageError(f"{journal}: no such journal")
     header: ShardHeader | None = None
+    marker = HEADER_KEY.encode()
+    for line in source.lines():
+        entry = parse_json_line(line) if marker in line else None
+        if entry is not None and HEADER_KEY in entry:
+            header = parse_header(entry, journal)  # a rerun's header replaces the one before
+    if header is None:
+        raise UsageError(f"{journal}: no shard header; merge joins the journals of `audit --shard K/N --jsonl`")
     records: dict[str, Recorded] = {}
     for line in source.lines():
         entry = parse_json_line(line)
-        if entry is None:
-            continue
-        if HEADER_KEY in entry:
-            header = parse_header(entry, journal)  # a rerun's header replaces the one before
-            records = {key: rec for key, rec in records.items() if key in header.keys}
-        elif header is not None and entry.get(OPTIONS_KEY) == header.fingerprint:
+        if entry is not None and HEADER_KEY not in entry and entry.get(OPTIONS_KEY) == header.fingerprint:
             add_entry(records, entry, header.keys)
-    if header is None:
-        raise UsageError(f"{journal}: no shard header; merge joins the journals of `audit --shard K/N --jsonl`")
     return header, {key: rec for key, rec in records.items() if rec.complete()}
 
 

@@ -26,3 +26,6 @@ class Outcome:
     results: tuple[FixedPointResult, ...] = ()
     error: CheckpointError | None = None
     warm: Any = None
+    #: The error is the run's, not the file's (its worker died: killed, out of memory): ``--resume``
+    #: probes the checkpoint again instead of reusing the error row.
+    retry: bool = False

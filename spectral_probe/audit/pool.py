@@ -58,6 +58,27 @@ def _init_worker(threads: int) -> None:
     # terminates the workers), else every worker prints its own KeyboardInterrupt traceback.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     torch.set_num_threads(threads)
+    _exit_with_the_parent()
+
+
+def _exit_with_the_parent(interval: float = 0.2) -> None:
+    """End this worker when the audit that started it is gone (``kill -9``, the OOM killer).
+
+    A worker holds the write end of its own task queue, so it never reads end-of-file there: without
+    this it would wait (or finish a probe, holding its memory) forever as an orphan. Only the parent
+    writes the journal, so nothing is lost by ending here.
+    """
+    import threading
+    import time
+
+    parent = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(interval)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="spectral-probe-parent-watch", daemon=True).start()
 
 
 def _cores() -> int:
@@ -131,7 +152,8 @@ def _worker_died(path: str) -> Outcome:
         f"{path}: the worker process died while probing it (killed by a signal or out of memory); "
         "the other checkpoints were probed"
     )
-    return Outcome(path, file_sha256_or_none(path), error=CheckpointError(checkpoint=path, error=message))
+    error = CheckpointError(checkpoint=path, error=message)
+    return Outcome(path, file_sha256_or_none(path), error=error, retry=True)
 
 
 def _pool_run(

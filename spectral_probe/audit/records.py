@@ -23,6 +23,8 @@ from spectral_probe.verdict import VERDICTS
 #: (so a checkpoint cut between two of its lines is probed again) and the options fingerprint.
 FIXED_POINTS_KEY = "fixed_points"
 OPTIONS_KEY = "options_sha256"
+#: Marks an error row that ``--resume`` probes again (a worker that died, not a bad file).
+RETRY_KEY = "retry"
 #: The key that marks a shard's header line (``audit --shard``), read by ``merge``.
 HEADER_KEY = "spectral_probe_audit"
 
@@ -141,6 +143,7 @@ class Recorded:
     results: dict[int, FixedPointResult] = dataclasses.field(default_factory=dict)
     fixed_points: int | None = None
     error: str | None = None
+    retry: bool = False
 
     def complete(self) -> bool:
         """An error, or a result for every fixed point ``0 .. fixed_points - 1``.
@@ -158,13 +161,13 @@ class Recorded:
     def add_result(self, result: FixedPointResult, fixed_points: int | None) -> None:
         """Record one fixed point's result (replacing an older error; a new fixed-point count drops the rest)."""
         if self.error is not None:  # a newer result replaces an older error
-            self.error, self.results = None, {}
+            self.error, self.results, self.retry = None, {}, False
         if fixed_points is not None and fixed_points != self.fixed_points:
             # A new count of fixed points (the file was probed afresh): keep only what fits it.
             self.fixed_points = fixed_points
             self.results = {i: r for i, r in self.results.items() if i < fixed_points}
         self.results[result.index] = result
 
-    def add_error(self, error: str) -> None:
-        """Record that the checkpoint failed: the error replaces any results."""
-        self.error, self.results, self.fixed_points = error, {}, None
+    def add_error(self, error: str, retry: bool = False) -> None:
+        """Record that the checkpoint failed: the error replaces any results (``retry``: see RETRY_KEY)."""
+        self.error, self.results, self.fixed_points, self.retry = error, {}, None, retry

@@ -146,8 +146,11 @@ def _resumed(journal: Journal, paths: Sequence[str], fingerprint: str) -> dict[s
     outcomes: dict[str, Outcome] = {}
     for path in paths:
         record = recorded.get(path_key(path))
+        # A worker that died (killed, out of memory) says nothing about the file: probe it again.
+        if record is None or record.sha256 is None or record.retry:
+            continue
         # Hash only the files with a record: the sha256 decides whether the file changed since.
-        if record is not None and record.sha256 is not None and record.sha256 == file_sha256_or_none(path):
+        if record.sha256 == file_sha256_or_none(path):
             outcomes[path] = recorded_outcome(path, record)
     return outcomes
 
