@@ -16,6 +16,11 @@ class InputError(SpectralProbeError):
         super().__init__(f"{self.path}: {problem}" if self.path else problem)
 
 
+class ResourceError(InputError):
+    """The machine, not the file: not enough memory to load or probe it. Still exit 2, but an audit's
+    ``--resume`` tries the checkpoint again (on a larger machine, or with fewer ``--jobs``, it may fit)."""
+
+
 class UsageError(SpectralProbeError):
     """Bad command-line or config usage (an unknown option value, a gate on an uncomputed quantity)."""
 

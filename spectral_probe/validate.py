@@ -22,7 +22,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from spectral_probe.errors import InputError, UsageError
+from spectral_probe.errors import InputError, ResourceError, UsageError
 
 #: Longest excerpt of a user's value quoted back in a message (a 1 MB metadata value is not echoed whole).
 MAX_ECHO = 60
@@ -360,7 +360,7 @@ def check_fits(needed: int, what: str, path: object, device: str = "cpu") -> Non
     """Raise :class:`InputError` naming ``path`` when ``needed`` bytes cannot be allocated on ``device``."""
     room = available_memory(device)
     if needed > room:
-        raise InputError(
+        raise ResourceError(
             path,
             f"{what} needs at least {human_bytes(needed)} of memory, but only {human_bytes(room)} "
             f"is available{'' if device == 'cpu' else ' on ' + device}; refusing it before allocating",

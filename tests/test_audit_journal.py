@@ -427,3 +427,32 @@ def _interrupt_swallowed_by_a_probe(tmp_path):
     assert len(probed) == 2 and len(journal_lines(journal)) == 1  # the first checkpoint only
     report = run_audit(str(run), ProbeOptions(jsonl=str(journal), resume=True), probe_fn=fake_probe)
     assert report.reproducibility["audit"]["resumed"] == 1 and not report.errors and len(report.results) == 4
+
+
+def test_resume_probes_again_a_checkpoint_refused_for_want_of_memory(tmp_path: Path) -> None:
+    """Not enough memory (ResourceError) is the machine's problem, not the file's: the error row is kept
+    for the report but --resume probes the checkpoint again, where a bad file's row is reused."""
+    from spectral_probe.errors import ResourceError
+
+    folder = tmp_path / "run"
+    for k in range(3):
+        write_fake(folder / f"step_{k}.safetensors", [STABLE])
+    (folder / "bad.safetensors").write_text("not json")
+    journal = tmp_path / "audit.jsonl"
+    short = Recorder(fail_on="step_1.safetensors", exc=ResourceError("step_1", "needs 9 GiB of memory"))
+    first = run_audit(str(folder), ProbeOptions(jsonl=str(journal)), probe_fn=short)
+    assert sorted(Path(e.checkpoint).name for e in first.errors) == ["bad.safetensors", "step_1.safetensors"]
+
+    recorder = Recorder()
+    resumed = run_audit(str(folder), ProbeOptions(jsonl=str(journal), resume=True), probe_fn=recorder)
+    assert recorder.calls == ["step_1.safetensors"]  # the corrupt file's error row is reused
+    assert [Path(e.checkpoint).name for e in resumed.errors] == ["bad.safetensors"]
+    assert len(resumed.results) == 3
+
+
+def test_a_checkpoint_too_large_for_memory_is_a_resource_error(tmp_path: Path) -> None:
+    from spectral_probe.errors import ResourceError
+    from spectral_probe.validate import check_fits
+
+    with pytest.raises(ResourceError, match="refusing it before allocating"):
+        check_fits(1 << 62, "loading its tensors", tmp_path / "x.safetensors")

@@ -17,7 +17,7 @@ from typing import Any
 
 from spectral_probe.audit.outcome import Outcome, ProbeFn
 from spectral_probe.config import ProbeOptions
-from spectral_probe.errors import SpectralProbeError
+from spectral_probe.errors import ResourceError, SpectralProbeError
 from spectral_probe.results import CheckpointError
 from spectral_probe.verdict import INCONCLUSIVE
 
@@ -44,7 +44,9 @@ def _probe_task(path: str, options: ProbeOptions, probe_fn: ProbeFn | None, warm
     try:
         probed = fn(path, options, warm=warm, use_warm=use_warm)
     except SpectralProbeError as exc:
-        return Outcome(path, file_sha256_or_none(path), error=CheckpointError(checkpoint=path, error=str(exc)))
+        error = CheckpointError(checkpoint=path, error=str(exc))
+        # Not enough memory says nothing about the file: a resume (elsewhere, fewer --jobs) tries again.
+        return Outcome(path, file_sha256_or_none(path), error=error, retry=isinstance(exc, ResourceError))
     return Outcome(path, probed.sha256, results=tuple(probed.results), warm=probed.warm if use_warm else None)
 
 

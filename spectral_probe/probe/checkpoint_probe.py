@@ -16,7 +16,7 @@ from spectral_probe.checkpoint import (
     to_probe,
 )
 from spectral_probe.config import DEFAULT_C, DEFAULT_EPS, ProbeOptions
-from spectral_probe.errors import InputError
+from spectral_probe.errors import InputError, ResourceError
 from spectral_probe.fixed_point import find_for_checkpoint
 from spectral_probe.operators import operator_size, resolve_operator
 from spectral_probe.probe.fixed_points import probe_fixed_points
@@ -49,11 +49,11 @@ def probe_checkpoint(
     except InputError as exc:
         if exc.path is not None:
             raise
-        raise InputError(path, exc.problem) from None  # every problem with this checkpoint names it
+        raise type(exc)(path, exc.problem) from None  # every problem with this checkpoint names it
     except Exception as exc:
         if not is_allocation_failure(exc):
             raise
-        raise InputError(path, f"not enough memory to probe it ({_first_line(exc)})") from None
+        raise ResourceError(path, f"not enough memory to probe it ({_first_line(exc)})") from None
 
 
 def _first_line(exc: BaseException) -> str:
