@@ -95,11 +95,12 @@ def solve_fixed_point(
         final = residual(nc_force, z, c).tolist()
     solve = FixedPointSolve(z, final, iterations, steps, matvecs, all(r <= tol for r in final))
     if not solve.converged or not bool(torch.isfinite(z).all()):
+        # A checkpoint's user can store z_star or a start; a Python caller passes another start.
+        hint = "give z_star, or a start with --fixed-point and --refine" if path is not None else "try another start"
         raise FixedPointNotFound(
             path,
             f"no fixed point found: after {iterations} Anderson iterations and {steps} Newton-Krylov steps "
-            f"the relative residual ||F(z)|| is {max(final):.2e} > {tol:.0e} (give z_star, or a start with "
-            "--fixed-point and --refine)",
+            f"the relative residual ||F(z)|| is {max(final):.2e} > {tol:.0e} ({hint})",
         )
     return solve
 

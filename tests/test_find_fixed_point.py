@@ -41,3 +41,15 @@ def test_anderson_least_squares_off_the_cpu_is_minimum_norm(dtype: torch.dtype) 
     b = torch.randn(1, 12, 1, dtype=torch.float64, generator=rng)
     gels = torch.linalg.lstsq(deficient, b, driver="gels").solution
     assert not torch.allclose(gels, torch.linalg.lstsq(deficient, b).solution, atol=1e-3)
+
+
+def test_no_fixed_point_is_one_line_with_a_hint_for_python_callers() -> None:
+    """``cos(z) + z + 2 - z = cos(z) + 2 >= 1``: no fixed point. The hint speaks to a Python caller, not of
+    the command line's --fixed-point and --refine."""
+    from spectral_probe.fixed_point import FixedPointNotFound
+
+    with pytest.raises(FixedPointNotFound) as caught:
+        find_fixed_point(lambda z: torch.cos(z) + z + 2, torch.zeros(3, dtype=torch.float64))
+    message = str(caught.value)
+    assert "no fixed point found" in message and "try another start" in message
+    assert "--" not in message and "\n" not in message
