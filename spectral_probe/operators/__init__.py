@@ -361,7 +361,8 @@ def _get_attr(module: Any, attr: str, spec: str) -> OperatorFactory:
         try:
             obj = getattr(obj, part)
         except AttributeError:
-            raise InputError(None, f"operator '{spec}': '{attr}' not found in {module.__name__}") from None
+            where = module.__file__ if module.__name__.startswith("spectral_probe_plugin_") else module.__name__
+            raise InputError(None, f"operator '{spec}': '{attr}' not found in {where}") from None
     if not callable(obj):
         raise InputError(None, f"operator '{spec}': '{attr}' is not a factory function ({type(obj).__name__})")
     return obj

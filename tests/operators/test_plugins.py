@@ -137,6 +137,13 @@ def test_bad_plugin_specs(plugin_module: str, tmp_path: Path, make_spec, message
     assert "\n" not in str(info.value)
 
 
+def test_a_missing_factory_in_a_file_names_the_file(tmp_path: Path) -> None:
+    (tmp_path / "plug.py").write_text("def make(params, options):\n    return lambda z: z\n")
+    with pytest.raises(InputError) as info:
+        resolve_operator(f"{tmp_path / 'plug.py'}:mkae")
+    assert f"'mkae' not found in {tmp_path / 'plug.py'}" in str(info.value)  # not the internal module name
+
+
 def test_unknown_operator_lists_registered_names() -> None:
     with pytest.raises(InputError) as info:
         resolve_operator("lineer")
