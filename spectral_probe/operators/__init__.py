@@ -105,12 +105,19 @@ def registered_operators() -> dict[str, OperatorInfo]:
 
 def unknown_operator(spec: object) -> str | None:
     """Why ``spec`` (an ``operator`` option) names no operator, or ``None``: the checks that need no import
-    (empty, or a plain name that is neither built in nor a registered plugin). A ``module:factory`` or
-    ``file.py:factory`` spec is only checked where it is loaded."""
+    (empty, a plain name that is neither built in nor a registered plugin, or a ``file.py:factory`` whose
+    file is missing). A ``module:factory`` spec is only checked where it is loaded."""
     if not isinstance(spec, str) or not spec.strip():
         return "empty operator name"
     spec = spec.strip()
-    if spec in BUILTINS or ":" in spec:
+    if spec in BUILTINS:
+        return None
+    if ":" in spec:
+        target = spec.rsplit(":", 1)[0]
+        if target.endswith(".py") and path_stat(target) is None:
+            return (
+                f"no such operator file '{target}' (a relative path is read from the working directory {os.getcwd()})"
+            )
         return None
     plugins = _plugin_entry_points()
     return None if spec in plugins else _unknown_name(spec, plugins)
@@ -354,7 +361,8 @@ def _get_attr(module: Any, attr: str, spec: str) -> OperatorFactory:
         try:
             obj = getattr(obj, part)
         except AttributeError:
-            raise InputError(None, f"operator '{spec}': '{attr}' not found in {module.__name__}") from None
+            where = module.__file__ if module.__name__.startswith("spectral_probe_plugin_") else module.__name__
+            raise InputError(None, f"operator '{spec}': '{attr}' not found in {where}") from None
     if not callable(obj):
         raise InputError(None, f"operator '{spec}': '{attr}' is not a factory function ({type(obj).__name__})")
     return obj

@@ -51,9 +51,19 @@ def probe_checkpoint(
             raise
         raise type(exc)(path, exc.problem) from None  # every problem with this checkpoint names it
     except Exception as exc:
+        if _modified_in_place(exc):  # user code: the operator wrote into a tensor autograd had saved
+            raise InputError(
+                path,
+                "the operator modifies a tensor in place (a parameter, a buffer or its input) between calls, "
+                f"so its derivative cannot be taken ({_first_line(exc)}); make nc_force out-of-place",
+            ) from None
         if not is_allocation_failure(exc):
             raise
         raise ResourceError(path, f"not enough memory to probe it ({_first_line(exc)})") from None
+
+
+def _modified_in_place(exc: BaseException) -> bool:
+    return isinstance(exc, RuntimeError) and "modified by an inplace operation" in str(exc)
 
 
 def _first_line(exc: BaseException) -> str:

@@ -6,10 +6,27 @@ never the text of a reason.
 
 from __future__ import annotations
 
+import re
 import xml.etree.ElementTree as ET
 
 from spectral_probe.report.numbers import fmt
 from spectral_probe.results import Report, failed_reasons
+
+#: What XML 1.0 cannot hold, even escaped: control characters (a file name with ESC, an ANSI-coloured
+#: exception message from a plugin) and lone surrogates (a non-UTF-8 file name).
+_NOT_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+
+
+def _xml_safe(text: str) -> str:
+    """``text`` with each character XML cannot hold written as its escape (``\\x1b``), as the terminal shows it."""
+    return _NOT_XML.sub(lambda m: m.group().encode("unicode_escape", "backslashreplace").decode("ascii"), text)
+
+
+def _make_safe(suite: ET.Element) -> None:
+    for element in suite.iter():
+        element.attrib = {key: _xml_safe(value) for key, value in element.attrib.items()}
+        if element.text:
+            element.text = _xml_safe(element.text)
 
 
 def format(report: Report) -> str:  # noqa: A001
@@ -39,5 +56,6 @@ def format(report: Report) -> str:  # noqa: A001
     suite.set("tests", str(len(report.results) + len(report.errors)))
     suite.set("failures", str(failures))
     suite.set("errors", str(errors))
+    _make_safe(suite)
     ET.indent(suite)
     return ET.tostring(suite, encoding="unicode", xml_declaration=True) + "\n"

@@ -2,10 +2,25 @@
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 
 from spectral_probe.report.numbers import fmt, fmt_complex
 from spectral_probe.results import Report
+
+
+def _cell(text: str) -> str:
+    """``text`` fit for one table cell: on one line, its ``|`` escaped (GFM splits cells on a bare ``|``,
+    even inside a code span)."""
+    return " ".join(str(text).splitlines()).replace("|", "\\|")
+
+
+def _code(text: str) -> str:
+    """``text`` as a code span in a table cell, fenced by more backticks than it holds in a row."""
+    text = _cell(text)
+    fence = "`" * (1 + max((len(run) for run in re.findall("`+", text)), default=0))
+    pad = " " if text.startswith("`") or text.endswith("`") else ""
+    return f"{fence}{pad}{text}{pad}{fence}"
 
 
 def format(report: Report) -> str:  # noqa: A001
@@ -24,11 +39,11 @@ def format(report: Report) -> str:  # noqa: A001
     ]
     for r in report.results:
         lines.append(
-            f"| `{r.checkpoint}` | {r.index} | {r.n} | {fmt(r.omega)} | {fmt_complex(r.alpha, r.alpha_imag)} "
+            f"| {_code(r.checkpoint)} | {r.index} | {r.n} | {fmt(r.omega)} | {fmt_complex(r.alpha, r.alpha_imag)} "
             f"| {fmt(r.rho)} | {fmt(r.gap, 3)} | **{r.verdict}** |"
         )
     for e in report.errors:
-        lines.append(f"| `{e.checkpoint}` | - | - | - | - | - | - | **error**: {e.error} |")
+        lines.append(f"| {_code(e.checkpoint)} | - | - | - | - | - | - | **error**: {_cell(e.error)} |")
     counts = Counter(r.verdict for r in report.results)
     if report.errors:
         counts["error"] = len(report.errors)

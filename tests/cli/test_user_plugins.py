@@ -73,3 +73,22 @@ def test_plugin_folder_is_importable_and_factory_errors_are_whole(tmp_path: Path
     assert "Missing key(s)" in message and "lin.bias" in message, output
     assert "Unexpected key(s)" in message and "extra.bias" in message, output
     assert "Traceback" not in output
+
+
+IN_PLACE = """
+def make(params, options):
+    a = params["A"]
+    def force(z):
+        a.mul_(1.0)  # writes into a parameter that autograd saved at z*
+        return a @ z
+    return force
+"""
+
+
+def test_an_operator_writing_into_its_parameters_is_bad_input_not_a_bug(tmp_path: Path) -> None:
+    (tmp_path / "in_place.py").write_text(IN_PLACE)
+    torch.save({"A": -0.5 * torch.eye(4, dtype=torch.float64), "z_star": torch.zeros(4)}, tmp_path / "ckpt.pt")
+    code, _, output = run_cli("scan", tmp_path / "ckpt.pt", "--operator", f"{tmp_path / 'in_place.py'}:make")
+    assert code == 2, output
+    assert "modifies a tensor in place" in " ".join(output.split()), output
+    assert "internal error" not in output

@@ -137,6 +137,13 @@ def test_bad_plugin_specs(plugin_module: str, tmp_path: Path, make_spec, message
     assert "\n" not in str(info.value)
 
 
+def test_a_missing_factory_in_a_file_names_the_file(tmp_path: Path) -> None:
+    (tmp_path / "plug.py").write_text("def make(params, options):\n    return lambda z: z\n")
+    with pytest.raises(InputError) as info:
+        resolve_operator(f"{tmp_path / 'plug.py'}:mkae")
+    assert f"'mkae' not found in {tmp_path / 'plug.py'}" in str(info.value)  # not the internal module name
+
+
 def test_unknown_operator_lists_registered_names() -> None:
     with pytest.raises(InputError) as info:
         resolve_operator("lineer")
@@ -235,3 +242,21 @@ def test_metadata_unknown_name_and_builtin() -> None:
     assert name == "hopfield" and callable(factory)
     with pytest.raises(InputError, match="ckpt.safetensors: unknown operator 'hopfeld' in the checkpoint metadata"):
         resolve_operator("hopfeld", from_metadata=True, path="ckpt.safetensors")
+
+
+def test_a_missing_operator_file_in_the_config_names_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from typer.testing import CliRunner
+
+    from spectral_probe.cli import app
+
+    config = tmp_path / "probe.yaml"
+    config.write_text("operator: plugin.py:make\n")  # beside the YAML, but read from the working directory
+    (tmp_path / "plugin.py").write_text("def make(params, options):\n    return lambda z: z\n")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    result = CliRunner().invoke(app, ["scan", str(tmp_path / "missing.safetensors"), "--config", str(config)])
+    assert result.exit_code == 2, result.output
+    message = " ".join(result.output.split())
+    assert f"{config}: option 'operator': no such operator file 'plugin.py'" in message, result.output
+    assert str(elsewhere) in message
