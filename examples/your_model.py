@@ -1,4 +1,4 @@
-"""Train five small models for a few seconds, save their state_dicts, and probe each from the CLI and the API.
+"""Train six small models for a few seconds, save their state_dicts, and probe each from the CLI and the API.
 
     PYTHONPATH=. python examples/your_model.py [OUT_DIR]      # default out/examples
 
