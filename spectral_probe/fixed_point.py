@@ -68,7 +68,13 @@ class FixedPointSolve:
 def residual(nc_force: Callable[[Tensor], Tensor], z: Tensor, c: float) -> Tensor:
     """``||F(z)|| / (||nc_force(z)|| + (1 + c) ||z||)`` per row of ``z`` ``[B, n]``."""
     with torch.no_grad():
-        force, _ = map_rows(nc_force, z)
+        force, _ = map_rows(nc_force, z)  # a loop where vmap cannot run the operator
+    return backward_error(force, z, c)
+
+
+def backward_error(force: Tensor, z: Tensor, c: float) -> Tensor:
+    """The normwise backward error ``||F(z)|| / (||nc_force(z)|| + (1 + c) ||z||)`` per row, from the force
+    ``nc_force(z)`` already evaluated (``F(z) = nc_force(z) - (1 + c) z``)."""
     scale = torch.linalg.vector_norm(force, dim=-1) + (1 + c) * torch.linalg.vector_norm(z, dim=-1)
     value = torch.linalg.vector_norm(force - (1 + c) * z, dim=-1)
     return value / scale.clamp_min(torch.finfo(z.dtype).tiny)

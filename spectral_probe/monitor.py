@@ -27,6 +27,7 @@ from torch import Tensor
 
 from spectral_probe.api import prepare_state
 from spectral_probe.batching import torch_quiet
+from spectral_probe.fixed_point import backward_error
 from spectral_probe.jacobian import JacobianOperators
 from spectral_probe.linalg.arnoldi import krylov_schur, largest_modulus, rightmost
 from spectral_probe.linalg.result import default_tol
@@ -136,7 +137,7 @@ class StabilityMonitor:
         worst = max(range(len(mus)), key=lambda b: abs(1 + self.eps * mus[b]))
         lead = 1 + self.eps * mus[worst]
         reasons = [] if converged else ["the cheap Arnoldi run did not converge"]
-        residual = _fixed_point_residual(ops, self.c)
+        residual = float(backward_error(ops.force_at_star, ops.z_star, self.c).max())
         if residual > fixed_point_tol:  # the full probe's check, free here: nc_force(z*) is at hand
             reasons.append(f"z* is not a fixed point: ||F(z*)|| relative {residual:.2e}")
         verdict, _ = classify(
@@ -157,11 +158,3 @@ class StabilityMonitor:
             "converged": converged,
             "matvecs": lead_run.matvecs,
         }
-
-
-def _fixed_point_residual(ops: JacobianOperators, c: float) -> float:
-    """The largest ``||F(z*)|| / (||nc_force(z*)|| + (1 + c) ||z*||)`` of the batch, from the set-up's own force."""
-    force, z = ops.force_at_star, ops.z_star
-    scale = torch.linalg.vector_norm(force, dim=-1) + (1 + c) * torch.linalg.vector_norm(z, dim=-1)
-    value = torch.linalg.vector_norm(force - (1 + c) * z, dim=-1) / scale.clamp_min(torch.finfo(z.dtype).tiny)
-    return float(value.max())

@@ -6,8 +6,8 @@ from collections.abc import Callable
 
 import torch
 
-from spectral_probe.batching import map_rows
 from spectral_probe.config import ProbeOptions
+from spectral_probe.fixed_point import residual
 from spectral_probe.jacobian import JacobianOperators
 from spectral_probe.linalg.linear import gmres
 
@@ -19,12 +19,7 @@ NEWTON_STEPS = 20
 
 def fixed_point_residual(nc_force: NcForce, z: torch.Tensor, c: float) -> list[float]:
     """Normwise backward error ``||F(z)|| / (||nc_force(z)|| + (1 + c) ||z||)`` per fixed point."""
-    with torch.no_grad():
-        force, _ = map_rows(nc_force, z)  # a loop where vmap cannot run the operator
-    field_value = force - (1 + c) * z
-    scale = torch.linalg.vector_norm(force, dim=-1) + (1 + c) * torch.linalg.vector_norm(z, dim=-1)
-    tiny = torch.finfo(z.dtype).tiny
-    return (torch.linalg.vector_norm(field_value, dim=-1) / scale.clamp_min(tiny)).tolist()
+    return residual(nc_force, z, c).tolist()
 
 
 def newton_krylov(
