@@ -15,7 +15,7 @@ from typing import Annotated, Any
 
 import typer
 
-from spectral_probe.validate import PLAIN_NUMBER
+from spectral_probe.validate import plain_float
 
 _NUMERICS = "numerics"
 _GATES = "gates"
@@ -33,11 +33,10 @@ def _plain_number(text: str) -> float:
     typer's own float() would take ``1_0`` as 10 and `` 1`` as 1. Range checks stay with ProbeOptions."""
     if isinstance(text, float):  # a default typer passes through
         return text
-    if text.lower() in ("nan", "inf", "+inf", "-inf", "infinity", "+infinity", "-infinity"):
-        return float(text)  # refused by name (not finite) where the option is checked
-    if not PLAIN_NUMBER.fullmatch(text):
+    number = plain_float(text)  # nan and inf come back: refused by name (not finite) where checked
+    if number is None:
         raise typer.BadParameter(f"{text!r} is not a number (write it as 0.5, -2 or 1e-3)")
-    return float(text)
+    return number
 
 
 def _number(flag: str, help: str, panel: str | None = None) -> Any:  # noqa: A002 - typer's name

@@ -36,6 +36,13 @@ MAX_OPTION_DEPTH = 32
 MAX_INT = 2**63 - 1
 #: A number given as text (YAML, metadata): sign, digits, point, exponent; not float()'s "1_0", " 1", "inf".
 PLAIN_NUMBER = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+#: The same, or the name of a non-finite number (read, so that a message can say "not finite").
+_NUMBER_TEXT = re.compile(PLAIN_NUMBER.pattern + r"|[+-]?(?:nan|inf|infinity)", re.IGNORECASE)
+
+
+def plain_float(text: str) -> float | None:
+    """A number written as text (command line, YAML, metadata) by :data:`PLAIN_NUMBER`, or nan/inf; else None."""
+    return float(text) if len(text) <= 64 and _NUMBER_TEXT.fullmatch(text) else None
 
 
 def shown(value: object, limit: int = MAX_ECHO) -> str:
@@ -188,11 +195,9 @@ def path_stat(path: str | os.PathLike[str]) -> os.stat_result | None:
 
 
 def _as_float(value: Any, problem: str) -> float:
-    if isinstance(value, bool):
-        raise UsageError(problem)
-    if isinstance(value, str) and len(value) <= 64 and PLAIN_NUMBER.fullmatch(value):
-        value = float(value)
-    if not isinstance(value, int | float):
+    if isinstance(value, str):
+        value = plain_float(value)  # None (refused below) where it is not a plain number
+    if isinstance(value, bool) or not isinstance(value, int | float):
         raise UsageError(problem)
     try:
         number = float(value)

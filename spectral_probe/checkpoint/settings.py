@@ -19,10 +19,10 @@ from spectral_probe.errors import InputError, UsageError
 from spectral_probe.validate import (
     MAX_INT,
     OPTION_SPECS,
-    PLAIN_NUMBER,
     check_json_like,
     in_range,
     path_stat,
+    plain_float,
     shown,
 )
 
@@ -74,12 +74,10 @@ def checkpoint_settings(metadata: Mapping[str, str], path: str | os.PathLike[str
 def _number(raw: str, key: str, path: str | os.PathLike[str] | None) -> float:
     """A plain number, as ``--c``/``--eps`` from YAML take it: float() alone reads "1_0" as 10, " 1" as 1."""
     label = f"metadata '{METADATA_PREFIX}{key}'"
-    if raw.lower().lstrip("+-") in ("nan", "inf", "infinity"):
-        raise InputError(path, f"{label} is not finite: {shown(raw)}")
-    if len(raw) > 64 or not PLAIN_NUMBER.fullmatch(raw):
+    number = plain_float(raw)
+    if number is None:
         raise InputError(path, f"{label} is not a number: {shown(raw)} (write it as 0.5, -2 or 1e-3)")
-    number = float(raw)
-    if not math.isfinite(number):  # 1e999
+    if not math.isfinite(number):  # nan, inf, 1e999
         raise InputError(path, f"{label} is not finite: {shown(raw)}")
     spec = OPTION_SPECS[key]  # the range --c and --eps have (docs/SPEC.md section 8.3)
     if not in_range(number, spec):
