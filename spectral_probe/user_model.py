@@ -30,7 +30,15 @@ from torch import Tensor, nn
 from spectral_probe.errors import InputError, UsageError
 from spectral_probe.validate import shown
 
-__all__ = ["StateLayout", "UserForce", "build_user_force", "checked_state", "flat_force", "whole_message"]
+__all__ = [
+    "StateLayout",
+    "UserForce",
+    "build_user_force",
+    "checked_state",
+    "declared_size",
+    "flat_force",
+    "whole_message",
+]
 
 State = Tensor | tuple[Tensor, ...]
 
@@ -68,10 +76,12 @@ class StateLayout:
         """
         if isinstance(spec, StateLayout):
             return spec
-        if _dimension(spec) is not None:
-            return cls(((_dimension(spec),),))
+        size = _dimension(spec)
+        if size is not None:
+            return cls(((size,),))
         items = list(spec) if isinstance(spec, list | tuple) else []
-        shapes = [items] if items and all(_dimension(d) is not None for d in items) else items
+        one_shape = bool(items) and all(_dimension(d) is not None for d in items)
+        shapes = [items] if one_shape else items
         parsed = [
             tuple(_dimension(d) for d in shape) if isinstance(shape, list | tuple) and shape else (None,)
             for shape in shapes
@@ -81,7 +91,7 @@ class StateLayout:
                 f"state_shape must be a shape of positive integers ([24, 8, 8]) or a list of shapes "
                 f"([[64], [64]]), got {shown(spec)}"
             )
-        return cls(tuple(parsed), is_tuple=shapes is items)  # type: ignore[arg-type]
+        return cls(tuple(parsed), is_tuple=not one_shape)  # type: ignore[arg-type]
 
     def unflatten(self, z: Tensor) -> State:
         """The natural state of a flat ``z`` ``[n]`` (views, no copies)."""
@@ -222,7 +232,7 @@ def build_user_force(
         layout = declared_layout(model, options)
     except ValueError as exc:
         raise InputError(path, f"the operator's {exc}") from None
-    if layout is None and z_shape is not None and len(z_shape) > 2 and not _declares_n(model):
+    if layout is None and z_shape is not None and len(z_shape) > 2 and declared_size(model) is None:
         layout = StateLayout((tuple(int(d) for d in z_shape),))
     if layout is None:
         if isinstance(model, nn.Module):
@@ -232,10 +242,10 @@ def build_user_force(
     return UserForce(flat_force(model, layout, dtype=dtype, device=device), layout)
 
 
-def _declares_n(model: object) -> bool:
-    """Whether ``model`` declares its flat state size ``n`` (``operators.operator_size`` reads it)."""
+def declared_size(model: object) -> int | None:
+    """The flat state size ``n`` a function declares (attribute ``n``, a positive integer), or ``None``."""
     n = getattr(model, "n", None)
-    return isinstance(n, int) and not isinstance(n, bool) and n > 0
+    return int(n) if isinstance(n, int) and not isinstance(n, bool) and n > 0 else None
 
 
 @contextlib.contextmanager

@@ -35,6 +35,7 @@ from torch import Tensor
 
 from spectral_probe.errors import InputError
 from spectral_probe.operators.builtin import BUILTINS
+from spectral_probe.user_model import declared_size
 from spectral_probe.validate import path_stat
 
 __all__ = [
@@ -208,8 +209,7 @@ def operator_size(nc_force: NcForce) -> int | None:
     Built-in families declare it; a plugin may (``nc_force.n = n``). When it is ``None`` the size is
     the fixed point's, and :func:`check_nc_force` checks that ``nc_force`` keeps it.
     """
-    n = getattr(nc_force, "n", None)
-    return int(n) if isinstance(n, int) and not isinstance(n, bool) and n > 0 else None
+    return declared_size(nc_force)
 
 
 def check_nc_force(nc_force: NcForce, z: Tensor, path: str | os.PathLike[str] | None, *, name: str = "") -> Tensor:
