@@ -23,6 +23,7 @@ from spectral_probe import __version__
 from spectral_probe.cli_options import SHARED_OPTIONS, DebugOpt, QuietOpt, probe_options
 from spectral_probe.errors import SpectralProbeError, UsageError
 from spectral_probe.exitcodes import ExitCode
+from spectral_probe.validate import path_stat
 
 app = typer.Typer(
     name="spectral-probe",
@@ -177,8 +178,6 @@ def _check_beyond(options, command: str, target: Path) -> None:
         if not matplotlib_available():
             raise UsageError(INSTALL_HINT)
     if options.save_modes:
-        from spectral_probe.validate import path_stat
-
         modes = Path(options.save_modes)
         if command == "audit" and modes.suffix == ".safetensors":
             raise UsageError("audit --save-modes takes a folder (one file per checkpoint), not a .safetensors file")
