@@ -17,9 +17,8 @@ from torch import Tensor
 
 from spectral_probe.batching import torch_quiet
 from spectral_probe.config import ProbeOptions
-from spectral_probe.fixed_point import solve_fixed_point
+from spectral_probe.fixed_point import solve_fixed_point, solve_tol
 from spectral_probe.gate import evaluate
-from spectral_probe.linalg.result import default_tol
 from spectral_probe.probe import probe_fixed_points
 from spectral_probe.results import Report
 from spectral_probe.scan import reproducibility
@@ -87,7 +86,7 @@ def find_fixed_point(
             flat,
             c=float(c),
             eps=float(eps),
-            tol=tol if tol is not None else min(settings.fixed_point_tol, 10 * default_tol(dtype)),
+            tol=tol if tol is not None else solve_tol(settings, dtype),
         )
     return layout.unflatten(solve.z[0])
 

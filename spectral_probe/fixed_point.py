@@ -65,6 +65,12 @@ class FixedPointSolve:
         )
 
 
+def solve_tol(options: ProbeOptions, dtype: torch.dtype) -> float:
+    """The residual a found ``z*`` is solved to: ``min(fixed_point_tol, 10 eps(dtype)^(2/3))``, below the
+    probe's own fixed-point check (in float32 ``10 eps^(2/3)`` alone is 2.4e-4, which it would refuse)."""
+    return min(options.fixed_point_tol, 10 * default_tol(dtype))
+
+
 def residual(nc_force: Callable[[Tensor], Tensor], z: Tensor, c: float) -> Tensor:
     """``||F(z)|| / (||nc_force(z)|| + (1 + c) ||z||)`` per row of ``z`` ``[B, n]``."""
     with torch.no_grad():
@@ -196,7 +202,7 @@ def find_for_checkpoint(
             "itself; store z_star, pass --fixed-point, or declare the shape (nc_force.state_shape, or the "
             "operator option state_shape)",
         )
-    tol = min(options.fixed_point_tol, 10 * default_tol(dtype))
+    tol = solve_tol(options, dtype)
     start = torch.zeros(1, n, dtype=dtype, device=device)
     solve = solve_fixed_point(nc_force, start, c=c, eps=eps, tol=tol, matvec=options.matvec, path=path)
     return solve.z, (solve.note(),)
