@@ -7,8 +7,9 @@
    ``gamma = argmin ||f_k - dF gamma||`` (``dF`` the differences of consecutive residuals) and steps to
    ``z_{k+1} = G(z_k) - (dZ + dF) gamma``. Cheap, global enough from zero for a contractive model.
 2. Newton-Krylov polish: ``J_F dz = -F(z)`` solved by the GMRES of ``--refine`` (matrix-free ``J_F v``),
-   up to :data:`NEWTON_STEPS` steps, which converges quadratically near a regular ``z*`` even where the
-   relaxation itself diverges (a saddle, a Hopf point).
+   up to :data:`NEWTON_STEPS` steps, damped by backtracking so that ``||F||`` never grows, which converges
+   quadratically near a regular ``z*`` even where the relaxation itself diverges (a saddle, a Hopf
+   point), and gives up as soon as no step makes progress.
 
 The residual is the normwise backward error ``||F(z)|| / (||nc_force(z)|| + (1 + c) ||z||)``, the
 quantity the probe checks. A solve that ends above ``tol`` raises :class:`FixedPointNotFound` (an
@@ -33,12 +34,14 @@ from spectral_probe.linalg.linear import gmres
 from spectral_probe.linalg.result import default_tol
 from spectral_probe.user_model import whole_message
 
-__all__ = ["FixedPointNotFound", "FixedPointSolve", "find_for_checkpoint", "solve_fixed_point"]
+__all__ = ["FixedPointNotFound", "FixedPointSolve", "find_for_checkpoint", "newton_krylov", "solve_fixed_point"]
 
-#: Anderson memory, iterations, and Newton-Krylov steps of the solve.
+#: Anderson memory, iterations, and Newton-Krylov steps of the solve (and of ``--refine``).
 ANDERSON_MEMORY = 6
 ANDERSON_ITERS = 500
 NEWTON_STEPS = 20
+#: Halvings of a Newton step before the line search gives up on it (a step of 2^-7 makes no progress).
+NEWTON_HALVINGS = 8
 
 
 class FixedPointNotFound(InputError):
@@ -103,7 +106,7 @@ def solve_fixed_point(
             z, iterations = _anderson(nc_force, start.detach().clone(), c, eps, tol)
         except Exception as exc:  # user code that cannot run at the start: a bad input, not a bug
             raise InputError(path, f"the operator failed in the fixed-point solve: {whole_message(exc)}") from None
-        z, steps, matvecs = _newton_krylov(nc_force, z, c, eps, tol, matvec, krylov_dim)
+        z, steps, matvecs = newton_krylov(nc_force, z, c, eps, tol, matvec=matvec, krylov_dim=krylov_dim)
         final = residual(nc_force, z, c).tolist()
     solve = FixedPointSolve(z, final, iterations, steps, matvecs, all(r <= tol for r in final))
     if not solve.converged or not bool(torch.isfinite(z).all()):
@@ -165,19 +168,63 @@ def normal_least_squares(a: Tensor, b: Tensor) -> Tensor:
     return torch.linalg.lstsq(gram, rhs).solution.to(device=a.device, dtype=a.dtype)
 
 
-def _newton_krylov(
-    nc_force: Callable[[Tensor], Tensor], z: Tensor, c: float, eps: float, tol: float, matvec: str, krylov_dim: int
+def newton_krylov(
+    nc_force: Callable[[Tensor], Tensor],
+    z: Tensor,
+    c: float,
+    eps: float,
+    tol: float,
+    *,
+    matvec: str = "autograd",
+    krylov_dim: int = DEFAULTS.krylov_dim,
+    krylov_jv: str = "transpose",
 ) -> tuple[Tensor, int, int]:
-    """Newton steps ``z <- z + dz`` with ``J_F dz = -F(z)`` by GMRES, until ``residual <= tol``."""
+    """Damped inexact Newton steps ``z <- z + t dz``, ``J_F dz = -F(z)`` by GMRES, until ``residual <= tol``.
+
+    ``t`` is the first of ``1, 1/2, ..., 2^-(NEWTON_HALVINGS - 1)`` with ``||F(z + t dz)|| <= (1 - t/4) ||F(z)||``
+    (per fixed point; Armijo backtracking, Dennis & Schnabel section 6.3), so a step never makes ``||F||``
+    worse; near a regular ``z*`` the full step passes and convergence stays quadratic. Where no fixed point
+    takes a step the iteration has stalled (a start far from any ``z*``, a map without one): it gives up
+    at once instead of spending every remaining step on GMRES solves that lead nowhere. Returns ``z``, the
+    steps taken and the GMRES products. Serves :func:`solve_fixed_point` and ``--refine``.
+    """
     matvecs = 0
     for step in range(NEWTON_STEPS):
-        if not bool(torch.isfinite(z).all()) or bool((residual(nc_force, z, c) <= tol).all()):
+        backward = residual(nc_force, z, c)
+        if not bool(torch.isfinite(z).all()) or bool((backward <= tol).all()):
             return z, step, matvecs
-        ops = JacobianOperators(nc_force, z, c=c, eps=eps, mode=matvec)
-        solve = gmres(ops.jf, -ops.field_at_star, tol=tol / 10, restart=krylov_dim)
+        ops = JacobianOperators(nc_force, z, c=c, eps=eps, mode=matvec, krylov_jv=krylov_jv)
+        field = ops.field_at_star
+        # Inexact Newton (Eisenstat & Walker 1996): a forcing term of the order of the residual keeps the
+        # convergence quadratic near z*, and far from it spares GMRES a solve to tol/10 of a model that
+        # is about to change.
+        forcing = max(tol / 10, min(0.1, float(backward.max())))
+        solve = gmres(ops.jf, -field, tol=forcing, restart=krylov_dim)
         matvecs += solve.matvecs
-        z = (z + solve.x).detach()
+        z, moved = _backtrack(nc_force, z, solve.x, torch.linalg.vector_norm(field, dim=-1), c)
+        if not moved:
+            return z, step + 1, matvecs
     return z, NEWTON_STEPS, matvecs
+
+
+def _backtrack(
+    nc_force: Callable[[Tensor], Tensor], z: Tensor, dz: Tensor, norm: Tensor, c: float
+) -> tuple[Tensor, bool]:
+    """``z + t dz`` per row with the Armijo step ``t`` of :func:`_newton_krylov`; rows that find none stay."""
+    z_next, pending = z.clone(), torch.ones(z.shape[0], dtype=torch.bool, device=z.device)
+    t = 1.0
+    for _ in range(NEWTON_HALVINGS):
+        trial = (z + t * dz).detach()
+        with torch.no_grad():
+            force, _ = map_rows(nc_force, trial)
+        new_norm = torch.linalg.vector_norm(force - (1 + c) * trial, dim=-1)
+        accept = pending & torch.isfinite(new_norm) & (new_norm <= (1 - t / 4) * norm)
+        z_next[accept] = trial[accept]
+        pending &= ~accept
+        if not bool(pending.any()):
+            break
+        t /= 2
+    return z_next, bool((~pending).any())
 
 
 def find_for_checkpoint(

@@ -53,3 +53,46 @@ def test_no_fixed_point_is_one_line_with_a_hint_for_python_callers() -> None:
     message = str(caught.value)
     assert "no fixed point found" in message and "try another start" in message
     assert "--" not in message and "\n" not in message
+
+
+def _counting(nc_force):
+    """``nc_force`` counting its calls (products and evaluations alike pass through it)."""
+    calls = [0]
+
+    def counted(z):
+        calls[0] += 1
+        return nc_force(z)
+
+    return counted, calls
+
+
+def test_a_map_without_fixed_point_gives_up_once_newton_stalls() -> None:
+    """``F(z) = cos(z) + 2 >= 1`` has no zero: ``||F||`` has a floor, every damped step's line search fails
+    there, and Newton stops at the first stalled step instead of running all its GMRES solves (before:
+    NEWTON_STEPS solves of up to gmres_max_iters products each)."""
+    from spectral_probe.fixed_point import NEWTON_STEPS, FixedPointNotFound, solve_fixed_point
+
+    counted, calls = _counting(lambda z: torch.cos(z) + z + 2)
+    with pytest.raises(FixedPointNotFound, match=r"and (\d+) Newton-Krylov steps") as caught:
+        solve_fixed_point(counted, torch.zeros(1, 50, dtype=torch.float64), tol=1e-10)
+    steps = int(caught.value.args[-1].split(" Newton-Krylov")[0].split()[-1])
+    assert steps < NEWTON_STEPS
+    assert calls[0] < 500 + 40 * NEWTON_STEPS  # Anderson's iterations and a few dozen products per step
+
+
+def test_damped_newton_converges_where_the_full_step_diverges() -> None:
+    """``F(z) = arctan(z)``: from ``|z0| > 1.39`` the full Newton step overshoots ever further (the
+    classic example of Dennis & Schnabel, section 6.1); the Armijo-damped step reaches ``z* = 0``."""
+    from spectral_probe.fixed_point import newton_krylov, residual
+
+    def nc_force(z):
+        return z + torch.atan(z)  # c = 0: F(z) = arctan(z)
+
+    z0 = torch.full((2, 3), 10.0, dtype=torch.float64)
+    full = z0.clone()
+    for _ in range(4):
+        full = full - torch.atan(full) * (1 + full**2)
+    assert bool((full.abs() > 1e3).all())  # the undamped iteration diverges
+    z, _, _ = newton_krylov(nc_force, z0, 0.0, 1.0, 1e-12)
+    assert float(residual(nc_force, z, 0.0).max()) <= 1e-12
+    assert float(z.abs().max()) < 1e-10

@@ -17,7 +17,7 @@ from spectral_probe.probe.bounds import EigenBound, rho_bound
 from spectral_probe.probe.checks import matvec_checks, matvec_failures
 from spectral_probe.probe.dense_path import dense_spectra
 from spectral_probe.probe.krylov_path import krylov_spectra
-from spectral_probe.probe.refine import fixed_point_residual, newton_krylov
+from spectral_probe.probe.refine import fixed_point_residual, polish
 from spectral_probe.probe.spectra import Spectra
 from spectral_probe.probe.warm import WarmStart
 from spectral_probe.results import Check, FixedPointResult
@@ -67,7 +67,7 @@ def probe_fixed_points(
     residual_before: list[float] | None = None
     if options.refine:
         residual_before = fixed_point_residual(nc_force, fixed_points, c)
-        fixed_points = newton_krylov(nc_force, fixed_points, c, eps, options, limits.tol)
+        fixed_points = polish(nc_force, fixed_points, c, eps, options, limits.tol)
     ops = JacobianOperators(
         nc_force, fixed_points, c=c, eps=eps, mode=options.matvec, path=label, krylov_jv=options.krylov_jv,
         check_finite=False,  # matvec_checks checks its own products

@@ -7,14 +7,11 @@ from collections.abc import Callable
 import torch
 
 from spectral_probe.config import ProbeOptions
-from spectral_probe.fixed_point import residual
-from spectral_probe.jacobian import JacobianOperators
-from spectral_probe.linalg.linear import gmres
+from spectral_probe.fixed_point import NEWTON_STEPS, newton_krylov, residual
 
 NcForce = Callable[[torch.Tensor], torch.Tensor]
 
-#: Newton steps allowed to ``--refine``.
-NEWTON_STEPS = 20
+__all__ = ["NEWTON_STEPS", "fixed_point_residual", "polish"]
 
 
 def fixed_point_residual(nc_force: NcForce, z: torch.Tensor, c: float) -> list[float]:
@@ -22,14 +19,10 @@ def fixed_point_residual(nc_force: NcForce, z: torch.Tensor, c: float) -> list[f
     return residual(nc_force, z, c).tolist()
 
 
-def newton_krylov(
-    nc_force: NcForce, z: torch.Tensor, c: float, eps: float, options: ProbeOptions, tol: float
-) -> torch.Tensor:
-    """Polish ``z*`` by Newton's method with GMRES on ``J_F dz = -F(z)`` (matrix-free)."""
-    for _ in range(NEWTON_STEPS):
-        if max(fixed_point_residual(nc_force, z, c)) <= tol:
-            break
-        ops = JacobianOperators(nc_force, z, c=c, eps=eps, mode=options.matvec, krylov_jv=options.krylov_jv)
-        step = gmres(ops.jf, -ops.field(z), tol=tol, restart=options.krylov_dim)
-        z = z + step.x
+def polish(nc_force: NcForce, z: torch.Tensor, c: float, eps: float, options: ProbeOptions, tol: float) -> torch.Tensor:
+    """``z*`` polished by the damped Newton-Krylov of :func:`spectral_probe.fixed_point.newton_krylov`
+    (GMRES on ``J_F dz = -F(z)``, matrix-free) with the probe's ``--matvec``, ``--krylov-jv`` and Krylov size."""
+    z, _, _ = newton_krylov(
+        nc_force, z, c, eps, tol, matvec=options.matvec, krylov_dim=options.krylov_dim, krylov_jv=options.krylov_jv
+    )
     return z
