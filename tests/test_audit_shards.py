@@ -188,6 +188,28 @@ def test_a_shard_needs_a_journal_and_may_be_empty(tmp_path: Path) -> None:
     assert [Path(r.checkpoint).name for r in merged.results] == ["only.pt"]
 
 
+def test_a_shard_whose_header_would_pass_the_line_limit_is_refused_before_it_starts(
+    run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A header longer than the journal's line limit could not be read back by ``--resume`` or ``merge``
+    (the shard would be lost): the audit refuses before writing anything and names a shard count
+    that fits. The limit is lowered here to what this folder's header passes (the real one is 16 MB)."""
+    import spectral_probe.audit.shards as shards
+
+    journal = tmp_path / "s0.jsonl"
+    options = ProbeOptions(warm_start=False, shard="0/1", jsonl=str(journal))
+    run_audit(
+        str(run), ProbeOptions(**{**options.__dict__, "jsonl": str(tmp_path / "fits.jsonl")}), probe_fn=fake_probe
+    )
+    size = len((tmp_path / "fits.jsonl").read_bytes().splitlines()[0])
+    monkeypatch.setattr(shards, "MAX_LINE", size // 2)
+    with pytest.raises(
+        UsageError, match=r"--shard 0/1: the shard's 14 checkpoints .* more shards \(--shard K/[34] or more\)"
+    ):
+        run_audit(str(run), options, probe_fn=fake_probe)
+    assert not journal.exists() or journal.stat().st_size == 0
+
+
 # --------------------------------------------------------------------------------------------------
 # End to end: N processes of the CLI, one killed and resumed
 

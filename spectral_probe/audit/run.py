@@ -62,6 +62,11 @@ def run_audit(
     if journal is not None:
         journal.guard(found)
     reproducibility = _reproducibility(options)
+    header = (
+        None
+        if shard is None
+        else shard_header(shard, directory, options, paths, fingerprint, len(found), reproducibility)
+    )
     outcomes = _resumed(journal, paths, fingerprint) if journal is not None and options.resume else {}
     resumed = len(outcomes)
     todo = [p for p in paths if p not in outcomes]
@@ -74,10 +79,8 @@ def run_audit(
         if journal is not None:
             journal.open()
             stack.callback(journal.close)
-            if shard is not None:  # what `merge` checks the shard against: nothing lost, nothing twice
-                journal.write_line(
-                    shard_header(shard, directory, options, paths, fingerprint, len(found), reproducibility)
-                )
+            if header is not None:  # what `merge` checks the shard against: nothing lost, nothing twice
+                journal.write_line(header)
 
         def finished(outcome: Outcome) -> None:
             if interrupted.is_set():  # this outcome may hold an interrupt some code turned into an error

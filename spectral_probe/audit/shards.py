@@ -10,13 +10,15 @@ counted twice (one journal per shard, each checkpoint in one shard, the newest r
 from __future__ import annotations
 
 import functools
+import json
+import math
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from spectral_probe.audit.discovery import Shard, parse_shard
-from spectral_probe.audit.journal import path_key
+from spectral_probe.audit.journal import MAX_LINE, path_key
 from spectral_probe.audit.records import HEADER_KEY, MAX_PATH, OPTIONS_KEY, is_count, is_text
 from spectral_probe.config import ProbeOptions
 from spectral_probe.errors import UsageError
@@ -36,8 +38,13 @@ def shard_header(
     found: int,
     reproducibility: dict[str, Any],
 ) -> dict[str, Any]:
-    """The header line: the shard, the folder, the fingerprint, the shard's checkpoints as given."""
-    return {
+    """The header line: the shard, the folder, the fingerprint, the shard's checkpoints as given.
+
+    A :class:`UsageError` where the line would pass the journal's :data:`MAX_LINE` (about 250,000
+    checkpoints of 64-character paths in one shard): ``--resume`` and ``merge`` could not read it back,
+    so the audit refuses before it starts and names the number of shards that fits.
+    """
+    header = {
         HEADER_KEY: HEADER_VERSION,
         "shard": str(shard),
         "directory": str(directory),
@@ -47,6 +54,15 @@ def shard_header(
         OPTIONS_KEY: fingerprint,
         "reproducibility": reproducibility,
     }
+    size = len(json.dumps(header, allow_nan=False).encode("utf-8")) + 1
+    if size > MAX_LINE:
+        enough = shard.count * math.ceil(size / MAX_LINE) + 1
+        raise UsageError(
+            f"--shard {shard}: the shard's {len(paths)} checkpoints make a journal header of {size / 2**20:.0f} MB, "
+            f"more than the {MAX_LINE >> 20} MB line --resume and merge read back; split the audit into more "
+            f"shards (--shard K/{enough} or more)"
+        )
+    return header
 
 
 @dataclass(frozen=True)
