@@ -169,3 +169,24 @@ def test_the_probe_of_the_identity_map_is_marginal_in_few_products(n: int) -> No
     assert r.verdict == "marginal", [c.reason for c in r.checks if not c.passed]
     assert abs(r.omega) <= 1e-14 and abs(r.alpha) <= 1e-14 and abs(r.rho - 1) <= 1e-14
     assert r.matvecs <= 200, r.matvecs
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2, 3, 4, 5])
+def test_a_cluster_that_float32_vectors_cannot_resolve_is_never_called_with_confidence(seed: int) -> None:
+    """The companion matrix of 30 roots in [-0.5, -0.45], probed in float32 on the Krylov path: its
+    eigenvalues are a 30-fold near-Jordan cluster (kappa ~ 1e8 in float64), which float32 vectors cannot
+    resolve: the computed right and left vectors overlap as if kappa were 3 to 30, and the first-order
+    bound ``||r|| kappa`` fell short of the truth by 2x (seed 0: 'saddle' at rho 1.47, seed 2: 'hopf', the
+    truth 0.93). Other Ritz values inside that disk mean it is not apart from theirs: the bound is the
+    chain of disks, and the verdict either holds the truth within its bounds or is inconclusive.
+    Truth: numpy's eigenvalues of the float32 matrix, in float64."""
+    from spectral_probe.api import probe
+
+    eps = 0.5
+    a = torch.tensor(companion(np.linspace(-0.5, -0.45, 30)), dtype=torch.float32)
+    values = np.linalg.eigvals(a.double().numpy())
+    alpha, rho = values.real.max(), np.abs(1 + eps * values).max()
+    (r,) = probe(lambda z: a @ z + z, torch.zeros(30), eps=eps, method="krylov", seed=seed).results
+    if r.verdict != "inconclusive":
+        assert abs(r.alpha - alpha) <= r.alpha_bound, (r.verdict, r.alpha, alpha, r.alpha_bound)
+        assert abs(r.rho - rho) <= r.rho_bound, (r.verdict, r.rho, rho, r.rho_bound)
