@@ -210,7 +210,7 @@ def newton_krylov(
 def _backtrack(
     nc_force: Callable[[Tensor], Tensor], z: Tensor, dz: Tensor, norm: Tensor, c: float
 ) -> tuple[Tensor, bool]:
-    """``z + t dz`` per row with the Armijo step ``t`` of :func:`_newton_krylov`; rows that find none stay."""
+    """``z + t dz`` per row with the Armijo step ``t`` of :func:`newton_krylov`; rows that find none stay."""
     z_next, pending = z.clone(), torch.ones(z.shape[0], dtype=torch.bool, device=z.device)
     t = 1.0
     for _ in range(NEWTON_HALVINGS):
