@@ -178,7 +178,16 @@ def _pool_run(
                 path = todo.popleft()
                 # Warm starts only make sense along one sequence: in parallel every probe starts cold, so
                 # --jobs N reports what --jobs 1 --no-warm-start does (and --jobs 1 agrees to tolerance).
-                running[executor.submit(_probe_task, path, options, probe_fn, None, False)] = path
+                try:
+                    running[executor.submit(_probe_task, path, options, probe_fn, None, False)] = path
+                except BrokenProcessPool:
+                    # A worker died between two submissions: this path never started. The futures in
+                    # flight say which finished and which the break took (wait() below collects them).
+                    if not running:
+                        _abort(executor)
+                        return [path], list(todo)
+                    todo.appendleft(path)
+                    break
             finished, _ = wait(running, return_when=FIRST_COMPLETED)
             broken = []
             for future in finished:
