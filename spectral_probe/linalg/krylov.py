@@ -38,7 +38,7 @@ import torch
 
 from spectral_probe.linalg.threads import serial_if_small
 
-__all__ = ["DGKS_ETA", "KrylovFactorization", "Orthogonalized", "orthogonalize"]
+__all__ = ["DGKS_ETA", "KrylovFactorization", "Orthogonalized", "orthogonalize", "orthogonalize_rows"]
 
 #: DGKS threshold: a second Gram-Schmidt pass where one pass kept less than this fraction of the norm.
 DGKS_ETA = 1.0 / math.sqrt(2.0)
@@ -64,13 +64,14 @@ class Orthogonalized:
 
 
 def _project(basis: torch.Tensor, w: torch.Tensor, mask: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
-    """One classical Gram-Schmidt pass: ``c = V w`` (masked rows ignored), ``w - V^T c``."""
-    # w V^T rather than V w: the same numbers, but torch's batched matrix-VECTOR kernel is 5-7x slower
+    """One classical Gram-Schmidt pass of the rows of ``w [*, k, n]``: ``C = W V^T`` (entries where ``mask
+    [*, k or 1, t or 1]`` is 0 ignored), ``W - C V``: two reads of ``V`` for all ``k`` rows together."""
+    # W V^T rather than V w: the same numbers, but torch's batched matrix-VECTOR kernel is 5-7x slower
     # than the row-vector form once the batch has more than one problem (both at n = 512 to 8,192).
-    coef = (w.unsqueeze(-2) @ basis.mT).squeeze(-2)
+    coef = w @ basis.mT
     if mask is not None:
         coef = coef * mask
-    return w - (coef.unsqueeze(-2) @ basis).squeeze(-2), coef
+    return w - coef @ basis, coef
 
 
 def orthogonalize(
@@ -89,6 +90,25 @@ def orthogonalize(
     recurrence itself causes no longer asks for a second read of the whole basis. The result is the same
     to working precision: the full pass and its DGKS test act on the locally reduced vector.
     """
+    row_mask = None if mask is None else mask.unsqueeze(-2)
+    rows = orthogonalize_rows(basis, w.unsqueeze(-2), row_mask, eta=eta, local=local)
+    return Orthogonalized(
+        rows.vector.squeeze(-2),
+        rows.coefficients.squeeze(-2),
+        rows.norm.squeeze(-1),
+        rows.input_norm.squeeze(-1),
+        rows.in_span.squeeze(-1),
+    )
+
+
+def orthogonalize_rows(
+    basis: torch.Tensor, w: torch.Tensor, mask: torch.Tensor | None = None, *, eta: float = DGKS_ETA, local: int = 0
+) -> Orthogonalized:
+    """:func:`orthogonalize` of each row of ``w [*, p, n]`` against ``basis [*, k, n]`` at once (not against
+    each other): every pass reads the basis twice for all ``p`` rows (a block Krylov step), and the DGKS
+    second pass is taken per row. ``mask [*, 1, k]`` as in :func:`orthogonalize`. The fields of the
+    :class:`Orthogonalized` gain the row axis: ``vector [*, p, n]``, ``coefficients [*, p, k]``, the
+    norms and ``in_span`` ``[*, p]``."""
     eps = float(torch.finfo(w.dtype).eps)
     with serial_if_small(basis):
         input_norm = torch.linalg.vector_norm(w, dim=-1)
@@ -105,7 +125,7 @@ def orthogonalize(
         second = norm < eta * reference
         in_span = norm <= eps * input_norm
         if bool(second.any()):
-            # Only the problems that need it: the others' coefficients are zero, their vector unchanged.
+            # Only the rows that need it: the others' coefficients are zero, their vector unchanged.
             keep = second.unsqueeze(-1).to(w.dtype)
             w2, coef2 = _project(basis, w1, keep if mask is None else keep * mask)
             norm2 = torch.linalg.vector_norm(w2, dim=-1)

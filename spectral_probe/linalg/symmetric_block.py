@@ -48,7 +48,7 @@ from __future__ import annotations
 
 import torch
 
-from spectral_probe.linalg.krylov import orthogonalize, random_orthonormal
+from spectral_probe.linalg.krylov import DGKS_ETA, Orthogonalized, orthogonalize, orthogonalize_rows, random_orthonormal
 from spectral_probe.linalg.result import CountingMatvec, EigResult, Matvec
 from spectral_probe.linalg.schedule import CheckSchedule
 from spectral_probe.linalg.symmetric_ritz import MAX_FAILED_CHECKS, frozen_result, ritz
@@ -124,24 +124,31 @@ class _BlockLanczos:
         next block (rows ``j..j+rows-1`` of ``V``), a vector numerically in the span a random one. Where
         ``block`` is ``A Q_last`` (``column``: the first column of the last block), its coefficients on the
         basis fill ``H`` and those on the next block ``R``. Returns, per problem, whether a breakdown
-        happened (``replaced``: whether every one of the ``rows`` was)."""
+        happened (``replaced``: whether every one of the ``rows`` was).
+
+        Block classical Gram-Schmidt: the whole block against the basis in one pass (two reads of ``V`` for
+        all ``p`` vectors, not two per vector), then each vector against the block's earlier ones (at most
+        ``p - 1`` rows); where that second step cancels (DGKS), the vector takes one more pass over the
+        whole basis, since its orthogonality to the basis is relative to a norm it no longer has."""
         j = self.j
         broke = torch.zeros_like(self.done)
         self.replaced = torch.ones_like(self.done)
         if column is not None:
             self.R.zero_()
+        # A Q_last lies mostly on the last two blocks (the block three-term recurrence): removed first, so
+        # DGKS asks for a second full pass only where due.
+        against_basis = orthogonalize_rows(self.V[:, :j], block, local=2 * self.p if column is not None else 0)
+        if column is not None:
+            k = block.shape[1]
+            self.H[:, :j, column : column + k] = against_basis.coefficients.mT
+            for i in range(k):
+                self.H[:, column + i, column + i] -= self.counter.shift  # A = B - shift I (Shifted)
         for i in range(block.shape[1]):
             top = j + min(i, rows)
-            # A Q_last lies mostly on the last two blocks (the block three-term recurrence): removed first
-            # (with the new block's earlier vectors), so DGKS asks for a second full pass only where due.
-            local = 2 * self.p + min(i, rows) if column is not None else 0
-            o = orthogonalize(self.V[:, :top], block[:, i], local=local)
+            o = self._against_block(against_basis, i, top, column)
             if column is not None:
                 rounding = _ROUND_OFF_ULPS * torch.finfo(o.norm.dtype).eps * (o.input_norm + abs(self.counter.shift))
                 self.floor = torch.maximum(self.floor, torch.nan_to_num(rounding))
-                self.H[:, :j, column + i] = o.coefficients[:, :j]
-                self.H[:, column + i, column + i] -= self.counter.shift  # A = B - shift I (Shifted)
-                self.R[:, : top - j, i] = o.coefficients[:, j:]
             if i >= rows:  # no room left in the space (n reached): only the coefficients count
                 continue
             lost = o.in_span | ~(o.norm > 0) | ~torch.isfinite(o.norm)
@@ -155,6 +162,34 @@ class _BlockLanczos:
                 unit = torch.where(lost.unsqueeze(-1), random_orthonormal(self.V[:, :top], self.generator, unit), unit)
             self.V[:, top] = unit
         return broke
+
+    def _against_block(self, against_basis: Orthogonalized, i: int, top: int, column: int | None) -> Orthogonalized:
+        """Vector ``i`` of the block, already orthogonal to the basis ``V[:, :j]``, orthogonalized against the
+        block's earlier vectors ``V[:, j:top]``; its coefficients on those go to ``R`` (and, after a pass over
+        the whole basis where DGKS asks for one, on the basis to ``H``). ``input_norm`` and ``in_span`` are
+        those of the vector as it came, before any pass."""
+        j = self.j
+        w, first_norm = against_basis.vector[:, i], against_basis.norm[:, i]
+        input_norm, in_span = against_basis.input_norm[:, i], against_basis.in_span[:, i]
+        if top == j:
+            return Orthogonalized(w, against_basis.coefficients[:, i], first_norm, input_norm, in_span)
+        inner = orthogonalize(self.V[:, j:top], w)
+        w, norm, new_coef = inner.vector, inner.norm, inner.coefficients
+        cancelled = norm < DGKS_ETA * first_norm
+        if bool(cancelled.any()):
+            again = orthogonalize(self.V[:, :top], w, cancelled.unsqueeze(-1).to(w.dtype).expand(-1, top))
+            keep = cancelled.unsqueeze(-1)
+            w = torch.where(keep, again.vector, w)
+            norm = torch.where(cancelled, again.norm, norm)
+            new_coef = new_coef + again.coefficients[:, j:]
+            if column is not None:
+                self.H[:, :j, column + i] += again.coefficients[:, :j]
+            in_span = in_span | (cancelled & again.in_span)
+        if column is not None:
+            self.R[:, : top - j, i] = new_coef
+        eps = float(torch.finfo(w.dtype).eps)
+        in_span = in_span | inner.in_span | (norm <= eps * input_norm)
+        return Orthogonalized(w, new_coef, norm, input_norm, in_span)
 
     def step(self, rows: int) -> tuple[int, torch.Tensor]:
         """Apply ``A`` to the next block: it joins the basis. Returns the first column of that block and

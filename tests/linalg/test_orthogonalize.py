@@ -10,7 +10,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from spectral_probe.linalg.krylov import orthogonalize
+from spectral_probe.linalg.krylov import orthogonalize, orthogonalize_rows
 
 F64 = torch.float64
 EPS = torch.finfo(F64).eps
@@ -39,6 +39,36 @@ def test_the_result_is_orthogonal_and_reconstructs_w(batch: int, n: int, k: int,
     assert torch.allclose(rebuilt, w, atol=50 * EPS * float(scale.max()))
     assert torch.allclose(o.norm, torch.linalg.vector_norm(o.vector, dim=-1))
     assert torch.allclose(o.input_norm, scale) and not bool(o.in_span.any())
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    n=st.integers(3, 40), k=st.integers(0, 30), p=st.integers(1, 4), local=st.integers(0, 6), seed=st.integers(0, 2**16)
+)
+def test_rows_at_once_equal_each_row_alone(n: int, k: int, p: int, local: int, seed: int) -> None:
+    """``orthogonalize_rows`` (the block Lanczos step: one pair of reads of the basis for every row) gives
+    each row what :func:`orthogonalize` gives it alone: the same coefficients, vector and flags, to
+    round-off, including the rows that take a DGKS second pass and the rows inside the span."""
+    k = min(k, n - 1)
+    basis = _basis(2, k, n, seed)
+    g = torch.Generator().manual_seed(seed + 7)
+    w = torch.randn(2, p, n, generator=g, dtype=F64)
+    w[:, 0] += 1e6 * (torch.randn(2, 1, k, generator=g, dtype=F64) @ basis).squeeze(-2)  # a DGKS row
+    if p > 1 and k:
+        w[:, 1] = (torch.randn(2, 1, k, generator=g, dtype=F64) @ basis).squeeze(-2)  # inside the span
+    rows = orthogonalize_rows(basis, w, local=local)
+    rebuilt = rows.coefficients @ basis + rows.vector  # the definition, for every row at once
+    assert torch.allclose(rebuilt, w, rtol=0, atol=50 * EPS * float(torch.linalg.vector_norm(w, dim=-1).max()))
+    kept = ~rows.in_span
+    leak = torch.linalg.vector_norm(rows.vector @ basis.mT, dim=-1) / rows.norm
+    assert not bool(kept.any()) or float(leak[kept].max()) <= 50 * EPS
+    for i in range(p):
+        alone = orthogonalize(basis, w[:, i], local=local)
+        scale = float(torch.linalg.vector_norm(w[:, i], dim=-1).max())
+        assert torch.allclose(rows.coefficients[:, i], alone.coefficients, rtol=0, atol=50 * EPS * scale)
+        assert torch.allclose(rows.vector[:, i], alone.vector, rtol=0, atol=50 * EPS * scale)
+        assert torch.equal(rows.in_span[:, i], alone.in_span)
+        assert torch.allclose(rows.input_norm[:, i], alone.input_norm)
 
 
 def test_a_vector_in_the_span_is_flagged() -> None:
