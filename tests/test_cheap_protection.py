@@ -261,3 +261,25 @@ def test_the_checks_products_are_the_solvers_first_products(monkeypatch):
     # inside JacobianOperators, not through its methods; every other product is counted where it is made.
     assert reused_made + 4 * batch == sum(r.matvecs for r in reused)
     assert plain_made + 4 * batch == sum(r.matvecs for r in plain)
+
+
+def test_no_refinement_of_the_referee_where_the_j_f_run_did_not_converge(monkeypatch):
+    """A Jordan block (``J_F = -0.5 I + N``, n = 200): Krylov-Schur cannot converge on it (it sees the
+    pseudospectral ring) and its left vector is ill-conditioned. The verdict is inconclusive whatever the
+    referee says, so the referee is not run on to the full tolerance (it ran to max_restarts a second
+    time: 20,138 products in all, now 12,030), and the verdict and its reason stay."""
+    n, eps = 200, 0.5
+    a = -0.5 * np.eye(n) + np.eye(n, k=1)
+    runs = []
+    real_krylov_schur = krylov_path.krylov_schur
+
+    def recording(matvec, x0, **kwargs):
+        out = real_krylov_schur(matvec, x0, **kwargs)
+        runs.append(bool(next(iter(out.values())).converged.all()))
+        return out
+
+    monkeypatch.setattr(krylov_path, "krylov_schur", recording)
+    result = _probe(a, eps=eps)
+    assert runs[0] is False and len(runs) == 2  # the J_F run, unconverged, and the loose referee alone
+    assert result.verdict == "inconclusive" and "did not converge" in result.reason
+    assert result.matvecs < 15_000
