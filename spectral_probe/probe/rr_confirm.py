@@ -161,7 +161,8 @@ def confirm_rho(
 ) -> RayleighRitzConfirmation:
     """The 2-D block seeded with the Arnoldi plane of ``arnoldi`` (the leading-modulus result of the
     Krylov-Schur run on ``J_F``); wider blocks where Arnoldi's spectrum holds a second leading eigenvalue
-    or the 2-D block does not confirm. The RR rho agrees with Arnoldi's within
+    or the 2-D block does not confirm (where the Krylov-Schur run converged: otherwise the verdict is
+    inconclusive already, and the seeded 2-D block's figure stands). The RR rho agrees with Arnoldi's within
     ``max(10 sqrt(tol) max(1, ||M||), 2 rho_bound)`` (``rho_bounds``: the Arnoldi rho's error bounds).
     A ``block_size`` above 2 adds random columns to the seeded block (a 1-D block cannot hold a pair)."""
     batch, n = ops.z_star.shape
@@ -178,8 +179,11 @@ def confirm_rho(
     out.rr2_misleading = [flag or not ok for flag, ok in zip(second, two_d, strict=True)]
     # A second leading eigenvalue: the wider block must see rho too, whatever the seeded 2-D one said.
     judge_run.confirmed = [ok and not flag for ok, flag in zip(two_d, out.rr2_misleading, strict=True)]
+    # Where Krylov-Schur did not converge the result is inconclusive whatever a wider block finds: it is
+    # not widened (a Jordan block: 3,600 products of wider blocks for a verdict already decided).
+    undecided = [bool(c) for c in arnoldi.converged[..., 0].tolist()]
     for width in (w for w in WIDER_BLOCKS if w > seeded.shape[-2]):
-        pending = [b for b in range(batch) if not judge_run.confirmed[b]]
+        pending = [b for b in range(batch) if not judge_run.confirmed[b] and undecided[b]]
         if not pending or width > n:
             break
         start = torch.cat([plane, random(batch, width - 2, n).to(dtype)], dim=-2)
@@ -187,17 +191,16 @@ def confirm_rho(
     for b in range(batch):
         # The seeded 2-D block's confirmation stands where a wider block could not add one.
         judge_run.confirmed[b] = judge_run.confirmed[b] or two_d[b]
-    reason = (
-        "block Rayleigh-Ritz did not confirm rho (Arnoldi {arnoldi:.8g}, RR {rr:.8g} with p = {p};"
-        f" widened to {max(WIDER_BLOCKS)})"
-    )
+    reason = "block Rayleigh-Ritz did not confirm rho (Arnoldi {arnoldi:.8g}, RR {rr:.8g} with p = {p}; "
+    widened = f"widened to {max(WIDER_BLOCKS)})"
+    kept = "not widened: Krylov-Schur did not converge)"
     out.checks = [
         judge(
             RR_CHECK,
             "agreement",
             judge_run.difference[b],
             judge_run.allowed[b],
-            reason,
+            reason + (widened if undecided[b] else kept),
             arnoldi=rho_arnoldi[b],
             rr=out.rho_rr[b],
             p=out.rr_block[b],
