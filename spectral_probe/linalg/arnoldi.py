@@ -54,7 +54,7 @@ from spectral_probe.linalg.ritz import (
     with_buffer,
     worst_ratio,
 )
-from spectral_probe.linalg.schedule import CheckSchedule
+from spectral_probe.linalg.schedule import CheckSchedule, StallWatch
 from spectral_probe.linalg.targets import (
     Target,
     as_target,
@@ -63,6 +63,7 @@ from spectral_probe.linalg.targets import (
     rightmost,
     smallest_real,
 )
+from spectral_probe.linalg.vectors import gaussian_like
 
 __all__ = ["Target", "as_target", "krylov_schur", "largest_modulus", "rightmost", "smallest_real"]
 
@@ -79,13 +80,6 @@ _MAX_TRUE_RESIDUAL_RETRIES = 2
 # A Ritz vector of H_m with ||H_m y - theta y|| above this fraction of tol * ||A|| is recomputed (see
 # ritz.analyze): small enough not to matter for convergence, far above a good vector's rounding.
 _VECTOR_FRACTION = 1e-3
-
-
-def _random(shape: tuple[int, ...], like: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
-    if generator is None:
-        return torch.randn(shape, dtype=like.dtype, device=like.device)
-    # Draw on the generator's own device so a CPU generator also serves CUDA problems.
-    return torch.randn(shape, generator=generator, dtype=like.dtype, device=generator.device).to(like.device)
 
 
 def krylov_schur(
@@ -109,7 +103,7 @@ def krylov_schur(
     ``nev`` Ritz values plus a buffer of the next best (about half the space), see the module
     docstring. The run stops when the top ``nev`` Ritz pairs of EVERY target have Krylov residuals
     ``||Hbar_m y - theta [y; 0]|| <= tol * norm_estimate`` (``= |h^T y|`` for an exact eigenvector
-    ``y`` of ``H_m``), or after ``max_restarts``.
+    ``y`` of ``H_m``), after ``max_restarts``, or once stalled (:class:`~spectral_probe.linalg.schedule.StallWatch`).
 
     ``targets``: :class:`Target` objects or the shorthands ``"LR"``, ``"LM"``, ``"SR"``; e.g.
     ``(rightmost(), largest_modulus(1.0, eps))`` gives alpha and the leading eigenvalue of
@@ -166,7 +160,7 @@ class _KrylovSchur:
         bad_start = ~torch.isfinite(xnorm) | (xnorm == 0)
         if bool(bad_start.any()):
             # A zero (or non-finite) start spans nothing: replace it by a random one.
-            x[bad_start] = _random((int(bad_start.sum()), n), x, gen)
+            x[bad_start] = gaussian_like((int(bad_start.sum()), n), x, gen)
             xnorm = torch.linalg.vector_norm(x, dim=-1)
         self.fact = KrylovFactorization(x / xnorm[:, None], m)
         self.done = [False] * B
@@ -182,6 +176,7 @@ class _KrylovSchur:
         # The first early test once the space can hold every target's wanted pairs (see CheckSchedule).
         first = min(m, max(5, 2 * len(targets) * (nev + 1)))
         self.schedule = [CheckSchedule(first) for _ in range(B)]
+        self.stall, self.max_restarts = [StallWatch() for _ in range(B)], 0
 
     def apply(self, X: torch.Tensor) -> torch.Tensor:
         return self.counter(X.reshape(*self.batch, self.n)).reshape(self.B, self.n)
@@ -215,7 +210,9 @@ class _KrylovSchur:
                 # orthogonal to the basis, coupled by zero, so the decomposition stays exact.
                 idx = torch.tensor(need_random, device=device)
                 mask = (torch.arange(step.top, device=device)[None, :] <= step.column[idx, None]).to(self.dtype)
-                r = orthogonalize(fact.V[idx, : step.top], _random((len(need_random), n), new, self.generator), mask)
+                r = orthogonalize(
+                    fact.V[idx, : step.top], gaussian_like((len(need_random), n), new, self.generator), mask
+                )
                 new[idx] = r.vector / r.norm[:, None]
             for b in stepping:
                 self.mv_per[b] += 1
@@ -255,9 +252,11 @@ class _KrylovSchur:
                 self.done[b] = True
                 continue
             self.norm_est[b] = max(self.norm_est[b], r.hnorm)
-            self.schedule[b].record(self.mv_per[b], worst_ratio(r, self.nev, self.tol, self.norm_est[b]))
-            if estimates_converged(r, self.nev, self.tol, self.norm_est[b]):
-                self.done[b] = True
+            ratio = worst_ratio(r, self.nev, self.tol, self.norm_est[b])
+            self.schedule[b].record(self.mv_per[b], ratio)
+            stalled = self.stall[b].stalled(self.restarts, ratio, self.max_restarts - self.restarts)
+            if estimates_converged(r, self.nev, self.tol, self.norm_est[b]) or stalled:
+                self.done[b] = True  # a stalled problem comes back unconverged, with its TRUE residuals
 
     def _plan(self, b: int, force_explicit: bool) -> tuple[torch.Tensor, torch.Tensor, int]:
         """The row transform of ``V``, the new ``H`` and the kept size of problem ``b``'s restart."""
@@ -311,6 +310,7 @@ class _KrylovSchur:
     def solve(self, max_restarts: int) -> None:
         """Expand, analyze and restart until converged or out of restarts; then the TRUE residuals."""
         nev, tol = self.nev, self.tol
+        self.max_restarts = max_restarts
         while True:
             while True:
                 self.expand()

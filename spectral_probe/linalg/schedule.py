@@ -1,11 +1,14 @@
 """When a Krylov run looks at its Ritz values: where convergence is predicted (Krylov-Schur and block
-Lanczos share it)."""
+Lanczos share it), and when a restarted run has stopped converging (:class:`StallWatch`)."""
 
 from __future__ import annotations
 
 import math
 
-__all__ = ["CheckSchedule"]
+__all__ = ["STALL_WINDOW", "CheckSchedule", "StallWatch"]
+
+#: Restarts without a halving of the test ratio after which a run may be called stalled.
+STALL_WINDOW = 50
 
 
 class CheckSchedule:
@@ -42,3 +45,30 @@ class CheckSchedule:
                 jump = max(1, min(self.STRIDE, math.ceil(math.log(ratio) / rate) - 1))
         self.last = (clock, ratio)
         self.next = clock + jump
+
+
+class StallWatch:
+    """Whether a restarted run has stopped converging, from its test ratio ``estimate / (tol ||A||)`` at
+    each restart.
+
+    Stalled: the ratio has not halved in the last :data:`STALL_WINDOW` restarts, and even at one halving
+    per window (faster than it went) the restarts left could not bring it to 1. A run on a defective or
+    strongly non-normal operator (a Jordan block, Grcar) sits on the pseudospectrum's residual level
+    for every restart it is given; one that converges slowly but steadily halves its ratio often enough,
+    and one near the line (ratio below ``2^(left / window)``) keeps its restarts.
+    """
+
+    def __init__(self, window: int = STALL_WINDOW) -> None:
+        # anchor: the ratio when the last halving was seen (the reference of the next), at restart since.
+        self.window, self.anchor, self.since = window, math.inf, 0
+
+    def stalled(self, restart: int, ratio: float, restarts_left: int) -> bool:
+        """The ratio found at ``restart``; ``True`` where the run should stop (see the class docstring)."""
+        if not math.isfinite(ratio):
+            return False
+        if ratio <= 0.5 * self.anchor:
+            self.anchor, self.since = ratio, restart
+            return False
+        if restart - self.since < self.window or ratio <= 1.0:
+            return False
+        return self.window * math.log2(ratio) > restarts_left
