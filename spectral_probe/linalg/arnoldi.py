@@ -199,11 +199,11 @@ class _KrylovSchur:
             # Breakdown: the basis spans R^n, or w is numerically in span(V) (DGKS), or non-finite.
             full = step.column + 1 >= n
             broke = step_mask & (full | orth.in_span | ~torch.isfinite(orth.norm))
-            beta = torch.where(broke, torch.zeros_like(orth.norm), orth.norm)
-            new = orth.vector / torch.where(broke, torch.ones_like(orth.norm), orth.norm)[:, None]
-            # Exact breakdown (R^n spanned): no next vector, the decomposition is an eigendecomposition.
-            new = torch.where((broke & full)[:, None], torch.zeros_like(new), new)
             broke_list = broke.tolist()
+            beta = torch.where(broke, 0.0, orth.norm)  # below: in place, the kernel's vector is this step's own
+            new = orth.vector.div_(torch.where(broke, 1.0, orth.norm).unsqueeze(-1))
+            if any(broke_list):  # exact breakdown (R^n spanned): no next vector, an eigendecomposition
+                new.masked_fill_((broke & full).unsqueeze(-1), 0.0)
             need_random = [b for b in stepping if broke_list[b] and sizes[b] + 1 < n]
             if need_random:
                 # Invariant subspace found but not all of R^n: continue with a random direction
