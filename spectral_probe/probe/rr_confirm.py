@@ -181,9 +181,9 @@ def confirm_rho(
     judge_run.confirmed = [ok and not flag for ok, flag in zip(two_d, out.rr2_misleading, strict=True)]
     # Where Krylov-Schur did not converge the result is inconclusive whatever a wider block finds: it is
     # not widened (a Jordan block: 3,600 products of wider blocks for a verdict already decided).
-    undecided = [bool(c) for c in arnoldi.converged[..., 0].tolist()]
+    arnoldi_converged = [bool(c) for c in arnoldi.converged[..., 0].tolist()]
     for width in (w for w in WIDER_BLOCKS if w > seeded.shape[-2]):
-        pending = [b for b in range(batch) if not judge_run.confirmed[b] and undecided[b]]
+        pending = [b for b in range(batch) if not judge_run.confirmed[b] and arnoldi_converged[b]]
         if not pending or width > n:
             break
         start = torch.cat([plane, random(batch, width - 2, n).to(dtype)], dim=-2)
@@ -200,7 +200,7 @@ def confirm_rho(
             "agreement",
             judge_run.difference[b],
             judge_run.allowed[b],
-            reason + (widened if undecided[b] else kept),
+            reason + (widened if arnoldi_converged[b] else kept),
             arnoldi=rho_arnoldi[b],
             rr=out.rho_rr[b],
             p=out.rr_block[b],
