@@ -155,13 +155,17 @@ class RitzPair:
     ritz_values: torch.Tensor | None = None  # every Ritz value of the J_F run (mu among them), on the CPU
 
 
+def _finite_ritz(pair: RitzPair) -> torch.Tensor:
+    """The finite Ritz values of the ``J_F`` run, complex128 (none where the run reported none)."""
+    if pair.ritz_values is None:
+        return torch.zeros(0, dtype=torch.complex128)
+    return pair.ritz_values[torch.isfinite(pair.ritz_values)].to(torch.complex128)
+
+
 def _distances(pair: RitzPair) -> torch.Tensor:
     """Sorted distances from ``mu`` to the OTHER finite Ritz values of the ``J_F`` run (``mu`` itself,
     the nearest, dropped)."""
-    if pair.ritz_values is None:
-        return torch.zeros(0, dtype=torch.float64)
-    values = pair.ritz_values[torch.isfinite(pair.ritz_values)].to(torch.complex128)
-    return torch.sort((values - complex(pair.mu)).abs()).values[1:]
+    return torch.sort((_finite_ritz(pair) - complex(pair.mu)).abs()).values[1:]
 
 
 def krylov_bound(pair: RitzPair, scale: float, tolerances: Tolerances) -> EigenBound:
@@ -233,10 +237,8 @@ def _chained_extent(pair: RitzPair, radius: float) -> float:
     only to lie in the union: a cluster whose condition number the computed vectors cannot resolve (a
     companion matrix of clustered roots in float32: kappa estimated 3, true 1e8, the Ritz values a ring).
     """
-    if pair.ritz_values is None or not math.isfinite(radius) or radius <= 0:
-        return 0.0
-    values = pair.ritz_values[torch.isfinite(pair.ritz_values)].to(torch.complex128)
-    if values.numel() < 2:
+    values = _finite_ritz(pair)
+    if values.numel() < 2 or not math.isfinite(radius) or radius <= 0:
         return 0.0
     index = int((values - complex(pair.mu)).abs().argmin())
     members = _cluster(values, torch.full(values.shape, radius, dtype=torch.float64), index)
