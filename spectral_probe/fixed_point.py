@@ -189,8 +189,8 @@ def newton_krylov(
     steps taken and the GMRES products. Serves :func:`solve_fixed_point` and ``--refine``.
     """
     matvecs = 0
+    backward = residual(nc_force, z, c)
     for step in range(NEWTON_STEPS):
-        backward = residual(nc_force, z, c)
         if not bool(torch.isfinite(z).all()) or bool((backward <= tol).all()):
             return z, step, matvecs
         ops = JacobianOperators(nc_force, z, c=c, eps=eps, mode=matvec, krylov_jv=krylov_jv)
@@ -201,17 +201,19 @@ def newton_krylov(
         forcing = max(tol / 10, min(0.1, float(backward.max())))
         solve = gmres(ops.jf, -field, tol=forcing, restart=krylov_dim)
         matvecs += solve.matvecs
-        z, moved = _backtrack(nc_force, z, solve.x, torch.linalg.vector_norm(field, dim=-1), c)
+        z, backward, moved = _backtrack(nc_force, z, solve.x, torch.linalg.vector_norm(field, dim=-1), backward, c)
         if not moved:
             return z, step + 1, matvecs
     return z, NEWTON_STEPS, matvecs
 
 
 def _backtrack(
-    nc_force: Callable[[Tensor], Tensor], z: Tensor, dz: Tensor, norm: Tensor, c: float
-) -> tuple[Tensor, bool]:
-    """``z + t dz`` per row with the Armijo step ``t`` of :func:`newton_krylov`; rows that find none stay."""
-    z_next, pending = z.clone(), torch.ones(z.shape[0], dtype=torch.bool, device=z.device)
+    nc_force: Callable[[Tensor], Tensor], z: Tensor, dz: Tensor, norm: Tensor, backward: Tensor, c: float
+) -> tuple[Tensor, Tensor, bool]:
+    """``z + t dz`` per row with the Armijo step ``t`` of :func:`newton_krylov`; rows that find none stay.
+    Returns it with its backward error (``backward`` where a row stayed: the force is evaluated once
+    per trial, and the accepted trial's serves the next step's test) and whether any row moved."""
+    z_next, backward, pending = z.clone(), backward.clone(), torch.ones(z.shape[0], dtype=torch.bool, device=z.device)
     t = 1.0
     for _ in range(NEWTON_HALVINGS):
         trial = (z + t * dz).detach()
@@ -220,11 +222,12 @@ def _backtrack(
         new_norm = torch.linalg.vector_norm(force - (1 + c) * trial, dim=-1)
         accept = pending & torch.isfinite(new_norm) & (new_norm <= (1 - t / 4) * norm)
         z_next[accept] = trial[accept]
+        backward[accept] = backward_error(force, trial, c)[accept]
         pending &= ~accept
         if not bool(pending.any()):
             break
         t /= 2
-    return z_next, bool((~pending).any())
+    return z_next, backward, bool((~pending).any())
 
 
 def find_for_checkpoint(
