@@ -117,7 +117,7 @@ def render(rows: list[dict[str, Any]], seeds: list[int]) -> str:
         )
     lines += [
         "",
-        "Reading: the J_F^T run (a Krylov-Schur run of its own, to `0.1 sqrt(tol)`) and omega's second start "
+        "Reading: the J_F^T run (a Krylov-Schur run of its own, to `sqrt(tol)`) and omega's second start "
         "(a block of two starts costs about 1.5x one) are the floor of the two-start protection: each is what "
         "an unlucky single start needs to be caught (the hidden-rightmost and hidden-omega tests of "
         "`tests/test_cheap_protection.py`). The checks' products are the solvers' first products "

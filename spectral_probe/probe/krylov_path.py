@@ -3,6 +3,7 @@ Rayleigh-Ritz and bounded by ``||M||_2``, every quantity from two independent st
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -26,6 +27,10 @@ from spectral_probe.results import Check
 from spectral_probe.tolerances import Tolerances
 
 Random = Callable[..., torch.Tensor]
+
+#: The relative accuracy of ``kappa`` that the referee's left vectors must give before the error bounds
+#: use them (:func:`_needs_sharper_left`): a tenth, a first-order bound known to 10%.
+KAPPA_ACCURACY = 0.1
 
 
 @dataclass
@@ -77,9 +82,10 @@ def _saved(reuse: KnownImages | None) -> int:
 
 
 def _check_tol(run: _Run) -> float:
-    """The tolerance of a second start that only checks the first: a tenth of the agreement rule
-    ``sqrt(tol) ||A||`` (and never tighter than ``tol``)."""
-    return max(0.1 * run.tolerances.agreement, run.krylov["tol"])
+    """The tolerance of a second start that only checks the first: the agreement rule ``sqrt(tol) ||A||``
+    (never tighter than ``tol``). Its left vectors then give ``kappa`` to a relative ``sqrt(tol) kappa /
+    gap``; where that is not small the referee goes on (:func:`_needs_sharper_left`)."""
+    return max(run.tolerances.agreement, run.krylov["tol"])
 
 
 def _omega(ops: JacobianOperators, run: _Run, options: ProbeOptions) -> tuple[list[float | None], torch.Tensor | None]:
@@ -164,23 +170,24 @@ def _second_run(ops: JacobianOperators, run: _Run, targets: tuple, right: dict, 
         run.counts["jvp"] += next(iter(second.values())).matvecs
         return second
     warm = _warm_vector(right, targets)
-    # To the accuracy its two uses need: the agreement rule (sqrt(tol), each
-    # run's value within its residual times kappa) and kappa = 1 / |y^H x|, which a left vector known
-    # to a residual s gives to a relative s kappa / gap. The reported values come from the J_F run.
+    # To the accuracy its two uses need: the agreement rule (sqrt(tol), each run's value within its
+    # residual times kappa) and kappa = 1 / |y^H x|, which a left vector known to a residual s gives to a
+    # relative s kappa / gap (checked below). The reported values come from the J_F run.
     second = krylov_schur(
         ops.krylov("jf_t"), blend(warm, noise), targets=targets, **{**run.krylov, "tol": _check_tol(run)}
     )
     run.counts["vjp"] += next(iter(second.values())).matvecs
-    ill = _ill_conditioned(right, second, targets) if _check_tol(run) > run.krylov["tol"] else []
+    ill = _needs_sharper_left(right, second, targets) if _check_tol(run) > run.krylov["tol"] else []
     # Where the J_F run itself did not converge the result is inconclusive whatever the referee says: a
     # sharper left vector would bound a value nobody may use (a Jordan block, Grcar: the refinement ran
     # to max_restarts a second time, 8,000 products).
     ill = [b for b in ill if all(bool(right[t.name].converged[b, 0]) for t in targets)]
     if ill:
-        # An ill-conditioned eigenvalue: the looser run's value moves by ||s|| kappa, more than the
-        # agreement and the bound can absorb, and the first-order picture itself is in doubt. Then the
-        # referee runs on to the full tolerance, from the left vectors it has (rare: kappa > 10), for
-        # those fixed points alone (in a batch the others would follow it in lockstep for nothing).
+        # An ill-conditioned eigenvalue (the looser run's value moves by ||s|| kappa, more than the
+        # agreement and the bound can absorb, and the first-order picture itself is in doubt), or a left
+        # vector too loose for kappa next to a close Ritz value. Then the referee runs on to the full
+        # tolerance, from the left vectors it has (rare: kappa > 10 or a gap below sqrt(tol) kappa / 0.1),
+        # for those fixed points alone (in a batch the others would follow it in lockstep for nothing).
         sub = ops if len(ill) == run.batch else ops.restricted(ill)
         if sub is not ops:
             run.counts["vjp"] += sub.setup_matvecs
@@ -198,14 +205,34 @@ def _warm_vector(result: dict, targets: tuple) -> torch.Tensor:
     return torch.where(same.unsqueeze(-1), lead_vector, _unit(lead_vector) + _unit(alpha_vector))
 
 
-def _ill_conditioned(right: dict, left: dict, targets: tuple) -> list[int]:
+def _needs_sharper_left(right: dict, left: dict, targets: tuple) -> list[int]:
     """The problems where some target's ``kappa = 1 / |w^T x|`` (left and right unit vectors) exceeds
-    DEFECTIVE_CONDITION."""
-    ill = torch.zeros(right[targets[0].name].values.shape[0], dtype=torch.bool)
+    DEFECTIVE_CONDITION, or is known to worse than a relative KAPPA_ACCURACY: a left vector with residual
+    ``s`` is off the true one by about ``s / gap`` (``gap``: the distance from ``mu`` to the nearest other
+    Ritz value of the ``J_F`` run), which moves ``|w^T x|`` by up to ``s / gap`` of its unit vectors, so
+    ``kappa`` by a relative ``s kappa / gap``."""
+    sharper = torch.zeros(right[targets[0].name].values.shape[0], dtype=torch.bool)
     for t in targets:
-        overlap = (left[t.name].vectors[..., 0, :] * right[t.name].vectors[..., 0, :]).sum(-1).abs()
-        ill |= ~(overlap * DEFECTIVE_CONDITION >= 1).cpu()  # NaN overlaps count as ill-conditioned
-    return ill.nonzero().flatten().tolist()
+        overlap = (left[t.name].vectors[..., 0, :] * right[t.name].vectors[..., 0, :]).sum(-1).abs().cpu()
+        sharper |= ~(overlap * DEFECTIVE_CONDITION >= 1)  # NaN overlaps count as ill-conditioned
+        drift = left[t.name].residuals[..., 0].cpu() / (overlap * _gaps(right[t.name]))
+        sharper |= ~(drift <= KAPPA_ACCURACY)
+    return sharper.nonzero().flatten().tolist()
+
+
+def _gaps(result: EigResult) -> torch.Tensor:
+    """``[B]``: the distance from each problem's leading Ritz value to the nearest other finite Ritz value
+    of the run (infinite where the run kept no other)."""
+    lead = result.values[..., 0].cpu()
+    ritz = result.info.ritz_values
+    if ritz is None:
+        return torch.full(lead.shape, math.inf, dtype=torch.float64)
+    distance = (ritz.cpu().to(torch.complex128) - lead.to(torch.complex128).unsqueeze(-1)).abs()
+    distance = torch.where(torch.isfinite(distance), distance, math.inf)
+    if distance.shape[-1] < 2:
+        return torch.full(lead.shape, math.inf, dtype=torch.float64)
+    # The leading value itself is among them, at distance 0: the second smallest is the gap.
+    return distance.sort(dim=-1).values[..., 1]
 
 
 def _agreement(name: str, first: float, second: float, allowed: float, what: str, known: float | None = None) -> Check:
