@@ -165,6 +165,9 @@ def checked_state(z: Any, *, batched: bool = False) -> Tensor | tuple[Tensor, ..
         raise UsageError("z_star must be a real floating tensor, or a flat tuple of them")
     if any(t.layout != torch.strided for t in parts):
         raise UsageError("z_star must be a dense tensor (to_dense() a sparse one)")
+    if sum(t.numel() for t in parts) == 0:
+        shapes = [tuple(t.shape) for t in parts]
+        raise UsageError(f"z_star has no elements (shapes {shapes}): there is no state to probe")
     if batched and (any(t.ndim == 0 for t in parts) or len({t.shape[0] for t in parts}) != 1):
         sizes = [tuple(t.shape) for t in parts]
         raise UsageError(f"batched=True takes states with one leading batch dimension shared by all parts, got {sizes}")

@@ -190,3 +190,14 @@ def test_inference_mode_is_refused_in_one_clear_line() -> None:
             call(lambda v: weights @ torch.tanh(v))
     with torch.no_grad():
         assert not leading_eigenvalue(lambda v: weights @ torch.tanh(v), z).requires_grad
+
+
+@pytest.mark.parametrize("z", [torch.zeros(0, dtype=torch.float64), (torch.zeros(0), torch.zeros(0, 3))])
+def test_an_empty_state_is_refused_in_one_clear_line(z) -> None:
+    # It used to reach the Jacobian set-up and fail there with a bare ValueError about "[B, n]".
+    from spectral_probe import StabilityMonitor, probe
+    from spectral_probe.errors import UsageError
+
+    for call in (lambda f: leading_eigenvalue(f, z), lambda f: probe(f, z), lambda f: StabilityMonitor()(f, z)):
+        with pytest.raises(UsageError, match="no elements"):
+            call(lambda v: v)
