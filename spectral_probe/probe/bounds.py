@@ -162,10 +162,21 @@ def _finite_ritz(pair: RitzPair) -> torch.Tensor:
     return pair.ritz_values[torch.isfinite(pair.ritz_values)].to(torch.complex128)
 
 
+def ritz_distances(ritz_values: torch.Tensor, mu: torch.Tensor) -> torch.Tensor:
+    """``[*, m]``: the distances from ``mu [*]`` to the Ritz values ``[*, m]`` of its run, sorted, complex128 on
+    the CPU, a non-finite Ritz value at ``+inf``; the first is ``mu``'s own (0), the second the gap."""
+    values = ritz_values.detach().cpu().to(torch.complex128)
+    distance = (values - mu.detach().cpu().to(torch.complex128).unsqueeze(-1)).abs()
+    return torch.where(torch.isfinite(distance), distance, math.inf).sort(dim=-1).values
+
+
 def _distances(pair: RitzPair) -> torch.Tensor:
     """Sorted distances from ``mu`` to the OTHER finite Ritz values of the ``J_F`` run (``mu`` itself,
     the nearest, dropped)."""
-    return torch.sort((_finite_ritz(pair) - complex(pair.mu)).abs()).values[1:]
+    if pair.ritz_values is None:
+        return torch.zeros(0, dtype=torch.float64)
+    others = ritz_distances(pair.ritz_values, torch.tensor(complex(pair.mu)))[1:]
+    return others[torch.isfinite(others)]
 
 
 def krylov_bound(pair: RitzPair, scale: float, tolerances: Tolerances) -> EigenBound:

@@ -18,7 +18,14 @@ from spectral_probe.linalg.result import EigResult, Matvec, Shifted
 from spectral_probe.linalg.symmetric import lanczos
 from spectral_probe.linalg.vectors import real_start as _real_view
 from spectral_probe.linalg.vectors import unit_rows as _unit
-from spectral_probe.probe.bounds import DEFECTIVE_CONDITION, EigenBound, RitzPair, krylov_bound, rho_bound
+from spectral_probe.probe.bounds import (
+    DEFECTIVE_CONDITION,
+    EigenBound,
+    RitzPair,
+    krylov_bound,
+    rho_bound,
+    ritz_distances,
+)
 from spectral_probe.probe.checks import KnownProducts, invariant_checks, judge
 from spectral_probe.probe.rr_confirm import confirm_rho
 from spectral_probe.probe.spectra import Spectra, leading
@@ -223,16 +230,11 @@ def _needs_sharper_left(right: dict, left: dict, targets: tuple) -> list[int]:
 def _gaps(result: EigResult) -> torch.Tensor:
     """``[B]``: the distance from each problem's leading Ritz value to the nearest other finite Ritz value
     of the run (infinite where the run kept no other)."""
-    lead = result.values[..., 0].cpu()
+    lead = result.values[..., 0]
     ritz = result.info.ritz_values
-    if ritz is None:
+    if ritz is None or ritz.shape[-1] < 2:
         return torch.full(lead.shape, math.inf, dtype=torch.float64)
-    distance = (ritz.cpu().to(torch.complex128) - lead.to(torch.complex128).unsqueeze(-1)).abs()
-    distance = torch.where(torch.isfinite(distance), distance, math.inf)
-    if distance.shape[-1] < 2:
-        return torch.full(lead.shape, math.inf, dtype=torch.float64)
-    # The leading value itself is among them, at distance 0: the second smallest is the gap.
-    return distance.sort(dim=-1).values[..., 1]
+    return ritz_distances(ritz, lead)[..., 1]
 
 
 def _agreement(name: str, first: float, second: float, allowed: float, what: str, known: float | None = None) -> Check:
