@@ -77,3 +77,53 @@ def test_a_cross_field_error_from_the_config_file_names_the_file(tmp_path) -> No
         with pytest.raises(UsageError) as typed:  # typed on the command line: no file to name
             merge_options({key: value}, {}, str(tmp_path / "cfg.yaml"))
         assert "cfg.yaml" not in str(typed.value)
+
+
+@pytest.mark.parametrize(
+    ("text", "option", "expected"),
+    [
+        ("seed: 010\n", "seed", 10),  # YAML 1.1: octal 8
+        ("seed: +5\n", "seed", 5),
+        ("tol: 1e-8\n", "tol", 1e-8),  # YAML 1.1: the string "1e-8"
+        ("max_rho: -1.5E+3\n", "max_rho", -1500.0),
+        ("band: .5\n", "band", 0.5),
+    ],
+)
+def test_config_numbers_are_read_by_the_yaml_1_2_core_schema(tmp_path, text, option, expected) -> None:
+    from spectral_probe.checkpoint import load_yaml_config
+
+    path = tmp_path / "cfg.yaml"
+    path.write_text(text)
+    config = load_yaml_config(path)
+    assert type(config[option]) is type(expected)
+    assert getattr(merge_options({}, config, str(path)), option) == expected
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "seed: 1_0\n",  # YAML 1.1: 10
+        "seed: 0x10\n",  # YAML 1.1: 16
+        "krylov_dim: 1:20\n",  # YAML 1.1 sexagesimal: 80
+        "seed: yes\n",  # YAML 1.1: true
+        "seed: 0b11\n",  # YAML 1.1: 3
+    ],
+)
+def test_yaml_1_1_number_spellings_are_refused_not_reinterpreted(tmp_path, text) -> None:
+    from spectral_probe.checkpoint import load_yaml_config
+
+    path = tmp_path / "cfg.yaml"
+    path.write_text(text)
+    option, written = text.strip().split(": ")
+    with pytest.raises(UsageError, match=rf"cfg\.yaml: option '{option}' must be an integer.*'{re.escape(written)}'"):
+        merge_options({}, load_yaml_config(path), str(path))
+
+
+def test_an_explicit_int_tag_takes_decimal_digits_only(tmp_path) -> None:
+    from spectral_probe.checkpoint import load_yaml_config
+    from spectral_probe.errors import InputError
+
+    path = tmp_path / "cfg.yaml"
+    path.write_text("seed: !!int 1_0\n")
+    with pytest.raises(InputError, match=r"cfg\.yaml: invalid YAML at line 1.*not a decimal integer"):
+        load_yaml_config(path)

@@ -7,9 +7,11 @@ to too many values, and every number must be finite.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import os
+import re
 import stat
 from collections.abc import Mapping
 from pathlib import Path
@@ -134,7 +136,7 @@ def load_yaml_config(path: str | os.PathLike[str]) -> dict[str, Any]:
 
     text = _read_text(path)
     try:
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=_core_schema_loader())  # noqa: S506 (a SafeLoader subclass)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
@@ -166,6 +168,47 @@ def load_yaml_config(path: str | os.PathLike[str]) -> dict[str, Any]:
         config[name] = item
         spelled[name] = key
     return config
+
+
+#: YAML 1.2 core schema scalars (yaml.org/spec/1.2.2 section 10.3.2), decimal integers only: PyYAML
+#: resolves YAML 1.1's, where ``010`` is 8, ``1:20`` is 80, ``1_0`` is 10 and ``yes`` is true.
+_CORE_BOOL = re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$")
+_CORE_INT = re.compile(r"^[-+]?[0-9]+$")
+_CORE_FLOAT = re.compile(
+    r"^(?:[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$"
+)
+_CORE_TAGS = {
+    "tag:yaml.org,2002:bool": _CORE_BOOL,
+    "tag:yaml.org,2002:int": _CORE_INT,
+    "tag:yaml.org,2002:float": _CORE_FLOAT,
+}
+
+
+@functools.cache
+def _core_schema_loader() -> type:
+    """A ``yaml.SafeLoader`` that types plain scalars by the YAML 1.2 core schema (decimal integers):
+    a number YAML 1.1 would read another way (octal ``010``, sexagesimal ``1:20``, ``1_0``, ``0x10``)
+    is text, which the option check refuses, or, for ``010``, the decimal the user wrote."""
+    import yaml
+
+    class CoreSchemaLoader(yaml.SafeLoader):
+        pass
+
+    CoreSchemaLoader.yaml_implicit_resolvers = {
+        first: [(tag, rule) for tag, rule in resolvers if tag not in _CORE_TAGS]
+        for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+    }
+    for tag, rule in _CORE_TAGS.items():
+        CoreSchemaLoader.add_implicit_resolver(tag, rule, list("-+0123456789.tTfF"))
+
+    def construct_int(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> int:
+        text = loader.construct_scalar(node)
+        if not _CORE_INT.match(text):  # an explicit `!!int 0x10`: Python's int() would take `1_0`
+            raise yaml.constructor.ConstructorError(None, None, f"not a decimal integer: {text!r}", node.start_mark)
+        return int(text, 10)
+
+    CoreSchemaLoader.add_constructor("tag:yaml.org,2002:int", construct_int)
+    return CoreSchemaLoader
 
 
 def _read_text(path: str | os.PathLike[str]) -> str:
