@@ -11,7 +11,7 @@
    quadratically near a regular ``z*`` even where the relaxation itself diverges (a saddle, a Hopf
    point), and gives up as soon as no step makes progress.
 
-The residual is the normwise backward error ``||F(z)|| / (||nc_force(z)|| + (1 + c) ||z||)``, the
+The residual is the normwise backward error ``||F(z)|| / (||nc_force(z)|| + max(1, |1 + c|) ||z||)``, the
 quantity the probe checks. A solve that ends above ``tol`` raises :class:`FixedPointNotFound` (an
 :class:`~spectral_probe.errors.InputError`, exit 2): the probe never runs at a point that is not a fixed
 point.
@@ -75,17 +75,22 @@ def solve_tol(options: ProbeOptions, dtype: torch.dtype) -> float:
 
 
 def residual(nc_force: Callable[[Tensor], Tensor], z: Tensor, c: float) -> Tensor:
-    """``||F(z)|| / (||nc_force(z)|| + (1 + c) ||z||)`` per row of ``z`` ``[B, n]``."""
+    """``||F(z)|| / (||nc_force(z)|| + max(1, |1 + c|) ||z||)`` per row of ``z`` ``[B, n]``."""
     with torch.no_grad():
         force, _ = map_rows(nc_force, z)  # a loop where vmap cannot run the operator
     return backward_error(force, z, c)
 
 
 def backward_error(force: Tensor, z: Tensor, c: float) -> Tensor:
-    """The normwise backward error ``||F(z)|| / (||nc_force(z)|| + (1 + c) ||z||)`` per row, from the force
-    ``nc_force(z)`` already evaluated (``F(z) = nc_force(z) - (1 + c) z``)."""
-    scale = torch.linalg.vector_norm(force, dim=-1) + (1 + c) * torch.linalg.vector_norm(z, dim=-1)
-    value = torch.linalg.vector_norm(force - (1 + c) * z, dim=-1)
+    """The normwise backward error ``||F(z)|| / (||nc_force(z)|| + max(1, |1 + c|) ||z||)`` per row, from the
+    force ``nc_force(z)`` already evaluated (``F(z) = nc_force(z) - (1 + c) z``).
+
+    The state's own size counts at least once: with ``(1 + c) ||z||`` alone, ``c = -1`` (``F = nc_force``, an
+    ODE's vector field probed as it is) would divide ``||F||`` by itself, 1 at every ``z``, and ``c < -1``
+    would make the scale negative."""
+    shift = 1 + c
+    scale = torch.linalg.vector_norm(force, dim=-1) + max(1.0, abs(shift)) * torch.linalg.vector_norm(z, dim=-1)
+    value = torch.linalg.vector_norm(force - shift * z, dim=-1)
     return value / scale.clamp_min(torch.finfo(z.dtype).tiny)
 
 
@@ -130,8 +135,7 @@ def _anderson(nc_force: Callable[[Tensor], Tensor], z: Tensor, c: float, eps: fl
             force, note = map_rows(nc_force, z, vectorized=vectorized)
         vectorized = vectorized and note is None
         f = eps * (force - (1 + c) * z)
-        scale = torch.linalg.vector_norm(force, dim=-1) + (1 + c) * torch.linalg.vector_norm(z, dim=-1)
-        rel = torch.linalg.vector_norm(f, dim=-1) / (eps * scale.clamp_min(torch.finfo(z.dtype).tiny))
+        rel = backward_error(force, z, c)
         if not bool(torch.isfinite(f).all()) or bool((rel <= tol).all()):
             return z, iteration
         history_z.append(z)

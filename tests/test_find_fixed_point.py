@@ -96,3 +96,28 @@ def test_damped_newton_converges_where_the_full_step_diverges() -> None:
     z, _, _ = newton_krylov(nc_force, z0, 0.0, 1.0, 1e-12)
     assert float(residual(nc_force, z, 0.0).max()) <= 1e-12
     assert float(z.abs().max()) < 1e-10
+
+
+@pytest.mark.parametrize("c", [-1.0, -3.0, -0.5])
+def test_a_vector_field_probed_as_it_is_has_a_scale_at_c_minus_one(c: float) -> None:
+    # The residual's scale was ||nc_force|| + (1 + c)||z||: at c = -1 (F = nc_force, an ODE's field g) it
+    # divided ||F|| by itself, 1 at every z, so every exact zero of g was "not a fixed point" and
+    # find_fixed_point never converged; at c < -1 the scale went negative.
+    torch.manual_seed(1)
+    n = 6
+    a = torch.randn(n, n, dtype=torch.float64) * 0.3 - torch.eye(n, dtype=torch.float64)
+    b = torch.randn(n, dtype=torch.float64)
+    zero = torch.linalg.solve(a - (1 + c) * torch.eye(n, dtype=torch.float64), -b)  # F(zero) = a z + b - (1+c) z
+
+    def field(z: torch.Tensor) -> torch.Tensor:
+        return a @ z + b + 0.1 * torch.sin(z - zero)
+
+    assert float(torch.linalg.vector_norm(field(zero) - (1 + c) * zero)) < 1e-14
+    result = probe(field, zero, c=c).results[0]
+    assert result.fixed_point_residual <= 1e-14
+    jacobian = torch.func.jacrev(field)(zero) - (1 + c) * torch.eye(n, dtype=torch.float64)
+    alpha = float(torch.linalg.eigvals(jacobian).real.max())
+    assert result.alpha == pytest.approx(alpha, abs=1e-10)
+    assert result.verdict != "inconclusive", result.reason
+    found = find_fixed_point(field, torch.zeros(n, dtype=torch.float64), c=c)
+    assert float(torch.linalg.vector_norm(found - zero)) <= 1e-8 * float(torch.linalg.vector_norm(zero))

@@ -15,7 +15,7 @@ __all__ = ["NEWTON_STEPS", "fixed_point_residual", "polish"]
 
 
 def fixed_point_residual(nc_force: NcForce, z: torch.Tensor, c: float) -> list[float]:
-    """Normwise backward error ``||F(z)|| / (||nc_force(z)|| + (1 + c) ||z||)`` per fixed point."""
+    """Normwise backward error ``||F(z)|| / (||nc_force(z)|| + max(1, |1 + c|) ||z||)`` per fixed point."""
     return residual(nc_force, z, c).tolist()
 
 
