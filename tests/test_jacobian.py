@@ -380,3 +380,40 @@ def test_restricted_operators_are_the_rows_of_the_batch(mode: str) -> None:
         torch.testing.assert_close(sub.jf(v)[i], v[i] @ jac.T, rtol=tol, atol=tol)
         if mode == "autograd":
             torch.testing.assert_close(sub.jf_t(v)[i], v[i] @ jac, rtol=tol, atol=tol)
+
+
+@pytest.mark.parametrize("beta", [1.0, 8.0])
+def test_a_saturated_layer_beside_the_shift_passes_its_referees(beta: float) -> None:
+    # A modern Hopfield retrieval z <- X^T softmax(beta X z) at a stored pattern has J_nc ~ 1e-9 (beta 1)
+    # to 1e-84 (beta 8) beside the -I of J_F: judged against ||J_nc v|| alone, the central differences'
+    # round-off (u ||f|| / h ~ 4e-11) scored 0.1 and the most contractive state there is was inconclusive.
+    from spectral_probe import probe
+
+    torch.manual_seed(0)
+    patterns = torch.randn(6, 16, dtype=F64)
+
+    def retrieve(z: torch.Tensor) -> torch.Tensor:
+        return patterns.T @ torch.softmax(beta * (patterns @ z), dim=0)
+
+    z = patterns[int(torch.argmax(patterns @ patterns.mean(0)))].clone()
+    for _ in range(100):
+        z = retrieve(z)
+    j_f = torch.func.jacrev(retrieve)(z) - torch.eye(16, dtype=F64)
+    result = probe(retrieve, z).results[0]
+    assert result.verdict == "contractive", result.reason
+    assert result.fd_jvp_rel_err < 1e-8 and result.adjoint_rel_err < 1e-12
+    assert result.alpha == pytest.approx(float(torch.linalg.eigvals(j_f).real.max()), abs=1e-12)
+
+
+def test_the_shift_floor_still_fails_a_rule_wrong_at_the_shifted_scale() -> None:
+    # A backward rule off by 1e-3 ||J_F|| where J_nc is 1e-6 I: judged at J_F's scale it is still a
+    # failure (1e-3 >> the autograd tolerance 100 sqrt(u)), for central differences and for the adjoint
+    # identity (a wrong forward-mode rule against the vjp).
+    weight = 1e-6 * torch.eye(6, dtype=F64) + 1e-3 * _randn(6, 6, seed=61)
+    z = _randn(B, 6, seed=51)
+    ops = JacobianOperators(_custom_matmul(weight, wrong_backward=True), z)
+    directions = random_directions((B, 3, 6), _gen(2))
+    assert float(fd_jvp_rel_err(ops.force, ops.jvp, z, directions, shift=1.0).min()) > 1e-5
+    forward = JacobianOperators(_custom_matmul(weight, wrong_jvp=True), z)  # forward mode against the vjp
+    pair = directions[:, :2]
+    assert float(adjoint_rel_err(forward.jvp_forward, forward.vjp, pair.flip(1), pair, shift=1.0).min()) > 1e-5

@@ -84,8 +84,10 @@ def central_difference_jvp(f: Fn, z: Tensor, v: Tensor) -> Tensor:
     return torch.where(zero.unsqueeze(-1), torch.zeros_like(diff), diff)
 
 
-def fd_jvp_rel_err(f: Fn, jvp: Fn, z: Tensor, directions: Tensor, *, jv: Tensor | None = None) -> Tensor:
-    """Max over directions of ``||J v - fd(v)|| / max(||fd(v)||, ||J v||, tiny)``, per problem.
+def fd_jvp_rel_err(
+    f: Fn, jvp: Fn, z: Tensor, directions: Tensor, *, jv: Tensor | None = None, shift: float = 0.0
+) -> Tensor:
+    """Max over directions of ``||J v - fd(v)|| / max(||fd(v)||, ||J v||, |shift| ||v||, tiny)``, per problem.
 
     ``z`` is ``[B, n]``, ``directions`` is ``[B, k, n]`` (or ``[k, n]``, shared by the B problems),
     ``jvp`` is the matvec under test on ``[B, k, n]``, and ``fd(v)`` the central difference of ``f``
@@ -94,6 +96,9 @@ def fd_jvp_rel_err(f: Fn, jvp: Fn, z: Tensor, directions: Tensor, *, jv: Tensor 
     ``||J v|| / tiny``, and ``f`` exactly constant along ``v`` scores 0. A central difference is
     accurate to about ``eps^(2/3)`` relative; a wrong rule scores ``O(1)``. Returns ``Tensor[B]``.
     ``jv``: ``jvp(directions)`` where the caller has already made those products (then ``jvp`` is not called).
+    ``shift``: the ``sigma`` of the operator the solvers use, ``A = J - sigma I``: an error in ``J v`` is an
+    error in ``A v``, judged against ``A``'s scale, so a ``J`` near 0 beside ``sigma I`` (a saturated
+    layer) is not failed for the central difference's round-off, which ``||J v||`` alone would magnify.
     """
     if directions.ndim == 2:
         directions = directions.unsqueeze(0).expand(z.shape[0], -1, -1)
@@ -102,14 +107,24 @@ def fd_jvp_rel_err(f: Fn, jvp: Fn, z: Tensor, directions: Tensor, *, jv: Tensor 
     tiny = torch.finfo(fd.dtype).tiny
     fd_norm = torch.linalg.vector_norm(fd, dim=-1)
     jv_norm = torch.linalg.vector_norm(jv, dim=-1)
-    err = torch.linalg.vector_norm(jv - fd, dim=-1) / torch.clamp(torch.maximum(fd_norm, jv_norm), min=tiny)
+    floor = abs(shift) * torch.linalg.vector_norm(directions, dim=-1)
+    scale = torch.maximum(torch.maximum(fd_norm, jv_norm), floor)
+    err = torch.linalg.vector_norm(jv - fd, dim=-1) / torch.clamp(scale, min=tiny)
     return _max_per_problem(err)
 
 
 def adjoint_rel_err(
-    jvp: Fn, vjp: Fn, u: Tensor, v: Tensor, *, jv: Tensor | None = None, jtu: Tensor | None = None
+    jvp: Fn,
+    vjp: Fn,
+    u: Tensor,
+    v: Tensor,
+    *,
+    jv: Tensor | None = None,
+    jtu: Tensor | None = None,
+    shift: float = 0.0,
 ) -> Tensor:
-    """``|<u, J v> - <J^T u, v>| / (||J v|| ||u|| + ||J^T u|| ||v||)``, max over block vectors.
+    """``|<u, J v> - <J^T u, v>| / (||J v|| ||u|| + ||J^T u|| ||v|| + 2 |shift| ||u|| ||v||)``, max over block
+    vectors (``shift`` as in :func:`fd_jvp_rel_err`: ``A = J - shift I`` bounds the inner products of ``A``).
 
     The adjoint identity that guards the ``Sym(J)`` matvec (``(J v + J^T v) / 2``): ``vjp`` must be
     the transpose of ``jvp``. The normalization bounds both inner products (Cauchy-Schwarz), so the
@@ -123,6 +138,8 @@ def adjoint_rel_err(
     rhs = (jtu * v).sum(dim=-1)
     scale = torch.linalg.vector_norm(jv, dim=-1) * torch.linalg.vector_norm(u, dim=-1)
     scale = scale + torch.linalg.vector_norm(jtu, dim=-1) * torch.linalg.vector_norm(v, dim=-1)
+    if shift:
+        scale = scale + 2 * abs(shift) * torch.linalg.vector_norm(u, dim=-1) * torch.linalg.vector_norm(v, dim=-1)
     err = (lhs - rhs).abs() / torch.clamp(scale, min=torch.finfo(scale.dtype).tiny)
     return _max_per_problem(err)
 

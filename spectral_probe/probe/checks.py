@@ -73,22 +73,23 @@ def matvec_checks(ops: JacobianOperators, options: ProbeOptions, random: Callabl
     # identity, and determinism (J v of v again, on a block of the same shape: a kernel may round a
     # wider block differently, by more than 100 u).
     k = options.fd_directions
+    shift = 1.0 + ops.c  # J_F = J_nc - (1 + c) I: errors in J_nc v count at J_F's scale
     v = directions[:, :1] if k else probe_vectors
     jv_first = ops.jvp(v)
     jv = torch.cat([jv_first, ops.jvp(directions[:, 1:])], dim=1) if k > 1 else jv_first[:, :k]
     if k >= 2:  # the adjoint pairs (d_1, d_2) and (d_2, d_1): J^T of both, which Sym(J) reuses
         pair = directions[:, :2]
         jtv = ops.vjp(pair)
-        adj_err = adjoint_rel_err(ops.jvp, ops.vjp, pair.flip(1), pair, jv=jv[:, :2], jtu=jtv.flip(1))
+        adj_err = adjoint_rel_err(ops.jvp, ops.vjp, pair.flip(1), pair, jv=jv[:, :2], jtu=jtv.flip(1), shift=shift)
     else:  # an independent random u
         jtv = directions[:, :0]
         u = random(batch, 1, n)
         jtu = ops.vjp(u)
-        adj_err = adjoint_rel_err(ops.jvp, ops.vjp, u, v, jv=jv_first, jtu=jtu)
+        adj_err = adjoint_rel_err(ops.jvp, ops.vjp, u, v, jv=jv_first, jtu=jtu, shift=shift)
         ops.require_finite("J^T u", jtu)
     ops.require_finite("J v", jv if k else jv_first)  # jv starts with jv_first where there are directions
     ops.require_finite("J^T u", jtv)
-    fd_err = fd_jvp_rel_err(ops.force, ops.jvp, ops.z_star, directions, jv=jv)
+    fd_err = fd_jvp_rel_err(ops.force, ops.jvp, ops.z_star, directions, jv=jv, shift=shift)
     nondeterminism = determinism_error(ops.jvp, v, first=jv_first)
     # central differences (2 forces) and J v per direction (v's own where there is none), J^T of two
     # directions (of a random u where there are fewer), J v of v again
