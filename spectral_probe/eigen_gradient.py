@@ -137,7 +137,7 @@ def leading_eigenpair(
     tol = tol if tol is not None else default_tol(dtype)
 
     def nc_force(z: Tensor) -> Tensor:
-        out = f(layout.unflatten(z))
+        out = f(layout.unflatten_copy(z))
         return layout.flatten(tuple(out) if isinstance(out, list) else out)
 
     with torch_quiet():

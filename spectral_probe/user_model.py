@@ -98,6 +98,13 @@ class StateLayout:
         parts = [p.reshape(shape) for p, shape in zip(torch.split(z, self.sizes), self.shapes, strict=True)]
         return tuple(parts) if self.is_tuple else parts[0]
 
+    def unflatten_copy(self, z: Tensor) -> State:
+        """The natural state of ``z`` in new tensors, for a model to run on: one that writes into its input
+        (``ReLU(inplace=True)`` first) would otherwise overwrite the caller's ``z_star`` (under ``--matvec
+        fd``), and autograd refuses an in-place op on a view of ``torch.split``."""
+        state = self.unflatten(z)
+        return tuple(part.clone() for part in state) if isinstance(state, tuple) else state.clone()
+
     def flatten(self, state: State) -> Tensor:
         """The flat ``[n]`` vector of a natural state (the inverse of :meth:`unflatten`)."""
         if isinstance(state, Tensor):
@@ -181,8 +188,7 @@ def flat_force(
     call = module_call(model, dtype, device) if isinstance(model, nn.Module) else model
 
     def nc_force(z: Tensor) -> Tensor:
-        state = layout.unflatten(z)
-        out = call(state)
+        out = call(layout.unflatten_copy(z))
         if layout.is_tuple and isinstance(out, list):
             out = tuple(out)
         return layout.flatten(out)

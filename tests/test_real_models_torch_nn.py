@@ -159,3 +159,29 @@ def test_leading_eigenvalue_refuses_the_states_probe_refuses(case: str) -> None:
     with pytest.raises(error, match=words) as caught:
         leading_eigenvalue(model, state)
     assert "\n" not in str(caught.value)
+
+
+@pytest.mark.parametrize("matvec", ["autograd", "fd"])
+def test_a_model_that_writes_into_its_input_is_probed_and_the_state_kept(matvec: str) -> None:
+    # nn.ReLU(inplace=True) on the state itself: under --matvec fd it overwrote the caller's z_star (its
+    # negative entries became 0, then "z* is not a fixed point"); under autograd it was refused (an in-place
+    # op on a view of the tool's own reshaping). The truth is jacrev of the user's step on a copy, as the
+    # user would run it.
+    torch.manual_seed(0)
+    n = 8
+    step = nn.Sequential(nn.ReLU(inplace=True), nn.Linear(n, n), nn.Tanh()).double()
+    with torch.no_grad():
+        step[1].weight.mul_(0.5)
+    on_a_copy = lambda z: step(z.clone())  # noqa: E731
+    z = newton(on_a_copy, torch.zeros(n, dtype=D))
+    assert bool((z < 0).any())  # the ReLU has something to overwrite
+    kept = z.clone()
+    expected = truth(on_a_copy, z)
+    result = probe(step, z, matvec=matvec).results[0]
+    assert torch.equal(z, kept)
+    assert abs(result.rho - expected["rho"]) <= (1e-8 if matvec == "autograd" else 1e-6) * expected["scale"]
+    assert result.verdict == "contractive", result.reason
+    if matvec == "autograd":
+        assert_matches(result, expected)
+        assert float(leading_eigenvalue(step, z)) == pytest.approx(expected["rho"], abs=1e-8)
+        assert torch.equal(z, kept)
