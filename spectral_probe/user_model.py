@@ -162,8 +162,9 @@ def _cast(t: Tensor, dtype: torch.dtype, device: torch.device | str) -> Tensor:
 
 def checked_state(z: Any, *, batched: bool = False) -> Tensor | tuple[Tensor, ...]:
     """A user's state as a tensor or a flat tuple of them, refused in one line (``UsageError``) where the
-    probe cannot take it: not real floating, sparse, nested, or (``batched``) parts without one shared
-    leading batch dimension; and under ``torch.inference_mode()``, where nothing can be differentiated."""
+    probe cannot take it: not real floating, sparse, nested, empty, not finite, or (``batched``) parts
+    without one shared leading batch dimension; and under ``torch.inference_mode()``, where nothing can be
+    differentiated."""
     if torch.is_inference_mode_enabled():  # else autograd fails later, blamed on the operator
         raise UsageError("spectral_probe differentiates f, which torch.inference_mode() forbids: use torch.no_grad()")
     state = z if isinstance(z, Tensor) else tuple(z)
@@ -175,6 +176,9 @@ def checked_state(z: Any, *, batched: bool = False) -> Tensor | tuple[Tensor, ..
     if sum(t.numel() for t in parts) == 0:
         shapes = [tuple(t.shape) for t in parts]
         raise UsageError(f"z_star has no elements (shapes {shapes}): there is no state to probe")
+    bad = sum(int((~torch.isfinite(t)).sum()) for t in parts)
+    if bad:
+        raise UsageError(f"z_star has {bad} non-finite value{'s' if bad > 1 else ''} (nan/inf)")
     if batched and (any(t.ndim == 0 for t in parts) or len({t.shape[0] for t in parts}) != 1):
         sizes = [tuple(t.shape) for t in parts]
         raise UsageError(f"batched=True takes states with one leading batch dimension shared by all parts, got {sizes}")

@@ -201,3 +201,25 @@ def test_an_empty_state_is_refused_in_one_clear_line(z) -> None:
     for call in (lambda f: leading_eigenvalue(f, z), lambda f: probe(f, z), lambda f: StabilityMonitor()(f, z)):
         with pytest.raises(UsageError, match="no elements"):
             call(lambda v: v)
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf")])
+def test_a_state_that_is_not_finite_is_refused_as_such(bad: float) -> None:
+    # It reached the Jacobian set-up and was blamed on the operator ("not differentiable there").
+    from spectral_probe import StabilityMonitor, probe
+    from spectral_probe.errors import UsageError
+
+    z = torch.zeros(3, dtype=torch.float64)
+    z[1] = bad
+    for call in (lambda f: leading_eigenvalue(f, z), lambda f: probe(f, z), lambda f: StabilityMonitor()(f, z)):
+        with pytest.raises(UsageError, match=r"z_star has 1 non-finite value \(nan/inf\)"):
+            call(torch.tanh)
+
+
+def test_a_force_that_is_not_finite_at_z_star_is_said_so_not_called_nondeterministic() -> None:
+    # NaN != NaN: the force evaluated twice "differed by nan (dropout in train mode?)".
+    from spectral_probe import probe
+
+    result = probe(lambda v: torch.log(v - 10), torch.zeros(3, dtype=torch.float64)).results[0]
+    assert result.verdict == "inconclusive"
+    assert result.reason == "nc_force(z*) is not finite (nan/inf)"

@@ -3,6 +3,7 @@ the adjoint identity, and the docs/SPEC.md section 2 invariants between omega, a
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -125,6 +126,8 @@ FAULTS: dict[str, float] = {}
 def matvec_failures(checks: MatvecChecks, b: int, fp_residual: float, tolerances: Tolerances) -> list[Check]:
     """The records of the checks before the solves, for fixed point ``b``."""
     records = []
+    if not math.isfinite(fp_residual):  # NaN != NaN: not a nondeterminism, and no residual to speak of
+        return [Check("fixed_point", "fixed_point", None, None, False, "nc_force(z*) is not finite (nan/inf)")]
     if checks.force_change is not None:
         records.append(
             judge(
