@@ -17,7 +17,7 @@ from spectral_probe.tolerances import tolerances
 
 def reproducibility(options: ProbeOptions) -> dict:
     """What a reader needs to reproduce the numbers: versions, dtype, device, seed, solver settings."""
-    limits = tolerances(options.dtype, options.tol, options.band, options.fixed_point_tol)
+    limits = tolerances(options.dtype, options.tol, options.band, options.fixed_point_tol, options.matvec)
     return {
         "tool": "spectral-probe",
         "tool_version": __version__,

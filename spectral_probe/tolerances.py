@@ -25,11 +25,15 @@ MACHINE_EPS = {"float64": 2.0**-52, "float32": 2.0**-23}
 #: :data:`spectral_probe.linalg.defaults.DEFAULTS`): two thirds of the digits for the residual, the last
 #: third left for the agreement checks.
 DEFAULT_TOL_EXPONENT = DEFAULTS.tol_exponent
+#: ``tol = u ** FD_TOL_EXPONENT`` by default under ``--matvec fd`` (:func:`default_tol`).
+FD_TOL_EXPONENT = 0.5
 
 
-def default_tol(dtype: str) -> float:
-    """The default ``--tol`` of a dtype: ``u ** (2/3)`` (3.7e-11 in float64, 2.4e-05 in float32)."""
-    return MACHINE_EPS[dtype] ** DEFAULT_TOL_EXPONENT
+def default_tol(dtype: str, matvec: str = "autograd") -> float:
+    """The default ``--tol`` of a dtype: ``u ** (2/3)`` (3.7e-11 in float64, 2.4e-05 in float32); under
+    ``--matvec fd`` ``u ** (1/2)``, above the central differences' own error (about ``u ** (2/3)`` of the
+    force's scale), which no residual can go below."""
+    return MACHINE_EPS[dtype] ** (FD_TOL_EXPONENT if matvec == "fd" else DEFAULT_TOL_EXPONENT)
 
 
 class _Rule:
@@ -93,14 +97,17 @@ class Tolerances:
         return self.machine_eps * max(scale, 0.0)
 
 
-def tolerances(dtype: str, tol: float | None = None, band: float = 1e-6, fixed_point: float = 1e-6) -> Tolerances:
-    """The :class:`Tolerances` of a probe in ``dtype`` (``"float64"``/``"float32"``) at ``--tol`` ``tol``."""
+def tolerances(
+    dtype: str, tol: float | None = None, band: float = 1e-6, fixed_point: float = 1e-6, matvec: str = "autograd"
+) -> Tolerances:
+    """The :class:`Tolerances` of a probe in ``dtype`` (``"float64"``/``"float32"``) at ``--tol`` ``tol``
+    (``None``: :func:`default_tol` of ``dtype`` and ``--matvec``)."""
     if dtype not in MACHINE_EPS:
         raise ValueError(f"no tolerances for dtype {dtype!r}: use one of {', '.join(MACHINE_EPS)}")
     return Tolerances(
         dtype=dtype,
         machine_eps=MACHINE_EPS[dtype],
-        tol=default_tol(dtype) if tol is None else float(tol),
+        tol=default_tol(dtype, matvec) if tol is None else float(tol),
         band=float(band),
         fixed_point=float(fixed_point),
     )
@@ -121,6 +128,8 @@ def tolerances_markdown() -> str:
     keeps README.md equal to this)."""
     f64, f32 = tolerances("float64"), tolerances("float32")
     rows = [("`--tol` (every eigensolver's normwise residual)", "u^(2/3)", f64.tol, f32.tol)]
+    fd64, fd32 = tolerances("float64", matvec="fd"), tolerances("float32", matvec="fd")
+    rows.append(("`--tol` under `--matvec fd` (above the differences' own error)", "u^(1/2)", fd64.tol, fd32.tol))
     for rule in _TABLE_RULES:
         rows.append((rule.what, rule.rule, getattr(f64, rule.name), getattr(f32, rule.name)))
     rows.append(("residual floor of an error bound (times norm)", "u", f64.machine_eps, f32.machine_eps))

@@ -53,6 +53,7 @@ _EXPORTS = {
     "determinism_error": "fdcheck",
     "fd_jvp_rel_err": "fdcheck",
     "random_directions": "fdcheck",
+    "step_doubling_error": "fdcheck",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -27,6 +27,7 @@ __all__ = [
     "determinism_error",
     "fd_jvp_rel_err",
     "random_directions",
+    "step_doubling_error",
 ]
 
 
@@ -65,15 +66,15 @@ def central_difference_step(z: Tensor, v: Tensor) -> Tensor:
     return torch.broadcast_to(step, _broadcast_shapes(z_norm.shape, v_norm.shape))
 
 
-def central_difference_jvp(f: Fn, z: Tensor, v: Tensor) -> Tensor:
+def central_difference_jvp(f: Fn, z: Tensor, v: Tensor, *, widen: float = 1.0) -> Tensor:
     """``J v ~ (f(z + h v) - f(z - h v)) / (2 h)`` with ``h`` from :func:`central_difference_step`.
 
     ``f`` acts on the last dimension with any leading dimensions; ``z`` ``[..., n]`` and ``v``
     ``[..., n]`` broadcast (``z`` ``[B, 1, n]`` with ``v`` ``[B, k, n]``, say). Both points are
     evaluated in ONE call of ``f`` (stacked), out of place: the caller's ``z`` is never modified.
-    A zero direction gives a zero result (``J 0 = 0``), not ``0 / 0``.
+    A zero direction gives a zero result (``J 0 = 0``), not ``0 / 0``. ``widen``: the step times this.
     """
-    step = central_difference_step(z, v)
+    step = central_difference_step(z, v) * widen
     zero = ~torch.isfinite(step)
     step = torch.where(zero, torch.zeros_like(step), step)
     h = step.unsqueeze(-1)
@@ -82,6 +83,22 @@ def central_difference_jvp(f: Fn, z: Tensor, v: Tensor) -> Tensor:
     values = f(points)
     diff = (values[0] - values[1]) / (2.0 * torch.where(h == 0, torch.ones_like(h), h))
     return torch.where(zero.unsqueeze(-1), torch.zeros_like(diff), diff)
+
+
+def step_doubling_error(f: Fn, z: Tensor, directions: Tensor) -> Tensor:
+    """Max over directions of ``||fd_2h(v) - fd_h(v)|| / ||v||``, per problem: the error of the central
+    difference ``fd_h`` itself, estimated by doubling its step.
+
+    Its truncation error is ``c h^2 + O(h^4)``, so ``fd_2h - fd_h = 3 c h^2``: three times that error; its
+    round-off, ``O(u ||f|| / h)``, is of the same size at both steps and shows in the difference too. This is
+    the error of ``J`` as ``--matvec fd`` knows it, which an eigenvalue of that ``J`` inherits as a residual.
+    ``z`` ``[B, n]``, ``directions`` ``[B, k, n]``; returns ``Tensor[B]``.
+    """
+    base = z.unsqueeze(-2)
+    narrow = central_difference_jvp(f, base, directions)
+    wide = central_difference_jvp(f, base, directions, widen=2.0)
+    norms = torch.linalg.vector_norm(directions, dim=-1).clamp_min(torch.finfo(directions.dtype).tiny)
+    return _max_per_problem(torch.linalg.vector_norm(wide - narrow, dim=-1) / norms)
 
 
 def fd_jvp_rel_err(

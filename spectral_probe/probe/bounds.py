@@ -106,18 +106,22 @@ def _cluster(values: torch.Tensor, radius: torch.Tensor, index: int) -> list[int
         member = grown
 
 
-def dense_bound(conditions: EigenConditions, b: int, mu: complex, scale: float, tolerances: Tolerances) -> EigenBound:
+def dense_bound(
+    conditions: EigenConditions, b: int, mu: complex, scale: float, tolerances: Tolerances, operator_error: float = 0.0
+) -> EigenBound:
     """The bound of the eigenvalue ``mu`` of problem ``b`` from every eigenvalue's residual and condition.
 
     A well-conditioned ``mu`` (``kappa <= DEFECTIVE_CONDITION``), or one whose first-order disk touches
     no other: ``X_1 = ||r|| kappa``. An ill-conditioned one whose disk chains to others' (a cluster): the
     extent of the chained disks seen from ``mu``, ``max_j (|mu - mu_j| + X_1j)`` (the true eigenvalues
     of a cluster lie in the union of its disks; on a Jordan ring ``X_1`` alone can fall short of the
-    ring's radius). Both capped by Elsner's rigorous bound.
+    ring's radius). Both capped by Elsner's rigorous bound. ``operator_error``: how far the matrix is off
+    the true ``J_F`` (``--matvec fd``), added to every residual, which it is of the true ``J_F``.
     """
     values = conditions.values[b].to(torch.complex128).cpu()
     condition = conditions.condition[b].to(torch.float64).cpu()
     residual = conditions.residuals[b].to(torch.float64).cpu().clamp_min(tolerances.residual_floor(scale))
+    residual = residual + operator_error
     index = int((values - mu).abs().argmin())
     cap = elsner_bound(float(residual.max()), scale, values.shape[-1])
     radius = torch.nan_to_num(residual * condition, nan=cap, posinf=cap).clamp_max(cap)
@@ -179,7 +183,7 @@ def _distances(pair: RitzPair) -> torch.Tensor:
     return others[torch.isfinite(others)]
 
 
-def krylov_bound(pair: RitzPair, scale: float, tolerances: Tolerances) -> EigenBound:
+def krylov_bound(pair: RitzPair, scale: float, tolerances: Tolerances, operator_error: float = 0.0) -> EigenBound:
     """The bound of a Ritz value from its residual, its left vector and the second run.
 
     First order ``X_1 = ||r|| kappa``. Where ``mu`` is not nearly defective, the two-sided Rayleigh
@@ -194,11 +198,12 @@ def krylov_bound(pair: RitzPair, scale: float, tolerances: Tolerances) -> EigenB
     tell: the Ritz values of the run inside Elsner's rigorous radius are that ring as far as the Krylov
     space saw it, and ``max(X_1, elsner(||r||, m))`` with ``m`` their count (at least 2) bounds it (``X_1``
     alone, from a right and a left vector that are both nearly the same, can fall short of the ring).
+    ``operator_error``: how far the operator is off the true ``J_F`` (``--matvec fd``), a residual of it.
     """
     n = pair.vector.shape[-1]
     floor = tolerances.residual_floor(scale)
     # Additive: the computed residual is itself off by round-off of the size of the floor.
-    residual = pair.residual + floor
+    residual = pair.residual + floor + operator_error
     spread = 0.0 if pair.mu_left is None else abs(pair.mu - pair.mu_left)
     distances = _distances(pair)
     if pair.left is None:  # no J^T u (--matvec fd): condition number 1 assumed, the two runs' spread kept

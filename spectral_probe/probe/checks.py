@@ -11,7 +11,7 @@ import torch
 
 from spectral_probe.config import ProbeOptions
 from spectral_probe.jacobian import JacobianOperators
-from spectral_probe.linalg.fdcheck import adjoint_rel_err, determinism_error, fd_jvp_rel_err
+from spectral_probe.linalg.fdcheck import adjoint_rel_err, determinism_error, fd_jvp_rel_err, step_doubling_error
 from spectral_probe.results import Check
 from spectral_probe.tolerances import Tolerances
 
@@ -52,6 +52,7 @@ class MatvecChecks:
     notes: tuple[str, ...]
     known: KnownProducts | None = None
     force_change: torch.Tensor | None = None  # [B]: nc_force(z*) twice, relative (None: not evaluated twice)
+    operator_error: torch.Tensor | None = None  # [B]: --matvec fd, the central differences' own error
 
 
 def matvec_checks(ops: JacobianOperators, options: ProbeOptions, random: Callable[..., torch.Tensor]) -> MatvecChecks:
@@ -68,8 +69,15 @@ def matvec_checks(ops: JacobianOperators, options: ProbeOptions, random: Callabl
         first = ops.jf(probe_vectors)
         ops.require_finite("J v", first)
         nondeterminism = determinism_error(ops.jf, probe_vectors, first=first)
-        note = "--matvec fd: the matvec is the finite-difference referee itself; no fd/adjoint check"
-        return MatvecChecks(nondeterminism, None, None, ops.setup_matvecs + 2, (note,))
+        # The bounds then count the error of the J that central differences give (a residual of the true J)
+        along = torch.cat([probe_vectors, directions], dim=1)
+        error = step_doubling_error(ops.force, ops.z_star, along)
+        notes = (
+            "--matvec fd: the matvec is the finite-difference referee itself; no fd/adjoint check",
+            "--matvec fd: the error bounds include the central differences' own error, by step doubling",
+        )
+        matvecs = ops.setup_matvecs + 2 + 2 * along.shape[1]  # a difference at h and at 2 h per direction
+        return MatvecChecks(nondeterminism, None, None, matvecs, notes, operator_error=error)
     # One J v per direction serves all three: the central differences along the directions, the adjoint
     # identity, and determinism (J v of v again, on a block of the same shape: a kernel may round a
     # wider block differently, by more than 100 u).
@@ -98,6 +106,15 @@ def matvec_checks(ops: JacobianOperators, options: ProbeOptions, random: Callabl
     known = KnownProducts(directions, jv, jtv) if k else KnownProducts(v, jv_first, jtv)
     # What the checks cost per fixed point, with the products of the set-up (ops.setup_matvecs).
     return MatvecChecks(nondeterminism, fd_err, adj_err, ops.setup_matvecs + matvecs, (), known, force_change(ops))
+
+
+def fd_error_along(ops: JacobianOperators, x: torch.Tensor, floor: list[float]) -> tuple[list[float], int]:
+    """``--matvec fd``: the central differences' own error along ``x`` ``[B, n]`` (a Ritz vector; its real
+    and imaginary parts), where it moves that eigenvalue, or ``floor`` (the random directions') if larger;
+    and the products it took (a difference at ``h`` and at ``2 h`` per part)."""
+    parts = torch.stack([x.real, x.imag], dim=1) if x.is_complex() else x.unsqueeze(1)
+    along = step_doubling_error(ops.force, ops.z_star, parts).tolist()
+    return [max(a, r) for a, r in zip(along, floor, strict=True)], 2 * parts.shape[1]
 
 
 def force_change(ops: JacobianOperators) -> torch.Tensor | None:

@@ -8,6 +8,7 @@ import torch
 from spectral_probe.jacobian import JacobianOperators
 from spectral_probe.linalg.conditioning import eigen_conditions
 from spectral_probe.linalg.dense import dense_spectrum
+from spectral_probe.linalg.fdcheck import central_difference_jvp
 from spectral_probe.probe.bounds import dense_bound
 from spectral_probe.probe.checks import invariant_checks, judge
 from spectral_probe.probe.spectra import Spectra
@@ -31,11 +32,25 @@ def _residual_checks(residuals: dict[str, float], threshold: float) -> list[Chec
     ]
 
 
-def dense_spectra(ops: JacobianOperators, eps: float, tolerances: Tolerances) -> Spectra:
-    """Exact omega, alpha and rho of a dense ``J_F``, with their residual, invariant and bound records."""
+def _fd_matrix_error(ops: JacobianOperators, narrow: torch.Tensor) -> list[float]:
+    """``||J_2h - J_h||_2`` per fixed point, ``J_h`` the central-difference Jacobian ``narrow`` [B, n, n]: three
+    times its truncation error and about its round-off (:func:`~spectral_probe.linalg.fdcheck.step_doubling_error`)."""
+    batch, n = ops.z_star.shape
+    basis = torch.eye(n, dtype=ops.dtype, device=ops.device).expand(batch, n, n)
+    wide = central_difference_jvp(ops.force, ops.z_star.unsqueeze(1), basis, widen=2.0).transpose(1, 2)
+    return torch.linalg.matrix_norm(wide - narrow, ord=2).tolist()
+
+
+def dense_spectra(
+    ops: JacobianOperators, eps: float, tolerances: Tolerances, operator_error: list[float] | None = None
+) -> Spectra:
+    """Exact omega, alpha and rho of a dense ``J_F``, with their residual, invariant and bound records;
+    ``operator_error``: per fixed point, how far ``J_F`` itself is off (``--matvec fd``), a residual of the
+    true ``J_F`` that the bounds add."""
     batch, n = ops.z_star.shape
     eye = torch.eye(n, dtype=ops.z_star.dtype, device=ops.z_star.device)
-    jf = ops.dense_jacobian() - (1 + ops.c) * eye
+    jacobian = ops.dense_jacobian()
+    jf = jacobian - (1 + ops.c) * eye
     conditions = eigen_conditions(jf)
     spectrum = dense_spectrum(jf, eps, eigen=(conditions.values, conditions.vectors))  # one eig for both
     mu_alpha = spectrum.mu_alpha.tolist()
@@ -43,6 +58,9 @@ def dense_spectra(ops: JacobianOperators, eps: float, tolerances: Tolerances) ->
     omega = spectrum.omega.tolist()
     norm_M = spectrum.norm_M.tolist()
     norm_J = spectrum.norm_J.tolist()
+    error = operator_error or [0.0] * batch
+    if ops.mode == "fd":  # the FD Jacobian's own error, as a matrix: its columns' differences at 2 h
+        error = [max(e, m) for e, m in zip(error, _fd_matrix_error(ops, jacobian), strict=True)]
     checks: list[list[Check]] = []
     residuals = []
     for b in range(batch):
@@ -62,10 +80,10 @@ def dense_spectra(ops: JacobianOperators, eps: float, tolerances: Tolerances) ->
         norm_M=norm_M,
         residuals=residuals,
         checks=checks,
-        alpha_bounds=[dense_bound(conditions, b, mu_alpha[b], norm_J[b], tolerances) for b in range(batch)],
-        lead_bounds=[dense_bound(conditions, b, mu_lead[b], norm_J[b], tolerances) for b in range(batch)],
-        matvecs=n,
-        matvecs_by_kind={"vjp" if ops.has_vjp and ops.vectorized else "jvp": n},  # rows J^T e_i, or columns
+        alpha_bounds=[dense_bound(conditions, b, mu_alpha[b], norm_J[b], tolerances, error[b]) for b in range(batch)],
+        lead_bounds=[dense_bound(conditions, b, mu_lead[b], norm_J[b], tolerances, error[b]) for b in range(batch)],
+        matvecs=n * (2 if ops.mode == "fd" else 1),  # fd: the columns again at 2 h
+        matvecs_by_kind={"vjp" if ops.has_vjp and ops.vectorized else "jvp": n * (2 if ops.mode == "fd" else 1)},
         notes=[],
         warm=WarmStart(),
     )

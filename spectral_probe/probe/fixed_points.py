@@ -37,7 +37,7 @@ def choose_method(options: ProbeOptions, n: int) -> str:
 def probe_tolerances(options: ProbeOptions, dtype: torch.dtype) -> Tolerances:
     """The one :class:`Tolerances` object of a probe in ``dtype`` under ``options``."""
     name = str(dtype).removeprefix("torch.")
-    return tolerances(name, options.tol, options.band, options.fixed_point_tol)
+    return tolerances(name, options.tol, options.band, options.fixed_point_tol, options.matvec)
 
 
 def probe_fixed_points(
@@ -77,10 +77,11 @@ def probe_fixed_points(
     checks = matvec_checks(ops, options, random)
     notes += checks.notes
     method = choose_method(options, n)
+    operator_error = None if checks.operator_error is None else checks.operator_error.tolist()
     if method == "dense":
-        spectra = dense_spectra(ops, eps, limits)
+        spectra = dense_spectra(ops, eps, limits, operator_error)
     else:
-        spectra = krylov_spectra(ops, eps, limits, options, random, warm, notes, checks.known)
+        spectra = krylov_spectra(ops, eps, limits, options, random, warm, notes, checks.known, operator_error)
     spectra.matvecs += checks.matvecs
     spectra.matvecs_by_kind["checks"] = checks.matvecs
 

@@ -26,7 +26,7 @@ from spectral_probe.probe.bounds import (
     rho_bound,
     ritz_distances,
 )
-from spectral_probe.probe.checks import KnownProducts, invariant_checks, judge
+from spectral_probe.probe.checks import KnownProducts, fd_error_along, invariant_checks, judge
 from spectral_probe.probe.rr_confirm import confirm_rho
 from spectral_probe.probe.spectra import Spectra, leading
 from spectral_probe.probe.warm import WarmStart, blend
@@ -55,6 +55,7 @@ class _Run:
     residuals: list[dict[str, float | None]]
     notes: list[str]
     known: KnownProducts | None
+    operator_error: list[float]  # per fixed point: how far J_F itself is off (--matvec fd), else 0
 
     def warm_vector(self, name: str) -> torch.Tensor | None:
         return None if self.warm is None else getattr(self.warm, name)
@@ -251,7 +252,7 @@ def _agreement(name: str, first: float, second: float, allowed: float, what: str
     )
 
 
-def _judge_target(run: _Run, b: int, name: str, pair: _Pair, eps: float) -> EigenBound:
+def _judge_target(run: _Run, b: int, name: str, pair: _Pair, eps: float, operator_error: float) -> EigenBound:
     """The bound of one target's eigenvalue and its agreement with the second run, into ``run``.
 
     The two runs agree within round-off of the agreement rule, or within their first-order bounds
@@ -261,7 +262,7 @@ def _judge_target(run: _Run, b: int, name: str, pair: _Pair, eps: float) -> Eige
     eigenvalue until proven otherwise, and the condition number came from the second run's left vector,
     which then belongs to ANOTHER eigenvalue (biorthogonal to ``x``: ``y^H x ~ 0``, a huge "bound").
     """
-    bound = krylov_bound(pair.ritz, pair.scale, run.tolerances)
+    bound = krylov_bound(pair.ritz, pair.scale, run.tolerances, operator_error)
     round_off = run.tolerances.agreement * max(1.0, pair.scale)
     # Each run's value is within its own residual times kappa of the eigenvalue (the J_T run is looser).
     first_order = max(round_off, 2 * (bound.residual + pair.ritz.left_residual) * (bound.condition or 1.0))
@@ -296,6 +297,11 @@ def _alpha_and_lead(
     run.counts["jvp"] += next(iter(right.values())).matvecs - _saved(reuse)
     second = _second_run(ops, run, targets, right, noise)
     residuals = [_residual_vectors(right[t.name]) if ops.has_vjp else None for t in targets]
+    errors = [run.operator_error] * 2
+    if not ops.has_vjp:  # --matvec fd: the differences' error along each Ritz vector, where it moves mu
+        measured = [fd_error_along(ops, right[t.name].vectors[..., 0, :], run.operator_error) for t in targets]
+        errors = [error for error, _ in measured]
+        run.counts["jvp"] += sum(products for _, products in measured)
     mu_alpha: list[complex] = []
     mu_lead: list[complex] = []
     bounds: tuple[list[EigenBound | None], list[EigenBound | None]] = ([], [])
@@ -309,8 +315,8 @@ def _alpha_and_lead(
         run.checks[b].append(
             judge("converged:arnoldi", "convergence", unconverged, 0.0, "Arnoldi for alpha/rho did not converge")
         )
-        for name, pair, into in zip(("alpha", "rho"), pairs, bounds, strict=True):
-            into.append(_judge_target(run, b, name, pair, eps) if unconverged == 0 else None)
+        for name, pair, into, error in zip(("alpha", "rho"), pairs, bounds, errors, strict=True):
+            into.append(_judge_target(run, b, name, pair, eps, error[b]) if unconverged == 0 else None)
     return mu_alpha, mu_lead, right[targets[1].name], bounds[0], bounds[1]
 
 
@@ -340,15 +346,17 @@ def krylov_spectra(
     warm: WarmStart | None,
     notes: list[str],
     known: KnownProducts | None = None,
+    operator_error: list[float] | None = None,
 ) -> Spectra:
     """omega, alpha and rho matrix-free, with the independent-start, RR, invariant and bound records;
-    ``known``: the products of the checks, which the solvers' first steps reuse."""
+    ``known``: the products of the checks, which the solvers' first steps reuse; ``operator_error``: as
+    in :func:`~spectral_probe.probe.dense_path.dense_spectra`."""
     batch, n = ops.z_star.shape
     warm_ok = warm is not None and warm.fits(batch, n, ops.z_star.device, ops.z_star.dtype)
     krylov = {"krylov_dim": options.krylov_dim, "tol": tolerances.tol, "max_restarts": options.max_restarts}
     run = _Run(
         batch, n, tolerances, krylov, random, warm if warm_ok else None, {"jvp": 0, "vjp": 0},
-        [[] for _ in range(batch)], [{} for _ in range(batch)], notes, known,
+        [[] for _ in range(batch)], [{} for _ in range(batch)], notes, known, operator_error or [0.0] * batch,
     )  # fmt: skip
     omega, omega_vector = _omega(ops, run, options)
     mu_alpha, mu_lead, lead_result, alpha_bounds, lead_bounds = _alpha_and_lead(ops, run, eps)
