@@ -60,7 +60,7 @@ def evaluate(
         for f in findings
     }
     if errors:
-        codes.add(ExitCode.BAD_INPUT)
+        codes.add(ExitCode.INTERNAL_ERROR if any(e.internal for e in errors) else ExitCode.BAD_INPUT)
     violations = tuple(f"{f.where}: {f.message}" for f in findings if f.kind == "violation")
     untrusted = tuple(f"{f.where}: {f.message}" for f in findings if f.kind != "violation")
     return GateOutcome(

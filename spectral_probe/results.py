@@ -158,6 +158,8 @@ class CheckpointError:
 
     checkpoint: str
     error: str
+    #: A bug of the tool met on this file (exit 4), not a bad file: an audit records it and goes on.
+    internal: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         """The record as JSON-ready plain values."""

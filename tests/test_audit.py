@@ -36,6 +36,7 @@ from spectral_probe.checkpoint import load_yaml_config
 from spectral_probe.cli import app
 from spectral_probe.config import OPTION_NAMES, ProbeOptions, merge_options
 from spectral_probe.errors import InputError, UsageError
+from spectral_probe.exitcodes import ExitCode
 from spectral_probe.gate import evaluate
 from spectral_probe.report import junit, markdown
 from spectral_probe.report.table import render
@@ -358,10 +359,21 @@ def test_ctrl_c_keeps_every_finished_line_and_propagates(fake_run: Path, tmp_pat
     assert [Path(d["checkpoint"]).name for d in lines(journal)] == ["step_2000.pth", "step_50.pt"]
 
 
-def test_a_bug_is_not_turned_into_an_error_row(fake_run: Path) -> None:
+def test_a_bug_met_on_one_file_is_an_error_row_and_exit_4_and_the_audit_goes_on(fake_run: Path, tmp_path: Path) -> None:
+    # It ended the audit (exit 4) at that file: the checkpoints after it were never probed, nor journaled.
+    journal = tmp_path / "audit.jsonl"
     probe = Recorder(fail_on="step_900.safetensors", exc=RuntimeError("boom"))
-    with pytest.raises(RuntimeError, match="boom"):  # the CLI makes it exit 4, asking for a report
-        run_audit(str(fake_run), ProbeOptions(), probe_fn=probe)
+    report = run_audit(str(fake_run), ProbeOptions(jsonl=str(journal)), probe_fn=probe)
+    everything = len(find_checkpoints(str(fake_run)))
+    assert len(probe.calls) == everything - 1  # every other checkpoint, those after it included
+    (error,) = [e for e in report.errors if e.internal]  # beside the fake run's own bad files
+    assert error.checkpoint.endswith("step_900.safetensors")
+    assert "internal error (RuntimeError: boom); please report it" in error.error
+    assert report.gate.exit_code == ExitCode.INTERNAL_ERROR
+    assert len({d["checkpoint"] for d in lines(journal)}) == everything
+    again = Recorder()  # --resume probes it again (after a fix), and only it
+    run_audit(str(fake_run), ProbeOptions(jsonl=str(journal), resume=True), probe_fn=again)
+    assert again.calls == ["step_900.safetensors"]
 
 
 def test_progress_bar_goes_to_stderr(fake_run: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -39,7 +39,8 @@ def _default_probe() -> ProbeFn:
 
 
 def _probe_task(path: str, options: ProbeOptions, probe_fn: ProbeFn | None, warm: Any, use_warm: bool) -> Outcome:
-    """Probe one checkpoint; a bad input becomes an error outcome, a bug propagates (exit 4)."""
+    """Probe one checkpoint; a bad input becomes an error outcome, and so does a bug met on it (exit 4 at
+    the end, with every other checkpoint probed: one file never ends an audit)."""
     fn = probe_fn if probe_fn is not None else _default_probe()
     try:
         probed = fn(path, options, warm=warm, use_warm=use_warm)
@@ -47,6 +48,11 @@ def _probe_task(path: str, options: ProbeOptions, probe_fn: ProbeFn | None, warm
         error = CheckpointError(checkpoint=path, error=str(exc))
         # Not enough memory says nothing about the file: a resume (elsewhere, fewer --jobs) tries again.
         return Outcome(path, file_sha256_or_none(path), error=error, retry=isinstance(exc, ResourceError))
+    except Exception as exc:  # a bug: reported, retried by --resume (after a fix), the audit goes on
+        first = (str(exc).strip().splitlines() or [""])[0][:200]
+        why = f"internal error ({type(exc).__name__}: {first}); please report it (scan the file with --debug)"
+        error = CheckpointError(checkpoint=path, error=f"{path}: {why}", internal=True)
+        return Outcome(path, file_sha256_or_none(path), error=error, retry=True)
     return Outcome(path, probed.sha256, results=tuple(probed.results), warm=probed.warm if use_warm else None)
 
 

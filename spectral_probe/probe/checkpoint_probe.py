@@ -103,7 +103,7 @@ def _probe_checkpoint(path: str, options: ProbeOptions, *, warm: WarmStart | Non
         fixed_points, found = find_for_checkpoint(nc_force, n, float(c), float(eps), options, path, dtype, device)
     else:
         fixed_points = to_probe(z_star, dtype, device)
-        if n is None:
+        if n is None and fixed_points.ndim:  # a 0-d z_star has no n: prepare_fixed_points refuses it
             n = fixed_points.shape[-1] if fixed_points.ndim <= 2 else fixed_points.numel()
         fixed_points = prepare_fixed_points(fixed_points, n, options.fixed_point or path)
     check_probe_fits(nc_force, fixed_points.shape, fixed_points.element_size(), options, path)

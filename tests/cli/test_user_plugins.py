@@ -92,3 +92,23 @@ def test_an_operator_writing_into_its_parameters_is_bad_input_not_a_bug(tmp_path
     assert code == 2, output
     assert "modifies a tensor in place" in " ".join(output.split()), output
     assert "internal error" not in output
+
+
+def test_a_scalar_z_star_for_a_plugin_without_n_is_bad_input_and_the_audit_goes_on(tmp_path: Path) -> None:
+    # fixed_points.shape[-1] of a 0-d z_star: an IndexError, exit 4, and the audit ended at that file.
+    from safetensors.torch import save_file
+
+    (tmp_path / "plugin.py").write_text("def flat(params, options):\n    return lambda z: params['A'] @ z\n")
+    run = tmp_path / "run"
+    run.mkdir()
+    a = -0.5 * torch.eye(3, dtype=torch.float64)
+    for step, z in ((1, torch.zeros(3)), (2, torch.tensor(0.0)), (3, torch.zeros(3))):
+        save_file({"A": a, "z_star": z.double()}, str(run / f"step_{step}.safetensors"))
+    operator = ("--operator", f"{tmp_path / 'plugin.py'}:flat", "--quiet")
+    code, _, output = run_cli("scan", run / "step_2.safetensors", *operator)
+    assert code == 2 and "step_2.safetensors: z_star has shape []; expected [n] or [B, n]" in output, output
+    journal = tmp_path / "audit.jsonl"
+    code, _, output = run_cli("audit", run, *operator, "--jsonl", journal)
+    assert code == 2 and "internal error" not in output, output
+    rows = [line for line in journal.read_text().splitlines() if line]
+    assert len(rows) == 3 and "z_star has shape []" in rows[1]
