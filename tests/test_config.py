@@ -127,3 +127,27 @@ def test_an_explicit_int_tag_takes_decimal_digits_only(tmp_path) -> None:
     path.write_text("seed: !!int 1_0\n")
     with pytest.raises(InputError, match=r"cfg\.yaml: invalid YAML at line 1.*not a decimal integer"):
         load_yaml_config(path)
+
+
+def test_a_key_given_twice_in_yaml_is_refused_not_the_last_one_kept(tmp_path) -> None:
+    # max_rho: 0.5 then max_rho: 100 loosened the gate silently (PyYAML keeps the last).
+    from spectral_probe.checkpoint import load_yaml_config
+    from spectral_probe.errors import InputError
+
+    for text, key in (("max_rho: 0.5\nmax_rho: 100\n", "max_rho"), ("options: {a: 1, a: 2}\n", "a")):
+        path = tmp_path / "cfg.yaml"
+        path.write_text(text)
+        with pytest.raises(InputError, match=rf"cfg\.yaml: invalid YAML at line \d+.*the key '{key}' is given twice"):
+            load_yaml_config(path)
+    path.write_text("base: &base {p: 1, q: 3}\noptions: {<<: *base, p: 2}\n")  # a merge key's keys may be overridden
+    assert load_yaml_config(path)["options"] == {"p": 2, "q": 3}
+
+
+def test_a_key_given_twice_in_the_metadata_options_is_refused() -> None:
+    from spectral_probe.checkpoint import checkpoint_settings
+    from spectral_probe.errors import InputError
+
+    raw = '{"activation": "tanh", "activation": "relu"}'
+    with pytest.raises(InputError, match=r"x\.safetensors: metadata 'spectral_probe\.options' .*'activation' is given twice"):
+        checkpoint_settings({"spectral_probe.options": raw}, "x.safetensors")
+    assert checkpoint_settings({"spectral_probe.options": '{"a": {"b": 1}}'}, "x")["options"] == {"a": {"b": 1}}

@@ -95,7 +95,7 @@ def _reject_constant(name: str) -> None:
 def _options_json(raw: str, path: str | os.PathLike[str] | None) -> dict[str, Any]:
     label = f"metadata '{METADATA_PREFIX}options'"
     try:
-        options = json.loads(raw, parse_constant=_reject_constant)
+        options = json.loads(raw, parse_constant=_reject_constant, object_pairs_hook=_unique_keys)
     except json.JSONDecodeError as exc:
         raise InputError(path, f"{label} is not valid JSON: {exc.msg}") from None
     except RecursionError:
@@ -109,6 +109,16 @@ def _options_json(raw: str, path: str | os.PathLike[str] | None) -> dict[str, An
     except UsageError as exc:
         raise InputError(path, str(exc)) from None
     return options
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A JSON object whose keys are all different: ``json`` keeps the last of two (a silent choice)."""
+    seen: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in seen:
+            raise ValueError(f"the key {shown(key)} is given twice")
+        seen[key] = value
+    return seen
 
 
 def _step(raw: str, path: str | os.PathLike[str] | None) -> int:
@@ -208,6 +218,21 @@ def _core_schema_loader() -> type:
         return int(text, 10)
 
     CoreSchemaLoader.add_constructor("tag:yaml.org,2002:int", construct_int)
+
+    def construct_mapping(loader: yaml.SafeLoader, node: yaml.MappingNode, deep: bool = False) -> dict:
+        seen = set()
+        for key_node, _ in node.value:  # PyYAML keeps the last of two equal keys (a silent choice)
+            if key_node.tag == "tag:yaml.org,2002:merge":  # `<<: *base`, whose keys the mapping may override
+                continue
+            key = loader.construct_object(key_node, deep=deep)
+            if isinstance(key, str | int | float | bool):
+                if key in seen:
+                    problem = f"the key {shown(key)} is given twice"
+                    raise yaml.constructor.ConstructorError(None, None, problem, key_node.start_mark)
+                seen.add(key)
+        return yaml.SafeLoader.construct_mapping(loader, node, deep=deep)
+
+    CoreSchemaLoader.construct_mapping = construct_mapping  # type: ignore[method-assign]
     return CoreSchemaLoader
 
 
