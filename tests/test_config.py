@@ -148,6 +148,7 @@ def test_a_key_given_twice_in_the_metadata_options_is_refused() -> None:
     from spectral_probe.errors import InputError
 
     raw = '{"activation": "tanh", "activation": "relu"}'
-    with pytest.raises(InputError, match=r"x\.safetensors: metadata 'spectral_probe\.options' .*'activation' is given twice"):
+    message = r"x\.safetensors: metadata 'spectral_probe\.options' .*'activation' is given twice"
+    with pytest.raises(InputError, match=message):
         checkpoint_settings({"spectral_probe.options": raw}, "x.safetensors")
     assert checkpoint_settings({"spectral_probe.options": '{"a": {"b": 1}}'}, "x")["options"] == {"a": {"b": 1}}
