@@ -143,7 +143,8 @@ def _emit(report, options) -> list[str]:
     from spectral_probe.report import FORMATTERS, OutputFormat
     from spectral_probe.report.table import render
 
-    human = _console(stderr=options.json == "-")
+    to_stdout = "-" in (options.json, options.markdown, options.junit)  # one of them (check_outputs)
+    human = _console(stderr=to_stdout)
     if not options.quiet and report.results:
         render(report, human)
     problems = _stderr()
@@ -152,13 +153,15 @@ def _emit(report, options) -> list[str]:
     if options.quiet or not report.results:
         for line in (*report.gate.untrusted, *report.gate.violations):
             problems.print(_error_line("gate", line), soft_wrap=True)
-    writes = [(lambda: write_stdout(FORMATTERS[OutputFormat.JSON](report)))] if options.json == "-" else []
+    writes = []
     for flag, target, kind in (
         ("--json", options.json, OutputFormat.JSON),
         ("--markdown", options.markdown, OutputFormat.MARKDOWN),
         ("--junit", options.junit, OutputFormat.JUNIT),
     ):
-        if target and target != "-":
+        if target == "-":
+            writes.insert(0, functools.partial(write_stdout, FORMATTERS[kind](report), flag))
+        elif target:
             writes.append(functools.partial(write_report, target, FORMATTERS[kind](report), flag))
     writes.append(lambda: append_step_summary(FORMATTERS[OutputFormat.MARKDOWN](report)))
     failed = []

@@ -65,8 +65,14 @@ def check_outputs(
     ``pattern`` are ``audit``'s folder and ``--glob``. Raises :class:`UsageError` naming the flag.
     """
     seen: dict[str, str] = {}
+    to_stdout: str | None = None
     for flag, target in outputs.items():
-        if target is None or (target == "-" and flag == "--json"):
+        if target == "-":  # standard output holds one document
+            if to_stdout is not None:
+                raise UsageError(f"{flag} -: {to_stdout} - already writes to standard output")
+            to_stdout = flag
+            continue
+        if target is None:
             continue
         check_string(target, flag)
         if not target:
@@ -96,7 +102,7 @@ def write_report(path: str, text: str, flag: str) -> None:
     target = Path(os.path.realpath(path))
     try:
         if target.exists() and not target.is_file():
-            with open(target, "w", encoding="utf-8", errors="backslashreplace") as handle:
+            with _open_in_place(target, os.O_TRUNC) as handle:
                 handle.write(text)
             return
         for folder in (target.parent, *target.parent.parents):
@@ -134,24 +140,38 @@ def append_step_summary(text: str) -> None:
     if not path:
         return
     try:
-        with open(path, "a", encoding="utf-8", errors="backslashreplace") as handle:
+        with _open_in_place(Path(path), os.O_APPEND | os.O_CREAT) as handle:
             handle.write(text)
     except OSError as exc:
         raise OutputError(f"{STEP_SUMMARY}={path}", f"cannot append the summary ({exc.strerror or exc})") from None
 
 
-def write_stdout(text: str) -> None:
-    """Write the ``--json -`` report; a closed pipe is an :class:`OutputError`, never a traceback."""
+def _open_in_place(target: Path, flags: int) -> io.TextIOWrapper:
+    """``target`` opened for writing as it is (a device, a FIFO, or, with ``O_CREAT``, a file).
+
+    A FIFO is opened without blocking, so that one no process reads is an error (ENXIO: "no such device
+    or address") instead of a hang; once open, writes block as a pipe's do."""
+    try:
+        descriptor = os.open(target, os.O_WRONLY | flags | os.O_NONBLOCK, 0o666)
+    except OSError as exc:
+        if exc.errno == errno.ENXIO:
+            raise OSError(errno.ENXIO, "a FIFO that no process reads") from None
+        raise
+    os.set_blocking(descriptor, True)
+    return open(descriptor, "w", encoding="utf-8", errors="backslashreplace")
+
+
+def write_stdout(text: str, flag: str = "--json") -> None:
+    """Write the ``FLAG -`` report; a closed pipe is an :class:`OutputError`, never a traceback."""
     try:
         sys.stdout.write(text)
         sys.stdout.flush()
     except BrokenPipeError:
         _silence_stdout()
-        raise OutputError(
-            "--json -", "standard output was closed before the report was written (broken pipe)"
-        ) from None
+        why = "standard output was closed before the report was written (broken pipe)"
+        raise OutputError(f"{flag} -", why) from None
     except (OSError, ValueError) as exc:
-        raise OutputError("--json -", f"cannot write to standard output ({exc})") from None
+        raise OutputError(f"{flag} -", f"cannot write to standard output ({exc})") from None
 
 
 def _silence_stdout() -> None:

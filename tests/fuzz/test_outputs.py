@@ -6,6 +6,7 @@ import errno
 import json
 import math
 import os
+import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
@@ -60,6 +61,8 @@ def test_non_finite_numbers_are_json_null() -> None:
 OUTPUTS = {
     "none": (),
     "json stdout": ("--json", "-"),
+    "markdown stdout": ("--markdown", "-"),  # wrote nothing anywhere, exit 0
+    "junit stdout": ("--junit", "-"),
     "json file": ("--json", "{tmp}/r.json"),
     "markdown": ("--markdown", "{tmp}/r.md"),
     "junit": ("--junit", "{tmp}/r.xml"),
@@ -110,6 +113,22 @@ def test_no_output_option_changes_the_exit_code(case: str, inputs, sandbox, tmp_
         answer = sandbox.run(*args)
         assert_well_behaved(answer, args)
         codes[label] = answer["exit_code"]
-        if label == "json stdout" and case != "bad option":  # a usage error stops before any report
-            json.loads(answer["stdout"])  # one JSON document, whatever the checkpoint held
+        if case != "bad option":  # a usage error stops before any report
+            if label == "json stdout":
+                json.loads(answer["stdout"])  # one JSON document, whatever the checkpoint held
+            elif label == "markdown stdout":
+                assert answer["stdout"].startswith("## spectral-probe scan"), answer["stdout"][:200]
+            elif label == "junit stdout":
+                ET.fromstring(answer["stdout"])
     assert len(set(codes.values())) == 1, codes
+
+
+def test_standard_output_takes_one_report_and_a_fifo_without_reader_is_refused(inputs, sandbox, tmp_path: Path) -> None:
+    _, cases = inputs
+    answer = sandbox.run("scan", *cases["no gate"], "--json", "-", "--junit", "-")
+    assert answer["exit_code"] == 2 and "--junit -: --json - already writes to standard output" in answer["stderr"]
+    fifo = tmp_path / "report.fifo"
+    os.mkfifo(fifo)  # opened for writing with no reader, it blocked until the timeout
+    answer = sandbox.run("scan", *cases["no gate"], "--json", str(fifo), timeout=30)
+    assert_well_behaved(answer, ("--json", str(fifo)))
+    assert answer["exit_code"] == 2 and "a FIFO that no process reads" in answer["stderr"]
