@@ -497,3 +497,38 @@ def test_yaml_config_errors(tmp_path: Path, text: str, message: str) -> None:
 
 def test_yaml_config_missing(tmp_path: Path) -> None:
     assert "no such file" in str(_one_line_error(tmp_path / "absent.yaml", load_yaml_config))
+
+
+def test_a_pt_record_that_fails_its_crc_is_refused_not_probed(tmp_path: Path) -> None:
+    # torch.load checks no CRC-32: A[0, 0] = -0.5 changed to -2.5 in the file was probed as a flip.
+    path = tmp_path / "crc.pt"
+    torch.save({"A": torch.tensor([[-0.5, 0.0], [0.0, -0.5]], dtype=torch.float64)}, path)
+    data = path.read_bytes()
+    value = torch.tensor([-0.5], dtype=torch.float64).numpy().tobytes()
+    path.write_bytes(data.replace(value, torch.tensor([-2.5], dtype=torch.float64).numpy().tobytes(), 1))
+    assert path.read_bytes() != data
+    error = _one_line_error(path)
+    assert "corrupt torch checkpoint: zip record" in str(error) and "fails its CRC-32 check" in str(error)
+
+
+def test_key_in_a_pt_keeps_the_top_level_metadata_as_a_safetensors_header_does(tmp_path: Path) -> None:
+    a, z = -0.5 * torch.eye(3, dtype=torch.float64), torch.zeros(3, dtype=torch.float64)
+    metadata = {"spectral_probe.operator": "linear", "spectral_probe.eps": "0.1", "spectral_probe.c": "2"}
+    torch.save({"model": {"A": a, "z_star": z}, "step": torch.tensor(7), "__metadata__": metadata}, tmp_path / "t.pt")
+    save_file({"model.A": a, "model.z_star": z}, str(tmp_path / "t.safetensors"), metadata=metadata)
+    for name in ("t.pt", "t.safetensors"):
+        ckpt = load_checkpoint(tmp_path / name, key="model")
+        assert ckpt.metadata == metadata and set(ckpt.params) == {"A"}, name
+    inner = {**metadata, "spectral_probe.eps": "0.5"}  # the picked state dict's own metadata wins
+    torch.save({"model": {"A": a, "__metadata__": inner}, "__metadata__": metadata}, tmp_path / "u.pt")
+    assert load_checkpoint(tmp_path / "u.pt", key="model").metadata == inner
+
+
+def test_a_zip_that_torch_refuses_is_named_by_the_reason_not_the_cpp_location(tmp_path: Path) -> None:
+    import zipfile
+
+    path = tmp_path / "plain.pt"
+    with zipfile.ZipFile(path, "w") as archive:  # records not under one folder, as torch.save writes them
+        archive.writestr("hello.txt", "not a checkpoint")
+    error = str(_one_line_error(path))
+    assert "file in archive is not in a subdirectory" in error and "enforce fail" not in error

@@ -1,10 +1,10 @@
-"""The tensor files: ``.safetensors`` (its header checked first) and ``.pt``/``.pth`` (``weights_only``).
+"""The tensor files: ``.safetensors`` (its header checked first) and ``.pt``/``.pth`` (``weights_only``,
+:mod:`spectral_probe.checkpoint.torch_files`).
 
 Every size is checked before it is allocated: the safetensors header (its length, nesting, dtypes,
 shapes and offsets) against the file and the machine; a ``.pt`` zip archive's records against the
-file (``torch.save`` stores them uncompressed, so a record that inflates is refused; the legacy
-non-zip format of torch < 1.6 is refused unread); and each loaded tensor's element count against the
-bytes the file holds (a stride-0 view cannot claim 10^12 elements).
+file; and each loaded tensor's element count against the bytes the file holds (a stride-0 view cannot
+claim 10^12 elements).
 """
 
 from __future__ import annotations
@@ -13,17 +13,15 @@ import hashlib
 import json
 import math
 import os
-import pickle
 import stat
 import struct
 import sys
-import warnings
-import zipfile
 from pathlib import Path
 
 import torch
 from torch import Tensor
 
+from spectral_probe.checkpoint.torch_files import read_torch
 from spectral_probe.errors import InputError
 from spectral_probe.validate import check_fits, path_stat, shown
 
@@ -34,14 +32,6 @@ SUFFIXES = SAFETENSORS_SUFFIXES + TORCH_SUFFIXES
 # safetensors itself refuses headers above 100 MB; a larger length prefix means "not a safetensors file".
 _MAX_SAFETENSORS_HEADER = 100_000_000
 _HASH_CHUNK = 1 << 20
-# A .pt checkpoint may carry metadata like a safetensors header, as a dict of str under this key.
-_PT_METADATA_KEY = "__metadata__"
-# torch.save writes a zip archive (since torch 1.6), or a pickled magic number: the legacy format, refused, as
-# torch allocates its storages at the sizes its pickle declares (10^11 floats, say) before anything checks them.
-_ZIP_MAGIC = b"PK\x03\x04"
-_LEGACY_TORCH_MAGIC = b"\x80\x02\x8a\nl\xfc\x9cF\xf9 j\xa8P\x19"
-_LEGACY = "a legacy torch checkpoint (written before torch 1.6), not read: its sizes cannot be checked before "
-_LEGACY += "torch allocates them; re-save it with a current torch (torch.save writes zip) or as .safetensors"
 #: The safetensors dtypes read, as torch dtypes; others (float8, uint16 ...) are refused by name.
 _SAFETENSORS_DTYPES = {
     **{"F64": torch.float64, "F32": torch.float32, "F16": torch.float16, "BF16": torch.bfloat16},
@@ -53,9 +43,8 @@ _TORCH_DTYPES = (
     *(torch.int64, torch.int32, torch.int16, torch.int8, torch.uint8, torch.bool),
 )
 _READABLE = "float16, bfloat16, float32 or float64 (or integer/bool index tensors)"
-#: More dimensions than any checkpoint tensor has; more records than any torch.save archive has.
+#: More dimensions than any checkpoint tensor has.
 _MAX_NDIM = 64
-_MAX_ZIP_RECORDS = 100_000
 
 
 def _check_regular_file(path: str | os.PathLike[str]) -> Path:
@@ -108,7 +97,7 @@ def read_tensor_file(
             tensors = _prefixed(tensors, key, path)
     else:
         digest = _sha256(p, path)
-        tensors, metadata = _read_torch(p, path, size, key, bare_ok)
+        tensors, metadata = read_torch(p, path, size, key, bare_ok)
     if not tensors:
         raise InputError(path, "holds no tensors")
     for name, tensor in tensors.items():
@@ -277,124 +266,9 @@ def _tensor_view(data: bytearray, offset: int, dtype: str, shape: list[int]) -> 
     return flat.reshape(shape)
 
 
-def _check_zip(p: Path, path: str | os.PathLike[str], size: int) -> None:
-    """``torch.save`` stores records uncompressed: one that inflates (a zip bomb) is refused unread."""
-    try:
-        with zipfile.ZipFile(p) as archive:
-            records = archive.infolist()
-    except (zipfile.BadZipFile, OSError, ValueError, EOFError) as exc:
-        raise InputError(path, f"cannot read torch checkpoint (truncated or corrupt): {_first_line(exc)}") from None
-    if len(records) > _MAX_ZIP_RECORDS:
-        raise InputError(path, f"not a torch checkpoint: its zip archive has {len(records)} records")
-    for record in records:
-        if record.compress_type != zipfile.ZIP_STORED or record.file_size > size:
-            raise InputError(
-                path,
-                f"not a torch checkpoint: zip record {shown(record.filename)} is compressed "
-                f"({record.compress_size} bytes that inflate to {record.file_size}); torch.save never compresses",
-            )
-    total = sum(record.file_size for record in records)
-    if total > size:
-        raise InputError(path, f"not a torch checkpoint: its zip records claim {total} bytes in a {size}-byte file")
-
-
-def _read_torch(
-    p: Path, path: str | os.PathLike[str], size: int, key: str | None = None, bare_ok: bool = False
-) -> tuple[dict[str, Tensor], dict[str, str]]:
-    refused = (
-        "not a plain tensor checkpoint: it holds Python objects that weights_only loading refuses "
-        "(spectral-probe never unpickles arbitrary objects); save a dict of tensors, or a .safetensors file"
-    )
-    try:
-        with p.open("rb") as handle:
-            magic = handle.read(len(_LEGACY_TORCH_MAGIC))
-    except OSError as exc:
-        raise InputError(path, f"cannot read file: {exc.strerror or exc}") from None
-    if magic == _LEGACY_TORCH_MAGIC:
-        raise InputError(path, _LEGACY)
-    if not magic.startswith(_ZIP_MAGIC):
-        # Without this, random bytes reach the unpickler and read as "refused", not as corrupt.
-        raise InputError(path, "not a torch checkpoint (corrupt, or not written by torch.save)")
-    _check_zip(p, path, size)
-    check_fits(size, "loading its tensors", path)
-    try:
-        with warnings.catch_warnings():
-            # torch warns about pickle protocols it did not write; the error below says enough.
-            warnings.simplefilter("ignore")
-            # weights_only=True is the whole point: an arbitrary pickle can run code when loaded.
-            obj = torch.load(p.open("rb"), map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError:
-        raise InputError(path, refused) from None
-    except Exception as exc:  # a truncated zip archive, random bytes, an old format ...
-        raise InputError(path, f"cannot read torch checkpoint (truncated or corrupt): {_first_line(exc)}") from None
-    if isinstance(obj, Tensor) and bare_ok:  # torch.save(z): a fixed point or an --input, not a checkpoint
-        return {"z_star": obj.detach()}, {}
-    if key and isinstance(obj, dict):
-        obj = nested(obj, key, path)
-    return _plain_tensors(obj, path)
-
-
-def _plain_tensors(obj: object, path: str | os.PathLike[str]) -> tuple[dict[str, Tensor], dict[str, str]]:
-    if not isinstance(obj, dict):
-        raise InputError(path, f"not a plain tensor checkpoint: expected a dict of name -> tensor, got {_kind(obj)}")
-    tensors: dict[str, Tensor] = {}
-    metadata: dict[str, str] = {}
-    for key, item in obj.items():
-        if key == _PT_METADATA_KEY and isinstance(item, dict):
-            if not all(isinstance(k, str) and isinstance(v, str) for k, v in item.items()):
-                raise InputError(path, f"'{_PT_METADATA_KEY}' must map strings to strings")
-            metadata = dict(item)
-            continue
-        if not isinstance(key, str):
-            raise InputError(path, f"not a plain tensor checkpoint: key {shown(key)} is not a string")
-        if not isinstance(item, Tensor):
-            raise InputError(
-                path,
-                f"not a plain tensor checkpoint: {shown(key)} holds {_kind(item)}, expected a tensor" + _key_hint(obj),
-            )
-        # nn.Parameter loads as a Parameter; keep plain, gradient-free tensors.
-        tensors[key] = item.detach()
-    return tensors, metadata
-
-
-def nested(obj: dict, key: str, path: str | os.PathLike[str]) -> dict:
-    """``obj[a][b]`` for ``key = "a.b"``: the state dict inside a training checkpoint (``--key``)."""
-    node: object = obj
-    for part in key.split("."):
-        if not isinstance(node, dict) or part not in node:
-            found = ", ".join(shown(k) for k in node) if isinstance(node, dict) else _kind(node)
-            raise InputError(path, f"--key {shown(key)}: no entry {shown(part)} (found {found})")
-        node = node[part]
-    if isinstance(node, Tensor):
-        return {"z_star": node}
-    if not isinstance(node, dict):
-        raise InputError(path, f"--key {shown(key)} holds {_kind(node)}, expected a dict of tensors")
-    return node
-
-
-def _key_hint(obj: dict) -> str:
-    dicts = [shown(k) for k, v in obj.items() if isinstance(v, dict) and k != _PT_METADATA_KEY]
-    pick = f"; pick one with --key, one of {', '.join(dicts)}" if dicts else ""
-    return f" (nested state dicts are not unpacked{pick})"
-
-
 def _prefixed(tensors: dict[str, Tensor], key: str, path: str | os.PathLike[str]) -> dict[str, Tensor]:
     prefix = key + "."
     picked = {name[len(prefix) :]: t for name, t in tensors.items() if name.startswith(prefix)}
     if not picked:
         raise InputError(path, f"--key {shown(key)}: no tensor named {shown(prefix + '*')}")
     return picked
-
-
-def _kind(obj: object) -> str:
-    return f"a {type(obj).__name__}"
-
-
-def _first_line(exc: BaseException) -> str:
-    """The first sentence of a library's message: torch appends paragraphs of advice to it."""
-    text = str(exc).strip().splitlines()
-    line = text[0] if text else type(exc).__name__
-    cut = line.find(". ", 40)
-    if cut > 0:
-        line = line[:cut]
-    return line if len(line) <= 200 else line[:197] + "..."
