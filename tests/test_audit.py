@@ -7,6 +7,7 @@ real probe through the CLI on small generated checkpoints.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import importlib.util
 import json
@@ -321,6 +322,39 @@ def test_resume_skips_recorded_checkpoints_and_reprobes_a_changed_file(fake_run:
     written = lines(journal)  # the partial line is gone, the new line follows the old ones
     assert len(written) == 7
     assert resumed.gate == evaluate(resumed.results, resumed.errors, {})
+
+
+def test_resume_reprobes_everything_when_a_file_an_option_names_has_changed(fake_run: Path, tmp_path: Path) -> None:
+    # The fingerprint hashed the --fixed-point path, not its bytes: a rewritten z* reloaded old answers.
+    journal, fixed_point = tmp_path / "audit.jsonl", tmp_path / "z.safetensors"
+    save_file({"z_star": torch.zeros(3, dtype=torch.float64)}, str(fixed_point))
+    options = ProbeOptions(jsonl=str(journal), fixed_point=str(fixed_point))
+    run_audit(str(fake_run), options, probe_fn=fake_probe)
+    unchanged = Recorder()
+    run_audit(str(fake_run), dataclasses.replace(options, resume=True), probe_fn=unchanged)
+    assert unchanged.calls == []
+    save_file({"z_star": torch.ones(3, dtype=torch.float64)}, str(fixed_point))
+    changed = Recorder()
+    run_audit(str(fake_run), dataclasses.replace(options, resume=True), probe_fn=changed)
+    assert len(changed.calls) == len(find_checkpoints(str(fake_run)))
+
+
+def test_resume_from_another_working_directory_finds_every_line(
+    fake_run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The journal keeps the paths as written (relative to where the audit ran): from elsewhere nothing matched,
+    # every checkpoint was probed again and journaled under a second name.
+    journal = tmp_path / "audit.jsonl"
+    monkeypatch.chdir(fake_run.parent)
+    run_audit(fake_run.name, ProbeOptions(jsonl=str(journal)), probe_fn=fake_probe)
+    monkeypatch.chdir(tmp_path.parent)
+    probe = Recorder()
+    resumed = run_audit(
+        str(Path(tmp_path.name) / fake_run.relative_to(tmp_path)),
+        ProbeOptions(jsonl=str(journal), resume=True),
+        probe_fn=probe,
+    )
+    assert probe.calls == [] and resumed.reproducibility["audit"]["resumed"] == len(find_checkpoints(str(fake_run)))
 
 
 def test_resume_reprobes_a_checkpoint_cut_between_its_fixed_points(fake_run: Path, tmp_path: Path) -> None:

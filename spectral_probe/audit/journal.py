@@ -28,17 +28,20 @@ from typing import Any
 
 from spectral_probe.audit.outcome import Outcome
 from spectral_probe.audit.records import (
+    ABSOLUTE_KEY,
     FIXED_POINTS_KEY,
     HEADER_KEY,
+    MAX_PATH,
     OPTIONS_KEY,
     RETRY_KEY,
     Recorded,
+    is_text,
     parse_json_line,
     valid_error_line,
     valid_result_line,
 )
 from spectral_probe.config import ProbeOptions
-from spectral_probe.errors import OutputError
+from spectral_probe.errors import OutputError, SpectralProbeError
 from spectral_probe.results import CheckpointError
 
 # Options that change no reported number: a resumed audit may change them and still reuse lines.
@@ -60,8 +63,27 @@ def options_fingerprint(options: ProbeOptions) -> str:
     fixed ``--operator`` must probe again, not reload answers to a different question.
     """
     numeric = {k: v for k, v in dataclasses.asdict(options).items() if k not in _NOT_NUMERIC}
+    # The files an option names count by their bytes, not their names: a --fixed-point file rewritten
+    # in place changes every answer, and the same files named from another folder change none.
+    numeric["fixed_point"] = _by_content(options.fixed_point)
+    numeric["inputs"] = [_by_content(spec.partition("=")[2] or spec, spec) for spec in options.inputs]
+    if options.operator and ":" in options.operator:
+        source, _, factory = options.operator.rpartition(":")
+        numeric["operator"] = [_by_content(source), factory]
     text = json.dumps(numeric, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _by_content(path: str | None, spelled: str | None = None) -> str | None:
+    """The sha256 of the file ``path`` names, or the name as written (``spelled``) where none can be read."""
+    if path is None:
+        return None
+    from spectral_probe.checkpoint import file_sha256  # the one package that opens input files
+
+    try:
+        return file_sha256(path)
+    except (SpectralProbeError, OSError):
+        return spelled or path
 
 
 def path_key(path: str) -> str:
@@ -247,6 +269,7 @@ class Journal:
             batch = len(outcome.results)
             entries = [{**r.to_dict(), FIXED_POINTS_KEY: batch, OPTIONS_KEY: fingerprint} for r in outcome.results]
         for entry in entries:
+            entry[ABSOLUTE_KEY] = path_key(outcome.path)
             self.write_line(entry)
 
     def close(self) -> None:
@@ -266,7 +289,8 @@ def add_entry(records: dict[str, Recorded], entry: dict[str, Any], wanted: Colle
         result, error = None, valid_error_line(entry)
         if error is None:
             return
-    key = path_key(entry["checkpoint"])
+    absolute = entry.get(ABSOLUTE_KEY)
+    key = absolute if is_text(absolute, MAX_PATH) and os.path.isabs(absolute) else path_key(entry["checkpoint"])
     if wanted is not None and key not in wanted:
         return
     sha = entry.get("sha256")

@@ -25,6 +25,9 @@ FIXED_POINTS_KEY = "fixed_points"
 OPTIONS_KEY = "options_sha256"
 #: Marks an error row that ``--resume`` probes again (a worker that died, not a bad file).
 RETRY_KEY = "retry"
+#: The checkpoint's absolute path on a line (``checkpoint`` is as the user wrote it, relative to where the
+#: audit ran): a ``--resume`` from another working directory finds the line by it.
+ABSOLUTE_KEY = "checkpoint_abspath"
 #: The key that marks a shard's header line (``audit --shard``), read by ``merge``.
 HEADER_KEY = "spectral_probe_audit"
 
