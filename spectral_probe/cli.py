@@ -25,7 +25,35 @@ from spectral_probe.errors import SpectralProbeError, UsageError
 from spectral_probe.exitcodes import ExitCode
 from spectral_probe.validate import path_stat
 
+#: click's base exception, found through typer's public BadParameter (typer vendors click from 0.26 on).
+_CLICK_EXCEPTION = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException")
+
+
+class _OneLineErrors(typer.core.TyperGroup):
+    """click prints a usage error as four lines (usage, a hint, a blank, the error); the contract's bad
+    input is one line naming the option, exit 2 (docs/SPEC.md section 8): ``error: ... (see --help)``."""
+
+    def main(self, *args: Any, standalone_mode: bool = True, **kwargs: Any) -> Any:
+        if not standalone_mode:
+            return super().main(*args, standalone_mode=False, **kwargs)
+        try:
+            code = super().main(*args, standalone_mode=False, **kwargs)
+        except _CLICK_EXCEPTION as exc:
+            if type(exc).__name__ == "NoArgsIsHelpError":  # no arguments: the help itself
+                exc.show()
+                sys.exit(exc.exit_code)
+            context = getattr(exc, "ctx", None)
+            hint = f" (see {context.command_path} --help)" if context is not None else ""
+            _stderr().print(_error_line("error", exc.format_message() + hint), soft_wrap=True)
+            sys.exit(exc.exit_code)
+        except typer.Abort:
+            _stderr().print("aborted")
+            sys.exit(130)
+        sys.exit(code if isinstance(code, int) else 0)
+
+
 app = typer.Typer(
+    cls=_OneLineErrors,
     name="spectral-probe",
     help="Stability of the fixed points of dynamical neural models: omega, alpha and rho, matrix-free.",
     add_completion=False,

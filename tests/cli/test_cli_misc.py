@@ -181,3 +181,21 @@ def test_a_number_option_is_read_as_the_metadata_is(tmp_path, flag: str, text: s
 def test_plain_numbers_still_read(tmp_path, flag: str, text: str) -> None:
     code, _, output = run_cli("scan", _hopfield(tmp_path), flag, text)
     assert code == 0, output
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (("--seed", "1e23"), "Invalid value for '--seed'"),
+        (("--c", "0x10"), "'0x10' is not a number"),
+        (("--transient-horizon", "2.5"), "Invalid value for '--transient-horizon'"),
+        (("--bogus",), "No such option: --bogus"),
+    ],
+)
+def test_an_option_that_does_not_parse_is_one_line_exit_2(tmp_path, args, says) -> None:
+    # click printed four lines (usage, a hint, a blank line, the error) where the contract promises one.
+    code, _, output = run_cli("scan", tmp_path / "x.safetensors", *args)
+    assert code == 2, output
+    lines = [line for line in output.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: ") and says in lines[0], output
+    assert "(see spectral-probe scan --help)" in lines[0]
