@@ -40,3 +40,11 @@ class OutputError(SpectralProbeError):
         self.path = str(path)
         self.problem = problem
         super().__init__(f"{self.path}: {problem}")
+
+
+def raise_if_interrupt(exc: BaseException) -> None:
+    """Re-raise Ctrl-C (and a closing generator); anything else that user code (an operator plugin, a
+    factory) raises is its failure, ``sys.exit(7)`` and a ``BaseException`` subclass included: an
+    :class:`InputError` naming the file (exit 2), never an exit code of its own choosing."""
+    if isinstance(exc, KeyboardInterrupt | GeneratorExit):
+        raise exc

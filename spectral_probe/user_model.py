@@ -27,7 +27,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from spectral_probe.errors import InputError, UsageError
+from spectral_probe.errors import InputError, UsageError, raise_if_interrupt
 from spectral_probe.validate import shown
 
 __all__ = [
@@ -235,7 +235,8 @@ def build_user_force(
             model = factory(params, dict(options), **inputs)
     except InputError as exc:
         raise InputError(path if exc.path is None else exc.path, exc.problem) from None
-    except Exception as exc:  # user code: show all of it (a strict load_state_dict lists every key)
+    except BaseException as exc:  # user code: show all of it (a strict load_state_dict lists every key)
+        raise_if_interrupt(exc)
         raise InputError(path, f"the operator factory failed: {whole_message(exc)}") from None
     if not callable(model):
         raise InputError(path, f"the operator factory returned {type(model).__name__}, not a function or nn.Module")

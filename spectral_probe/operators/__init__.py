@@ -33,7 +33,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from spectral_probe.errors import InputError
+from spectral_probe.errors import InputError, raise_if_interrupt
 from spectral_probe.operators.builtin import BUILTINS
 from spectral_probe.user_model import declared_size
 from spectral_probe.validate import path_stat
@@ -196,7 +196,8 @@ def build_nc_force(
         nc_force = factory(params, dict(options or {}))
     except InputError as exc:
         raise InputError(path if exc.path is None else exc.path, exc.problem) from None
-    except Exception as exc:  # user code: any failure is a problem with the file it was given
+    except BaseException as exc:  # user code: any failure is a problem with the file it was given
+        raise_if_interrupt(exc)
         raise InputError(path, f"{label}: {_message(exc)}") from None
     if not callable(nc_force):
         raise InputError(path, f"{label}: the factory returned {type(nc_force).__name__}, not a function")
@@ -225,7 +226,8 @@ def check_nc_force(nc_force: NcForce, z: Tensor, path: str | os.PathLike[str] | 
     try:
         with torch.no_grad():
             out = nc_force(z)
-    except Exception as exc:  # user code
+    except BaseException as exc:  # user code
+        raise_if_interrupt(exc)
         raise InputError(path, f"{label} failed on z_star of shape {list(z.shape)}: {_message(exc)}") from None
     if not isinstance(out, Tensor):
         raise InputError(path, f"{label} returned {type(out).__name__}, expected a tensor")
@@ -304,7 +306,8 @@ def _import_module(target: str, spec: str) -> Any:
         if not (target == missing or target.startswith(missing + ".")):
             # The plugin itself imports something that is not installed.
             raise InputError(None, f"operator '{spec}': importing '{target}' failed: {_message(exc)}") from None
-    except Exception as exc:  # user code runs on import
+    except BaseException as exc:  # user code runs on import
+        raise_if_interrupt(exc)
         raise InputError(None, f"operator '{spec}': importing '{target}' failed: {_message(exc)}") from None
     # As `python -m` would, look in the working directory too (a console script does not).
     cwd = os.getcwd()
@@ -349,8 +352,9 @@ def _import_file(target: str) -> Any:
     sys.modules[module_name] = module
     try:
         module_spec.loader.exec_module(module)
-    except Exception as exc:  # user code runs on import
+    except BaseException as exc:  # user code runs on import
         del sys.modules[module_name]
+        raise_if_interrupt(exc)
         raise InputError(target, f"importing the operator file failed: {_message(exc)}") from None
     return module
 

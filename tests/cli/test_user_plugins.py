@@ -112,3 +112,21 @@ def test_a_scalar_z_star_for_a_plugin_without_n_is_bad_input_and_the_audit_goes_
     assert code == 2 and "internal error" not in output, output
     rows = [line for line in journal.read_text().splitlines() if line]
     assert len(rows) == 3 and "z_star has shape []" in rows[1]
+
+
+def test_a_plugin_that_exits_or_raises_a_base_exception_is_bad_input_not_its_own_exit_code(tmp_path: Path) -> None:
+    # sys.exit(7) in a factory ended the tool with exit 7; a BaseException subclass gave a traceback, exit 1
+    # (the gate's code).
+    from safetensors.torch import save_file
+
+    (tmp_path / "plugin.py").write_text(
+        "import sys\n\nclass Weird(BaseException):\n    pass\n\n"
+        "def exits(params, options):\n    sys.exit(7)\n\n"
+        "def weird(params, options):\n    raise Weird('boom')\n"
+    )
+    save_file({"A": -0.5 * torch.eye(3, dtype=torch.float64)}, str(tmp_path / "ckpt.safetensors"))
+    for factory, says in (("exits", "SystemExit: 7"), ("weird", "Weird: boom")):
+        operator = f"{tmp_path / 'plugin.py'}:{factory}"
+        code, _, output = run_cli("scan", tmp_path / "ckpt.safetensors", "--operator", operator, "--quiet")
+        assert code == 2 and f"the operator factory failed: {says}" in output, output
+        assert "Traceback" not in output
