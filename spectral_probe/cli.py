@@ -76,9 +76,15 @@ def _stderr() -> Console:
     return _console(stderr=True)
 
 
+#: Control characters (C0, DEL, C1) as escapes: a file named "a\nb" or "red\x1b[31m" would split the
+#: one-line error or drive the terminal.
+_CONTROL = {code: f"\\x{code:02x}" for code in (*range(0x20), *range(0x7F, 0xA0))}
+
+
 def _error_line(label: str, message: str) -> Text:
-    """``error: message`` with the message shown literally (a path like ``run[/]x`` is no markup)."""
-    return Text.assemble((f"{label}: ", "bold red"), message)
+    """``error: message`` with the message shown literally (a path like ``run[/]x`` is no markup), and
+    control characters escaped (one line, and nothing a terminal would act on)."""
+    return Text.assemble((f"{label}: ", "bold red"), message.translate(_CONTROL))
 
 
 def _fail(code: ExitCode, message: str, debug: bool) -> None:

@@ -199,3 +199,14 @@ def test_an_option_that_does_not_parse_is_one_line_exit_2(tmp_path, args, says) 
     lines = [line for line in output.splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith("error: ") and says in lines[0], output
     assert "(see spectral-probe scan --help)" in lines[0]
+
+
+@pytest.mark.parametrize("name", ["two\nlines.safetensors", "red\x1b[31mX.safetensors"])
+def test_control_characters_in_a_file_name_are_escaped_in_the_error_line(tmp_path, name: str) -> None:
+    # Printed raw, a newline split the one-line error and an escape sequence reached the terminal.
+    path = tmp_path / name
+    path.write_bytes(b"x")
+    code, _, output = run_cli("scan", path)
+    assert code == 2
+    (line,) = [line for line in output.splitlines() if line.strip()]
+    assert "\x1b" not in line and ("two\\x0alines" in line or "red\\x1b[31mX" in line), line
