@@ -1,4 +1,5 @@
-"""The command line: parse -> probe -> report -> exit code. The only module that prints.
+"""The command line: parse -> probe -> report -> exit code. With :mod:`spectral_probe.cli_console`, the only
+module that prints.
 
 torch is imported lazily inside the commands so that ``spectral-probe --help`` stays fast.
 """
@@ -17,43 +18,19 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
-from rich.text import Text
 
 from spectral_probe import __version__
+from spectral_probe.cli_console import OneLineErrors
+from spectral_probe.cli_console import console as _console
+from spectral_probe.cli_console import error_line as _error_line
+from spectral_probe.cli_console import stderr as _stderr
 from spectral_probe.cli_options import SHARED_OPTIONS, DebugOpt, QuietOpt, probe_options
 from spectral_probe.errors import SpectralProbeError, UsageError
 from spectral_probe.exitcodes import ExitCode
 from spectral_probe.validate import path_stat
 
-#: click's base exception, found through typer's public BadParameter (typer vendors click from 0.26 on).
-_CLICK_EXCEPTION = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException")
-
-
-class _OneLineErrors(typer.core.TyperGroup):
-    """click prints a usage error as four lines (usage, a hint, a blank, the error); the contract's bad
-    input is one line naming the option, exit 2 (docs/SPEC.md section 8): ``error: ... (see --help)``."""
-
-    def main(self, *args: Any, standalone_mode: bool = True, **kwargs: Any) -> Any:
-        if not standalone_mode:
-            return super().main(*args, standalone_mode=False, **kwargs)
-        try:
-            code = super().main(*args, standalone_mode=False, **kwargs)
-        except _CLICK_EXCEPTION as exc:
-            if type(exc).__name__ == "NoArgsIsHelpError":  # no arguments: the help itself
-                exc.show()
-                sys.exit(exc.exit_code)
-            context = getattr(exc, "ctx", None)
-            hint = f" (see {context.command_path} --help)" if context is not None else ""
-            _stderr().print(_error_line("error", exc.format_message() + hint), soft_wrap=True)
-            sys.exit(exc.exit_code)
-        except typer.Abort:
-            _stderr().print("aborted")
-            sys.exit(130)
-        sys.exit(code if isinstance(code, int) else 0)
-
-
 app = typer.Typer(
-    cls=_OneLineErrors,
+    cls=OneLineErrors,
     name="spectral-probe",
     help="Stability of the fixed points of dynamical neural models: omega, alpha and rho, matrix-free.",
     add_completion=False,
@@ -61,30 +38,6 @@ app = typer.Typer(
     rich_markup_mode=None,
     pretty_exceptions_enable=False,
 )
-
-#: Width of the table when the output is not a terminal (rich would fall back to 80 columns and fold paths).
-PIPE_WIDTH = 160
-
-
-def _console(stderr: bool) -> Console:
-    stream = sys.stderr if stderr else sys.stdout
-    width = None if stream.isatty() else PIPE_WIDTH
-    return Console(stderr=stderr, highlight=False, width=width)
-
-
-def _stderr() -> Console:
-    return _console(stderr=True)
-
-
-#: Control characters (C0, DEL, C1) as escapes: a file named "a\nb" or "red\x1b[31m" would split the
-#: one-line error or drive the terminal.
-_CONTROL = {code: f"\\x{code:02x}" for code in (*range(0x20), *range(0x7F, 0xA0))}
-
-
-def _error_line(label: str, message: str) -> Text:
-    """``error: message`` with the message shown literally (a path like ``run[/]x`` is no markup), and
-    control characters escaped (one line, and nothing a terminal would act on)."""
-    return Text.assemble((f"{label}: ", "bold red"), message.translate(_CONTROL))
 
 
 def _fail(code: ExitCode, message: str, debug: bool) -> None:

@@ -90,6 +90,8 @@ class Lead:
     eps: float
     mu_bound: float = 0.0
     defective: bool = False
+    #: Other computed eigenvalues of ``J_F`` whose modulus in ``M`` is within the bounds of rho's.
+    rivals: tuple[complex, ...] = ()
 
     @property
     def lead(self) -> complex:
@@ -150,6 +152,11 @@ def boundary_checks(
     if verdict == MARGINAL:
         return [_boundary("rho_in_band", band - abs(rho - 1.0), x_rho, "a band edge rho = 1 +- band", x)]
     checks = [_boundary("rho_above_band", rho - 1.0 - band, x_rho, "rho = 1 + band", x)]
+    others = sorted({_table(Lead(r, lead.eps, x), omega, band) for r in lead.rivals} - {verdict})
+    if others:  # two eigenvalues of two kinds tie for the lead within the bounds: which crossed?
+        reason = f"ill-conditioned: an eigenvalue of another kind ({', '.join(others)}) is as far out as the"
+        reason += f" lead, within ±{x_rho:.2g} of rho (which one leads?)"
+        checks.append(Check("boundary:leading_kind", "conditioning", float(len(others)), 0.0, False, reason))
     kind = lead_kind(lead.mu.imag, x, lead.defective)
     if kind == AMBIGUOUS:
         checks.append(

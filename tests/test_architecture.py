@@ -30,6 +30,7 @@ RANK: dict[str, float] = {
     "__main__": 7,
     "cli": 6,
     "cli_options": 5,
+    "cli_console": 5,
     "outputs": 5,
     "monitor": 4.5,  # the training-loop monitor, on the Python API
     "audit": 4,

@@ -1,6 +1,9 @@
 """Verdicts of docs/SPEC.md section 2 against the table, region by region, and property-based."""
 
+import math
+
 import pytest
+import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -83,3 +86,41 @@ def test_every_input_gets_exactly_the_spec_verdict(re: float, im: float, eps: fl
         assert got == ("hopf" if (re - 1) / eps > 0 else "neimark-sacker")
     else:
         assert got == ("saddle" if re > 1 else "flip")
+
+
+def _hidden(blocks: list[torch.Tensor], seed: int) -> torch.Tensor:
+    """``Q diag(blocks) Q^T`` with a random orthogonal ``Q``: the structure hidden from the solvers."""
+    n = sum(block.shape[0] for block in blocks)
+    q, _ = torch.linalg.qr(torch.randn(n, n, dtype=torch.float64, generator=torch.Generator().manual_seed(seed)))
+    return q @ torch.block_diag(*blocks) @ q.T
+
+
+def _rotation(radius: float, angle: float) -> torch.Tensor:
+    c, s = radius * math.cos(angle), radius * math.sin(angle)
+    return torch.tensor([[c, -s], [s, c]], dtype=torch.float64)
+
+
+@pytest.mark.parametrize("method", ["dense", "krylov"])
+@pytest.mark.parametrize(
+    "blocks",
+    [
+        # M's pairs 1.2 e^(+-0.3 i) (hopf) and 1.2 e^(+-1.1 i) (neimark-sacker): equal moduli
+        [_rotation(1.2, 0.3), _rotation(1.2, 1.1)],
+        # M's real 1.2 (saddle) and -1.2 (flip)
+        [torch.tensor([[1.2]], dtype=torch.float64), torch.tensor([[-1.2]], dtype=torch.float64)],
+    ],
+    ids=["hopf-or-neimark-sacker", "saddle-or-flip"],
+)
+def test_two_leading_eigenvalues_of_two_kinds_are_no_confident_verdict(method: str, blocks) -> None:
+    # The verdict went with whichever the solver happened to return (one kind by seed 0, the other by
+    # seed 1), though the other was as far out within the bound.
+    from spectral_probe import probe
+
+    filler = [torch.diag(torch.linspace(-0.5, 0.5, 40 if method == "krylov" else 8, dtype=torch.float64))]
+    m = _hidden([*blocks, *filler], seed=3)
+    force = lambda z: m @ z  # noqa: E731  M = I + J_F at eps 1, c = 0: J_nc = M
+    for seed in (0, 1):
+        result = probe(force, torch.zeros(m.shape[0], dtype=torch.float64), method=method, seed=seed).results[0]
+        assert abs(result.rho - 1.2) < 1e-8
+        assert result.verdict == "inconclusive", (seed, result.verdict)
+        assert "an eigenvalue of another kind" in result.reason and "which one leads?" in result.reason

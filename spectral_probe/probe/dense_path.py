@@ -86,4 +86,5 @@ def dense_spectra(
         matvecs_by_kind={"vjp" if ops.has_vjp and ops.vectorized else "jvp": n * (2 if ops.mode == "fd" else 1)},
         notes=[],
         warm=WarmStart(),
+        computed=[conditions.values[b].detach().cpu() for b in range(batch)],
     )

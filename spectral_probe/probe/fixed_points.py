@@ -18,7 +18,7 @@ from spectral_probe.probe.checks import matvec_checks, matvec_failures
 from spectral_probe.probe.dense_path import dense_spectra
 from spectral_probe.probe.krylov_path import krylov_spectra
 from spectral_probe.probe.refine import fixed_point_residual, polish
-from spectral_probe.probe.spectra import Spectra
+from spectral_probe.probe.spectra import Spectra, near_modulus
 from spectral_probe.probe.warm import WarmStart
 from spectral_probe.results import Check, FixedPointResult
 from spectral_probe.tolerances import Tolerances, tolerances
@@ -156,7 +156,11 @@ def _assemble(
     mu_alpha = spectra.mu_alpha[b]
     alpha_bound, lead_bound = spectra.alpha_bounds[b], spectra.lead_bounds[b]
     x = math.inf if lead_bound is None else lead_bound.bound
-    lead = Lead(spectra.mu_lead[b], eps, x, lead_bound is not None and lead_bound.defective)
+    computed = None if spectra.computed is None else spectra.computed[b]
+    # Both values' errors: the lead's bound, the other's unknown (a Ritz value) beyond its solver's tol.
+    reach = eps * (2 * x + shared.limits.tol * max(1.0, abs(spectra.mu_lead[b])))
+    rivals = near_modulus(computed, spectra.mu_lead[b], eps, reach)
+    lead = Lead(spectra.mu_lead[b], eps, x, lead_bound is not None and lead_bound.defective, rivals)
     if not math.isfinite(mu_alpha.real) or not math.isfinite(mu_alpha.imag):
         records = [*records, Check("finite:alpha", "finite", None, None, False, "a computed eigenvalue is not finite")]
     omega_bound = spectra.residuals[b].get("omega") or 0.0

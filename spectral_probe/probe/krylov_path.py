@@ -394,4 +394,5 @@ def krylov_spectra(
         matvecs_by_kind=run.counts,
         notes=[],
         warm=next_warm,
+        computed=None if lead_result.info.ritz_values is None else list(lead_result.info.ritz_values.detach().cpu()),
     )

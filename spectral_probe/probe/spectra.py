@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -31,6 +32,25 @@ class Spectra:
     matvecs_by_kind: dict[str, int]
     notes: list[str]
     warm: WarmStart
+    #: Per fixed point, every eigenvalue the path computed (dense: all; Krylov: the Ritz values of the
+    #: J_F run), complex on the CPU: the verdict asks whether another one is as far out as the lead.
+    computed: list[torch.Tensor | None] | None = None
+
+
+def near_modulus(values: torch.Tensor | None, mu: complex, eps: float, reach: float) -> tuple[complex, ...]:
+    """The computed eigenvalues ``v`` (``Im >= 0``, ``mu`` itself left out) with ``| |1 + eps v| - rho | <=
+    reach``, ``rho = |1 + eps mu|``: those that may lead instead of ``mu`` within the error bounds."""
+    if values is None or values.numel() < 2 or not math.isfinite(reach):
+        return ()
+    values = values[torch.isfinite(values)].to(torch.complex128)
+    values = values[values.imag >= 0]
+    if values.numel() == 0:
+        return ()
+    itself = int((values - mu).abs().argmin())
+    values = torch.cat([values[:itself], values[itself + 1 :]])
+    rho = abs(1 + eps * mu)
+    near = ((1 + eps * values).abs() - rho).abs() <= reach
+    return tuple(complex(v) for v in values[near].tolist())
 
 
 def leading(result: EigResult) -> tuple[list[complex], list[float], list[bool], list[float]]:
