@@ -21,6 +21,8 @@ from spectral_probe.linalg.defaults import DEFAULTS
 
 #: Machine epsilon by dtype name (``torch.finfo(dtype).eps``; a test keeps the two equal).
 MACHINE_EPS = {"float64": 2.0**-52, "float32": 2.0**-23}
+#: The smallest normal number by dtype name (``torch.finfo(dtype).tiny``): a square below it is 0.
+SMALLEST_NORMAL = {"float64": 2.0**-1022, "float32": 2.0**-126}
 #: ``tol = u ** DEFAULT_TOL_EXPONENT`` when ``--tol`` is not given (the solvers' own default, one home:
 #: :data:`spectral_probe.linalg.defaults.DEFAULTS`): two thirds of the digits for the residual, the last
 #: third left for the agreement checks.

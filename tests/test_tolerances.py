@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from spectral_probe.linalg.result import default_tol as solver_default_tol
-from spectral_probe.tolerances import MACHINE_EPS, default_tol, tolerances, tolerances_markdown
+from spectral_probe.tolerances import MACHINE_EPS, SMALLEST_NORMAL, default_tol, tolerances, tolerances_markdown
 
 ROOT = Path(__file__).resolve().parents[1]
 README = (ROOT / "README.md").read_text()
@@ -46,3 +46,29 @@ def test_thresholds_follow_tol_and_dtype() -> None:
 def test_verdict_and_tolerances_need_no_torch() -> None:
     code = "import sys, spectral_probe.tolerances, spectral_probe.verdict; sys.exit('torch' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=False).returncode == 0
+
+
+def test_a_jacobian_too_small_for_the_dtypes_norms_is_no_converged_answer() -> None:
+    # float32, J_F = 1e-30 H (Hilbert): every residual's square underflowed to 0, so every run was
+    # "converged" and alpha came back 54% off, 5 times outside its bound.
+    import torch
+    from scipy.linalg import hilbert
+
+    from spectral_probe import probe
+
+    hilbert8 = torch.tensor(hilbert(8))
+    for scale, dtype, flagged in (
+        (1e-30, torch.float32, True),
+        (1e-18, torch.float32, True),
+        (1e-30, torch.float64, False),
+    ):
+        a = (scale * hilbert8).to(dtype)
+        result = probe(lambda z, a=a: a @ z, torch.zeros(8, dtype=dtype), c=-1.0, eps=0.1, method="krylov").results[0]
+        names = {c.name for c in result.checks if not c.passed}
+        assert ("matvec:scale" in names) == flagged, (scale, dtype, result.reason)
+        if flagged:
+            assert result.verdict == "inconclusive" and "norms resolve" in result.reason
+    zero = probe(lambda z: 0 * z, torch.zeros(4, dtype=torch.float32), c=-1.0).results[0]  # exactly 0: fine
+    assert zero.verdict == "marginal", zero.reason
+    tiny = {"float64": torch.finfo(torch.float64).tiny, "float32": torch.finfo(torch.float32).tiny}
+    assert tiny == SMALLEST_NORMAL

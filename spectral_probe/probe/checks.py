@@ -13,7 +13,7 @@ from spectral_probe.config import ProbeOptions
 from spectral_probe.jacobian import JacobianOperators
 from spectral_probe.linalg.fdcheck import adjoint_rel_err, determinism_error, fd_jvp_rel_err, step_doubling_error
 from spectral_probe.results import Check
-from spectral_probe.tolerances import Tolerances
+from spectral_probe.tolerances import SMALLEST_NORMAL, Tolerances
 
 
 @dataclass(frozen=True)
@@ -53,6 +53,7 @@ class MatvecChecks:
     known: KnownProducts | None = None
     force_change: torch.Tensor | None = None  # [B]: nc_force(z*) twice, relative (None: not evaluated twice)
     operator_error: torch.Tensor | None = None  # [B]: --matvec fd, the central differences' own error
+    scale: torch.Tensor | None = None  # [B]: about max ||J_F d|| / ||d|| over the directions (the norm's scale)
 
 
 def matvec_checks(ops: JacobianOperators, options: ProbeOptions, random: Callable[..., torch.Tensor]) -> MatvecChecks:
@@ -104,8 +105,13 @@ def matvec_checks(ops: JacobianOperators, options: ProbeOptions, random: Callabl
     # directions (of a random u where there are fewer), J v of v again
     matvecs = 3 * k + (2 if k >= 2 else 1) + 1 + (k == 0)
     known = KnownProducts(directions, jv, jtv) if k else KnownProducts(v, jv_first, jtv)
+    along = directions if k else v
+    # ||J_F d|| / ||d|| by the largest entry (times sqrt(n)): the 2-norm itself underflows where it matters
+    image = (known.jv - shift * along).abs().amax(dim=-1) * math.sqrt(n)
+    scale = (image / torch.linalg.vector_norm(along, dim=-1)).amax(dim=-1)
     # What the checks cost per fixed point, with the products of the set-up (ops.setup_matvecs).
-    return MatvecChecks(nondeterminism, fd_err, adj_err, ops.setup_matvecs + matvecs, (), known, force_change(ops))
+    matvecs += ops.setup_matvecs
+    return MatvecChecks(nondeterminism, fd_err, adj_err, matvecs, (), known, force_change(ops), scale=scale)
 
 
 def fd_error_along(ops: JacobianOperators, x: torch.Tensor, floor: list[float]) -> tuple[list[float], int]:
@@ -140,7 +146,9 @@ def judge(name: str, kind: str, value: float | None, bound: float | None, reason
 FAULTS: dict[str, float] = {}
 
 
-def matvec_failures(checks: MatvecChecks, b: int, fp_residual: float, tolerances: Tolerances) -> list[Check]:
+def matvec_failures(
+    checks: MatvecChecks, b: int, fp_residual: float, tolerances: Tolerances, n: int = 1
+) -> list[Check]:
     """The records of the checks before the solves, for fixed point ``b``."""
     records = []
     if not math.isfinite(fp_residual):  # NaN != NaN: not a nondeterminism, and no residual to speak of
@@ -178,7 +186,19 @@ def matvec_failures(checks: MatvecChecks, b: int, fp_residual: float, tolerances
     for name, errors, message in autograd:  # None under --matvec fd
         if errors is not None:
             records.append(judge(name, "matvec", float(errors[b]), tolerances.autograd, message))
+    if checks.scale is not None:
+        records.append(_scale_check(float(checks.scale[b]), n, tolerances))
     return records
+
+
+def _scale_check(scale: float, n: int, tolerances: Tolerances) -> Check:
+    """``||J_F||`` above what this dtype's norms resolve at ``tol``: a residual ``tol ||J_F||`` spread over
+    ``n`` entries squares below the smallest normal number (``||J_F|| < sqrt(n tiny) / tol``, 5e-13 in
+    float32 at n = 1e4) and reads as 0, a converged residual for any vector. ``J_F = 0`` exactly passes."""
+    floor = math.sqrt(n * SMALLEST_NORMAL[tolerances.dtype]) / tolerances.tol
+    value = 0.0 if scale == 0 else floor / scale
+    why = f"the Jacobian's scale ~{scale:.1e} is below what {tolerances.dtype} norms resolve at --tol ({floor:.1e}):"
+    return judge("matvec:scale", "matvec", value, 1.0, why + " residuals underflow to 0; use --dtype float64")
 
 
 def invariant_checks(

@@ -89,7 +89,7 @@ def probe_fixed_points(
     shared = _Shared(label, n, c, eps, limits, method, (time.perf_counter() - started) / batch)
     results = []
     for b in range(batch):
-        records = list(spectra.checks[b]) + matvec_failures(checks, b, fp_residual[b], limits)
+        records = list(spectra.checks[b]) + matvec_failures(checks, b, fp_residual[b], limits, n)
         measured = {  # the JSON fields of the checks before the solves
             "fd_jvp_rel_err": None if checks.fd_err is None else float(checks.fd_err[b]),
             "adjoint_rel_err": None if checks.adj_err is None else float(checks.adj_err[b]),
