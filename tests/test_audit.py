@@ -187,6 +187,13 @@ def test_find_checkpoints_default_patterns_at_any_depth_in_natural_order(fake_ru
     ]
 
 
+def test_the_default_patterns_take_the_suffixes_in_any_case_as_scan_does(tmp_path: Path) -> None:
+    # scan reads STEP_1.PT; audit skipped it (a case-sensitive glob), so it dropped out of the run unseen.
+    for name in ("a.SAFETENSORS", "b.Pt", "c.pth", "notes.txt"):
+        (tmp_path / name).write_bytes(b"x")
+    assert [Path(p).name for p in find_checkpoints(tmp_path)] == ["a.SAFETENSORS", "b.Pt", "c.pth"]
+
+
 def test_glob_without_a_slash_matches_names_at_any_depth(fake_run: Path) -> None:
     assert [Path(p).name for p in find_checkpoints(fake_run, "step_2*")] == ["step_2000.pth"]
     assert find_checkpoints(fake_run, "*/*.pth") == [str(fake_run / "nested" / "step_2000.pth")]

@@ -49,8 +49,8 @@ def find_checkpoints(directory: str | os.PathLike[str], pattern: str | None = No
 
     ``pattern`` without a ``/`` matches file names at any depth (like ``rglob``); with a ``/`` it is
     a glob relative to ``directory`` (``runs/*/last.pt``, ``**/ema_*.safetensors``). The default is
-    every ``*.safetensors``, ``*.pt`` and ``*.pth`` at any depth. No match is a usage error: an empty
-    audit must never pass a CI gate.
+    every ``*.safetensors``, ``*.pt`` and ``*.pth`` at any depth, in any case (``.PT``). No match is a
+    usage error: an empty audit must never pass a CI gate.
     """
     root = Path(directory)
     info = path_stat(directory)
@@ -60,7 +60,10 @@ def find_checkpoints(directory: str | os.PathLike[str], pattern: str | None = No
         raise UsageError(f"{directory}: not a directory (use `spectral-probe scan` for one checkpoint)")
     patterns = (pattern,) if pattern else DEFAULT_PATTERNS
     found: set[Path] = set()
-    for pat in patterns:
+    if pattern is None:  # any case of the suffixes, as scan reads them: a STEP_1.PT is no less a checkpoint
+        suffixes = {pat.removeprefix("*") for pat in DEFAULT_PATTERNS}
+        found.update(p for p in root.rglob("*") if p.suffix.lower() in suffixes and _is_file(p))
+    for pat in patterns if pattern else ():
         matches = root.glob(pat) if "/" in pat else root.rglob(pat)
         found.update(p for p in matches if _is_file(p))
     if not found:
