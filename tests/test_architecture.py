@@ -23,7 +23,7 @@ import pytest
 PACKAGE = Path(__file__).resolve().parent.parent / "spectral_probe"
 
 #: Shared by every layer: imports nothing above itself (checked below like the rest).
-FOUNDATION = {"__init__", "errors", "exitcodes", "config", "validate", "results", "verdict"}
+FOUNDATION = {"__init__", "errors", "exitcodes", "config", "validate", "memory", "results", "verdict"}
 
 #: Rank of every other component: an import must go to a strictly lower rank (or within a component).
 RANK: dict[str, float] = {

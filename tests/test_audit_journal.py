@@ -452,7 +452,7 @@ def test_resume_probes_again_a_checkpoint_refused_for_want_of_memory(tmp_path: P
 
 def test_a_checkpoint_too_large_for_memory_is_a_resource_error(tmp_path: Path) -> None:
     from spectral_probe.errors import ResourceError
-    from spectral_probe.validate import check_fits
+    from spectral_probe.memory import check_fits
 
     with pytest.raises(ResourceError, match="refusing it before allocating"):
         check_fits(1 << 62, "loading its tensors", tmp_path / "x.safetensors")

@@ -23,7 +23,8 @@ from torch import Tensor
 
 from spectral_probe.checkpoint.torch_files import read_torch
 from spectral_probe.errors import InputError
-from spectral_probe.validate import check_fits, path_stat, shown
+from spectral_probe.memory import check_fits
+from spectral_probe.validate import path_stat, shown
 
 SAFETENSORS_SUFFIXES = (".safetensors",)
 TORCH_SUFFIXES = (".pt", ".pth")

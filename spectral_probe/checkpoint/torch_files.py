@@ -19,7 +19,8 @@ import torch
 from torch import Tensor
 
 from spectral_probe.errors import InputError
-from spectral_probe.validate import check_fits, shown
+from spectral_probe.memory import check_fits
+from spectral_probe.validate import shown
 
 # A .pt checkpoint may carry metadata like a safetensors header, as a dict of str under this key.
 _PT_METADATA_KEY = "__metadata__"

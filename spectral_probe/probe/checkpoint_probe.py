@@ -18,12 +18,13 @@ from spectral_probe.checkpoint import (
 from spectral_probe.config import DEFAULT_C, DEFAULT_EPS, ProbeOptions
 from spectral_probe.errors import InputError, ResourceError
 from spectral_probe.fixed_point import find_for_checkpoint
+from spectral_probe.memory import check_probe_fits, is_allocation_failure
 from spectral_probe.operators import operator_size, resolve_operator
 from spectral_probe.probe.fixed_points import probe_fixed_points
 from spectral_probe.probe.warm import WarmStart
 from spectral_probe.results import FixedPointResult
 from spectral_probe.user_model import build_user_force, whole_message
-from spectral_probe.validate import check_probe_fits, is_allocation_failure, shown
+from spectral_probe.validate import shown
 
 
 @dataclass(frozen=True)
@@ -41,7 +42,7 @@ def probe_checkpoint(
 ) -> CheckpointProbe:
     """Read ``path`` and probe each of its fixed points (``[n]`` or ``[B, n]``).
 
-    Sizes are checked before allocation (:func:`spectral_probe.validate.check_probe_fits`); an
+    Sizes are checked before allocation (:func:`spectral_probe.memory.check_probe_fits`); an
     allocation that fails anyway is an :class:`InputError` naming ``path`` (exit 2), not a bug.
     """
     try:
