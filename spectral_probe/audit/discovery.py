@@ -59,13 +59,11 @@ def find_checkpoints(directory: str | os.PathLike[str], pattern: str | None = No
     if not stat.S_ISDIR(info.st_mode):
         raise UsageError(f"{directory}: not a directory (use `spectral-probe scan` for one checkpoint)")
     patterns = (pattern,) if pattern else DEFAULT_PATTERNS
-    found: set[Path] = set()
     if pattern is None:  # any case of the suffixes, as scan reads them: a STEP_1.PT is no less a checkpoint
         suffixes = {pat.removeprefix("*") for pat in DEFAULT_PATTERNS}
-        found.update(p for p in root.rglob("*") if p.suffix.lower() in suffixes and _is_file(p))
-    for pat in patterns if pattern else ():
-        matches = root.glob(pat) if "/" in pat else root.rglob(pat)
-        found.update(p for p in matches if _is_file(p))
+        found = {p for p in root.rglob("*") if p.suffix.lower() in suffixes and _is_file(p)}
+    else:
+        found = {p for p in (root.glob(pattern) if "/" in pattern else root.rglob(pattern)) if _is_file(p)}
     if not found:
         raise UsageError(f"{directory}: no checkpoint matches {' or '.join(patterns)} (an empty audit never passes)")
     ordered = sorted(found, key=lambda p: natural_key(p.relative_to(root).as_posix()))
